@@ -1,0 +1,1 @@
+"""Lesion classifiers: the judge of whether synthetic images help (see the classifier issue)."""

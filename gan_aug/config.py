@@ -1,0 +1,162 @@
+"""One typed, validated config per command: defaults < YAML file < command-line flags < --set key=value.
+
+Each command owns a dataclass with a `validate()` method. `build_config` fills it from those layers,
+coerces every value to the field's declared type, rejects unknown keys, and runs `validate()` once,
+so the rest of the code can trust the object it is handed.
+"""
+
+import dataclasses
+import typing
+from pathlib import Path
+
+import yaml
+
+from gan_aug.errors import UserError
+
+
+def _coerce(name, value, annotation):
+    """Convert `value` (from YAML or a flag) to the type `annotation` names, or raise UserError."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Union:  # Optional[X]
+        if value is None:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(name, value, inner[0])
+    if value is None:
+        raise UserError(f"config key '{name}' must not be empty")
+    if origin in (list, tuple):
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise UserError(f"config key '{name}' must be a list, got {value!r}")
+        return tuple(_coerce(name, v, args[0]) for v in value)
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "yes", "1", "false", "no", "0"):
+            return value.lower() in ("true", "yes", "1")
+        raise UserError(f"config key '{name}' must be true or false, got {value!r}")
+    if annotation in (int, float):
+        if isinstance(value, bool):
+            raise UserError(f"config key '{name}' must be a number, got {value!r}")
+        try:
+            number = annotation(value)
+        except (TypeError, ValueError):
+            raise UserError(f"config key '{name}' must be {annotation.__name__}, got {value!r}") from None
+        if annotation is int and float(value) != number:
+            raise UserError(f"config key '{name}' must be an integer, got {value!r}")
+        return number
+    if annotation is str:
+        if isinstance(value, (dict, list)):
+            raise UserError(f"config key '{name}' must be a string, got {value!r}")
+        return str(value)
+    raise AssertionError(f"unsupported config type {annotation} for {name}")
+
+
+def parse_set_options(pairs):
+    """Turn ('a=1', 'b=x') into {'a': 1, 'b': 'x'}, values parsed as YAML scalars."""
+    out = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--set expects key=value, got '{pair}'")
+        try:
+            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError:
+            out[key.strip()] = raw
+    return out
+
+
+def read_yaml(path):
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise UserError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"config file {path} must hold a mapping of key: value")
+    return data
+
+
+def build_config(cls, config_path=None, flags=None, sets=()):
+    """Build and validate a `cls` instance from its defaults, a YAML file, flags and --set pairs.
+
+    `flags` holds command-line values; None (or False for on/off flags) means "not given".
+    """
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    layers = [read_yaml(config_path) if config_path else {}]
+    layers.append({k: v for k, v in (flags or {}).items() if v is not None and v is not False})
+    layers.append(parse_set_options(sets))
+    values = {}
+    for layer in layers:
+        for key, value in layer.items():
+            key = key.replace("-", "_")
+            if key not in fields:
+                known = ", ".join(sorted(fields))
+                raise UserError(f"unknown config key '{key}' (known: {known})")
+            values[key] = _coerce(key, value, hints[key])
+    try:
+        config = cls(**values)
+    except TypeError as err:  # a required field left unset
+        missing = [n for n, f in fields.items() if n not in values and _is_required(f)]
+        raise UserError(f"missing required setting(s): {', '.join(missing) or err}") from None
+    config.validate()
+    return config
+
+
+def _is_required(field):
+    return field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
+
+
+def to_yaml(config):
+    """The resolved config as YAML (tuples as lists), for --dry-run and run directories."""
+    data = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(config).items()}
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-command configs.
+
+MIN_SIZE, MAX_SIZE = 8, 512
+
+
+@dataclasses.dataclass
+class PrepareConfig:
+    """`gan-aug prepare`: read a source, decode, resize, split by lesion, write one .npz."""
+
+    out: str
+    source: str = "toy"
+    root: typing.Optional[str] = None  # folder (or file, for medmnist-npz); unused by toy
+    size: int = 64
+    csv: typing.Optional[str] = None  # labels/metadata CSV when not found under root
+    metadata_csv: typing.Optional[str] = None  # isic-csv: the optional ISIC 2019 metadata CSV
+    val_frac: float = 0.1
+    test_frac: float = 0.2
+    seed: int = 0
+    skip_missing: bool = False
+    skip_bad: bool = False
+    force: bool = False
+    workers: int = 0  # 0: one per CPU core
+    toy_count: int = 2000
+
+    def validate(self):
+        from gan_aug.data.readers import READERS
+
+        if self.source not in READERS:
+            raise UserError(f"unknown source '{self.source}' (choose from {', '.join(READERS)})")
+        if self.source != "toy" and not self.root:
+            raise UserError(f"--root is required for source '{self.source}'")
+        if not MIN_SIZE <= self.size <= MAX_SIZE:
+            raise UserError(f"--size must be between {MIN_SIZE} and {MAX_SIZE}, got {self.size}")
+        if not (0 <= self.val_frac < 1 and 0 <= self.test_frac < 1 and self.val_frac + self.test_frac < 1):
+            raise UserError("split fractions must be in [0, 1) and leave some images for train")
+        if self.workers < 0:
+            raise UserError("--workers must be >= 0")
+        if self.toy_count < 50:
+            raise UserError("toy_count must be at least 50")
+        if not self.out.endswith(".npz"):
+            raise UserError(f"--out must name a .npz file, got {self.out}")

@@ -1,0 +1,46 @@
+"""HAM10000: `HAM10000_metadata.csv` plus images anywhere under the root (official: two part folders)."""
+
+import csv
+
+import numpy as np
+
+from gan_aug.data.records import (HAM_CLASSES, SourceRecords, find_csv, index_images, match_images,
+                                  parse_age, require_columns)
+from gan_aug.errors import UserError
+
+METADATA_NAME = "HAM10000_metadata.csv"
+REQUIRED_COLUMNS = ("lesion_id", "image_id", "dx")
+
+
+def read(config):
+    csv_path = find_csv(config.root, config.csv, METADATA_NAME, "metadata CSV")
+    with open(csv_path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        require_columns(reader.fieldnames or [], REQUIRED_COLUMNS, csv_path)
+        rows = list(reader)
+    if not rows:
+        raise UserError(f"{csv_path} has no rows")
+    unknown = sorted({r["dx"] for r in rows} - set(HAM_CLASSES))
+    if unknown:
+        raise UserError(f"{csv_path}: unknown dx label(s) {', '.join(unknown)} "
+                        f"(expected {', '.join(HAM_CLASSES)})")
+    image_ids = [r["image_id"] for r in rows]
+    notices = []
+    paths, keep = match_images(image_ids, index_images(config.root), config.skip_missing, notices)
+    records = SourceRecords(
+        class_names=HAM_CLASSES,
+        labels=np.array([HAM_CLASSES.index(r["dx"]) for r in rows], dtype=np.int64),
+        image_ids=np.array(image_ids),
+        groups=np.array([r["lesion_id"] or r["image_id"] for r in rows]),
+        paths=paths,
+        age=np.array([parse_age(r.get("age")) for r in rows], dtype=np.float64),
+        sex=np.array([_clean(r.get("sex")) for r in rows]),
+        site=np.array([_clean(r.get("localization")) for r in rows]),
+        notices=notices,
+    )
+    return records.subset(keep).drop_empty_classes()
+
+
+def _clean(value):
+    value = (value or "").strip()
+    return "" if value.lower() in ("unknown", "nan") else value

@@ -1,0 +1,108 @@
+"""`gan-aug prepare`: source -> one leak-free prepared set (.npz) that every later stage reads."""
+
+import hashlib
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import StratifiedGroupKFold
+
+from gan_aug.data import images as image_ops
+from gan_aug.data.readers import READERS
+from gan_aug.errors import UserError
+from gan_aug.fileio import atomic_write
+
+SPLITS = ("train", "val", "test")
+
+
+def fingerprint(images, labels, split):
+    """sha256 of the pixels, labels and split: the identity of a prepared set for provenance checks."""
+    digest = hashlib.sha256()
+    digest.update(np.ascontiguousarray(images, dtype=np.uint8).data)
+    digest.update(np.asarray(labels, dtype="<i8").tobytes())
+    digest.update("\n".join(np.asarray(split).tolist()).encode())
+    return digest.hexdigest()
+
+
+def _one_fold(labels, groups, fraction, seed):
+    """Boolean mask of one stratified, group-disjoint fold holding about `fraction` of the rows."""
+    n_splits = max(2, round(1 / fraction))
+    if len(np.unique(groups)) < n_splits:
+        raise UserError(f"too few groups ({len(np.unique(groups))}) to split off a {fraction:.0%} fold")
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():  # rare classes smaller than n_splits are expected, not news
+        warnings.simplefilter("ignore", UserWarning)
+        _, fold = next(splitter.split(np.zeros(len(labels)), labels, groups))
+    mask = np.zeros(len(labels), dtype=bool)
+    mask[fold] = True
+    return mask
+
+
+def group_split(labels, groups, val_frac, test_frac, seed):
+    """(N,) array of 'train'/'val'/'test': stratified by label, every group inside one split.
+
+    The fold sizes are 1/round(1/fraction) of the rows (0.2 -> 1/5, 0.1 of the rest -> 1/8 of it).
+    """
+    split = np.full(len(labels), "train", dtype="<U5")
+    if test_frac > 0:
+        split[_one_fold(labels, groups, test_frac, seed)] = "test"
+    rest = np.flatnonzero(split == "train")
+    if val_frac > 0:
+        val = _one_fold(labels[rest], groups[rest], val_frac / (1 - test_frac), seed + 1)
+        split[rest[val]] = "val"
+    return split
+
+
+def _decode(records, config, workers, progress):
+    """Decoded images for `records`, and the records without unreadable files when skipping them."""
+    if records.arrays is not None:
+        return image_ops.resize_arrays(records.arrays, config.size, progress), records, []
+    images, errors = image_ops.decode_files(records.paths, config.size, workers, progress)
+    notices = []
+    if errors:
+        shown = "; ".join(list(errors.values())[:3]) + (" ..." if len(errors) > 3 else "")
+        if not config.skip_bad:
+            raise UserError(f"{len(errors)} unreadable image(s): {shown} (use --skip-bad to go on without them)")
+        keep = np.ones(len(records), dtype=bool)
+        keep[list(errors)] = False
+        images, records = images[keep], records.subset(keep).drop_empty_classes()
+        notices.append(f"skipped {len(errors)} unreadable image(s): {shown}")
+    return images, records, notices
+
+
+def build_prepared(config, progress=True):
+    """Read, decode and split the source named in `config`; return (arrays dict, notices)."""
+    records = READERS[config.source](config)
+    workers = config.workers or os.cpu_count() or 1
+    images, records, notices = _decode(records, config, workers, progress)
+    if len(records) == 0:
+        raise UserError("no images left to prepare")
+    labels, groups = records.labels, records.groups
+    split = records.split if records.split is not None else group_split(
+        labels, groups, config.val_frac, config.test_frac, config.seed)
+    arrays = {
+        "images": images,
+        "labels": labels.astype(np.int64),
+        "class_names": np.array(records.class_names, dtype=str),
+        "split": np.asarray(split, dtype=str),
+        "group": np.asarray(groups, dtype=str),
+        "image_id": np.asarray(records.image_ids, dtype=str),
+        "source": np.array(config.source),
+        "fingerprint": np.array(fingerprint(images, labels, split)),
+    }
+    for key, value in (("age", records.age), ("sex", records.sex), ("site", records.site)):
+        if value is not None:
+            arrays[key] = np.asarray(value, dtype=np.float64 if key == "age" else str)
+    return arrays, records.notices + notices
+
+
+def prepare(config, progress=True):
+    """Run `gan-aug prepare`: refuses an existing output unless config.force; writes atomically."""
+    out = Path(config.out)
+    if out.exists() and not config.force:
+        raise UserError(f"{out} already exists (use --force to overwrite)")
+    arrays, notices = build_prepared(config, progress)
+    with atomic_write(out) as handle:
+        np.savez(handle, **arrays)
+    return arrays, notices

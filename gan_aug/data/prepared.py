@@ -1,0 +1,94 @@
+"""Reading a prepared set back: validated arrays plus the summary `gan-aug info` prints."""
+
+import dataclasses
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from gan_aug.errors import UserError
+
+REQUIRED_KEYS = ("images", "labels", "class_names", "split", "group", "image_id", "source", "fingerprint")
+SPLITS = ("train", "val", "test")
+
+
+@dataclasses.dataclass(frozen=True)
+class PreparedSet:
+    path: Path
+    images: np.ndarray  # (N, H, W, 3) uint8
+    labels: np.ndarray  # (N,) int64
+    class_names: tuple
+    split: np.ndarray  # (N,) str in SPLITS
+    group: np.ndarray  # (N,) str
+    image_id: np.ndarray  # (N,) str
+    source: str
+    fingerprint: str
+    age: Optional[np.ndarray] = None
+    sex: Optional[np.ndarray] = None
+    site: Optional[np.ndarray] = None
+
+    @property
+    def image_size(self):
+        return self.images.shape[1]
+
+    def indices(self, split):
+        """Row indices of one split ('train', 'val' or 'test')."""
+        assert split in SPLITS, split
+        return np.flatnonzero(self.split == split)
+
+    def class_counts(self, split=None):
+        labels = self.labels if split is None else self.labels[self.split == split]
+        return np.bincount(labels, minlength=len(self.class_names))
+
+
+def load_prepared(path):
+    """Load and check a prepared set; a one-line UserError for anything that is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"prepared set not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            data = {key: archive[key] for key in archive.files}
+    except (OSError, ValueError) as err:
+        raise UserError(f"{path} is not a readable prepared set: {err}") from None
+    missing = [k for k in REQUIRED_KEYS if k not in data]
+    if missing:
+        raise UserError(f"{path} is not a gan-aug prepared set (missing {', '.join(missing)})")
+    images, labels = data["images"], data["labels"]
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+        raise UserError(f"{path}: images must be uint8 (N, H, W, 3), got {images.dtype} {images.shape}")
+    if len(labels) != len(images) or not set(np.unique(data["split"])) <= set(SPLITS):
+        raise UserError(f"{path}: labels/split do not match the images")
+    return PreparedSet(
+        path=path, images=images, labels=labels.astype(np.int64),
+        class_names=tuple(data["class_names"].tolist()), split=data["split"], group=data["group"],
+        image_id=data["image_id"], source=str(data["source"]), fingerprint=str(data["fingerprint"]),
+        age=data.get("age"), sex=data.get("sex"), site=data.get("site"),
+    )
+
+
+def summary_table(prepared):
+    """The text `gan-aug info` prints: class counts per split, then size, source, fingerprint."""
+    header = ["class"] + list(SPLITS) + ["total"]
+    rows = []
+    per_split = {s: prepared.class_counts(s) for s in SPLITS}
+    for i, name in enumerate(prepared.class_names):
+        counts = [int(per_split[s][i]) for s in SPLITS]
+        rows.append([name] + counts + [sum(counts)])
+    totals = [int(per_split[s].sum()) for s in SPLITS]
+    rows.append(["total"] + totals + [sum(totals)])
+    widths = [max(len(str(r[c])) for r in [header] + rows) for c in range(len(header))]
+    fmt = lambda row: "  ".join(str(v).ljust(w) if c == 0 else str(v).rjust(w)
+                                for c, (v, w) in enumerate(zip(row, widths)))
+    lines = [fmt(header)] + [fmt(r) for r in rows]
+    metadata = [k for k in ("age", "sex", "site") if getattr(prepared, k) is not None]
+    lines += [
+        "",
+        f"file         {prepared.path}",
+        f"source       {prepared.source}",
+        f"image size   {prepared.image_size}x{prepared.image_size}",
+        f"groups       {len(np.unique(prepared.group))} (lesions; images of one group share a split)",
+        f"metadata     {', '.join(metadata) or 'none'}",
+        f"fingerprint  {prepared.fingerprint}",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,132 @@
+"""What a reader hands to `prepare`: one row per image, before decoding and splitting."""
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from gan_aug.errors import UserError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+# HAM10000 diagnosis codes, the names every reader maps to where it can.
+HAM_CLASSES = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
+
+
+@dataclasses.dataclass
+class SourceRecords:
+    """Rows of one source. Exactly one of `paths` (files to decode) or `arrays` (decoded) is set."""
+
+    class_names: tuple
+    labels: np.ndarray  # (N,) int64 index into class_names
+    image_ids: np.ndarray  # (N,) str
+    groups: np.ndarray  # (N,) str, lesion (or patient) id; image id where unknown
+    paths: Optional[list] = None  # N file paths
+    arrays: Optional[np.ndarray] = None  # (N, H, W, 3) uint8
+    split: Optional[np.ndarray] = None  # (N,) str, an official split the source prescribes
+    age: Optional[np.ndarray] = None  # (N,) float, nan where missing
+    sex: Optional[np.ndarray] = None  # (N,) str, "" where missing
+    site: Optional[np.ndarray] = None  # (N,) str, "" where missing
+    notices: list = dataclasses.field(default_factory=list)  # things the user should hear about
+
+    def __post_init__(self):
+        n = len(self.labels)
+        assert (self.paths is None) != (self.arrays is None), "exactly one of paths/arrays"
+        for name in ("image_ids", "groups", "paths", "arrays", "split", "age", "sex", "site"):
+            value = getattr(self, name)
+            assert value is None or len(value) == n, f"{name} has {len(value)} rows, labels {n}"
+
+    def __len__(self):
+        return len(self.labels)
+
+    def subset(self, keep):
+        """The rows where boolean mask `keep` is true."""
+        keep = np.asarray(keep, dtype=bool)
+        changes = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.name in ("class_names", "notices") or value is None:
+                continue
+            if isinstance(value, list):
+                changes[field.name] = [v for v, k in zip(value, keep) if k]
+            else:
+                changes[field.name] = value[keep]
+        return dataclasses.replace(self, **changes)
+
+    def drop_empty_classes(self):
+        """Remove classes with no rows (renumbering labels), with a notice for each."""
+        counts = np.bincount(self.labels, minlength=len(self.class_names))
+        if counts.all():
+            return self
+        kept = [i for i, c in enumerate(counts) if c]
+        dropped = [self.class_names[i] for i, c in enumerate(counts) if not c]
+        remap = np.full(len(self.class_names), -1, dtype=np.int64)
+        remap[kept] = np.arange(len(kept))
+        return dataclasses.replace(
+            self,
+            class_names=tuple(self.class_names[i] for i in kept),
+            labels=remap[self.labels],
+            notices=self.notices + [f"class {name} has no images and was dropped" for name in dropped],
+        )
+
+
+def index_images(root):
+    """Map image stem -> path for every image file anywhere under `root` (first one found wins)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"root folder not found: {root}")
+    found = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            stem, ext = os.path.splitext(name)
+            if ext.lower() in IMAGE_EXTENSIONS and stem not in found:
+                found[stem] = Path(dirpath) / name
+    if not found:
+        raise UserError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found under {root}")
+    return found
+
+
+def match_images(image_ids, index, skip_missing, notices):
+    """Paths for `image_ids` from `index`, plus a keep-mask; raises if any is missing and not skipped."""
+    paths = [index.get(i) for i in image_ids]
+    keep = np.array([p is not None for p in paths], dtype=bool)
+    missing = [i for i, p in zip(image_ids, paths) if p is None]
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        if not skip_missing:
+            raise UserError(f"{len(missing)} image id(s) have no file under the root: {shown} "
+                            "(use --skip-missing to go on without them)")
+        notices.append(f"skipped {len(missing)} image id(s) with no file: {shown}")
+    return paths, keep
+
+
+def find_csv(root, explicit, default_name, what):
+    """The CSV given explicitly, else `default_name` found anywhere under `root`."""
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise UserError(f"{what} not found: {path}")
+        return path
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"root folder not found: {root}")
+    hits = sorted(root.rglob(default_name))
+    if not hits:
+        raise UserError(f"no {default_name} under {root} (pass --csv PATH)")
+    return hits[0]
+
+
+def require_columns(header, required, path):
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise UserError(f"{path} lacks column(s) {', '.join(missing)} (has: {', '.join(header)})")
+
+
+def parse_age(text):
+    try:
+        return float(text) if text not in ("", None) else float("nan")
+    except ValueError:
+        return float("nan")
