@@ -42,7 +42,9 @@ def _decode_chunk(args):
         try:
             out.append((decode_file(path, size), None))
         except (OSError, ValueError, UnidentifiedImageError, Image.DecompressionBombError) as err:
-            out.append((None, f"{os.path.basename(str(path))}: {str(err).splitlines()[0] or type(err).__name__}"))
+            name = os.path.basename(str(path))
+            reason = (str(err).splitlines() or [type(err).__name__])[0].replace(f"'{path}'", "").strip()
+            out.append((None, f"{name}: {reason}"))
     return out
 
 

@@ -33,7 +33,11 @@ def _one_fold(labels, groups, fraction, seed):
     splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     with warnings.catch_warnings():  # rare classes smaller than n_splits are expected, not news
         warnings.simplefilter("ignore", UserWarning)
-        _, fold = next(splitter.split(np.zeros(len(labels)), labels, groups))
+        try:
+            _, fold = next(splitter.split(np.zeros(len(labels)), labels, groups))
+        except ValueError as err:  # every class smaller than the number of folds
+            raise UserError(f"too few images per class to split off a {fraction:.0%} fold ({err}); "
+                            "lower --val-frac/--test-frac or add images") from None
     mask = np.zeros(len(labels), dtype=bool)
     mask[fold] = True
     return mask

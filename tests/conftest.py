@@ -1,0 +1,113 @@
+"""Tiny fixtures of every source format, built fresh in a temp folder for each test."""
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from gan_aug.cli import cli
+
+HAM = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
+
+
+def write_jpeg(path, seed, size=(40, 30)):
+    rng = np.random.default_rng(seed)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(path, quality=90)
+
+
+@pytest.fixture
+def ham_root(tmp_path):
+    """A HAM10000-style root: metadata CSV + images over two part folders; lesions of 1-3 images."""
+    root = tmp_path / "ham"
+    rows, image_no = [], 0
+    for lesion_no in range(42):
+        dx = HAM[lesion_no % len(HAM)]
+        for _ in range(1 + lesion_no % 3):
+            image_id = f"ISIC_{image_no:07d}"
+            part = "HAM10000_images_part_1" if image_no % 2 else "HAM10000_images_part_2"
+            write_jpeg(root / part / f"{image_id}.jpg", image_no)
+            rows.append({"lesion_id": f"HAM_{lesion_no:07d}", "image_id": image_id, "dx": dx,
+                         "dx_type": "histo", "age": "" if image_no % 5 == 0 else str(30 + image_no % 50),
+                         "sex": "male" if image_no % 2 else "female", "localization": "back"})
+            image_no += 1
+    with open(root / "HAM10000_metadata.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return root
+
+
+def write_isic(root, columns, n, metadata=False):
+    """ISIC one-hot ground truth with n images under root/images; returns the CSV path."""
+    classes = [c for c in columns if c != "UNK"]
+    path = root / "ISIC_GroundTruth.csv"
+    root.mkdir(parents=True)
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["image"] + list(columns))
+        for i in range(n):
+            hot = classes[i % len(classes)]
+            writer.writerow([f"ISIC_{i:07d}"] + ["1.0" if c == hot else "0.0" for c in columns])
+            write_jpeg(root / "images" / f"ISIC_{i:07d}.jpg", i)
+    if metadata:
+        with open(root / "meta.csv", "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["image", "age_approx", "anatom_site_general", "lesion_id", "sex"])
+            for i in range(n):
+                writer.writerow([f"ISIC_{i:07d}", 40 + i % 30, "torso", f"IL_{i // 2:07d}", "female"])
+    return path
+
+
+@pytest.fixture
+def isic2018_root(tmp_path):
+    root = tmp_path / "isic2018"
+    write_isic(root, ("MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC"), 84)
+    return root
+
+
+@pytest.fixture
+def isic2019_root(tmp_path):
+    root = tmp_path / "isic2019"
+    write_isic(root, ("MEL", "NV", "BCC", "AK", "BKL", "DF", "VASC", "SCC", "UNK"), 96, metadata=True)
+    return root
+
+
+@pytest.fixture
+def medmnist_file(tmp_path):
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split, n in (("train", 30), ("val", 8), ("test", 10)):
+        arrays[f"{split}_images"] = rng.integers(0, 256, (n, 28, 28, 3), dtype=np.uint8)
+        arrays[f"{split}_labels"] = (np.arange(n) % 7).reshape(-1, 1).astype(np.uint8)
+    path = tmp_path / "dermamnist.npz"
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.fixture
+def imagefolder_root(tmp_path):
+    root = tmp_path / "folders"
+    for c, name in enumerate(("benign", "malignant", "other")):
+        for i in range(12):
+            write_jpeg(root / name / f"img_{i}.png", c * 100 + i)
+    return root
+
+
+@pytest.fixture
+def run_cli():
+    """Invoke `gan-aug ARGS...` in-process; returns click's Result."""
+    runner = CliRunner()
+
+    def run(*args):
+        return runner.invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+    return run
+
+
+def listing(folder):
+    return sorted(os.listdir(folder))

@@ -1,0 +1,58 @@
+"""Config layering and validation: defaults < YAML < flags < --set, unknown keys and bad types refused."""
+
+import dataclasses
+import typing
+
+import pytest
+
+from gan_aug.config import build_config, parse_set_options, to_yaml
+from gan_aug.errors import UserError
+
+
+@dataclasses.dataclass
+class Example:
+    name: str
+    steps: int = 10
+    rate: float = 0.5
+    flag: bool = False
+    classes: typing.Tuple[str, ...] = ()
+    path: typing.Optional[str] = None
+
+    def validate(self):
+        if self.steps < 1:
+            raise UserError("steps must be >= 1")
+
+
+def test_layers_override_in_order(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("name: yaml\nsteps: 20\nrate: 0.1\n")
+    config = build_config(Example, cfg, {"steps": 30, "flag": False}, ["rate=0.25", "classes=mel,df"])
+    assert config == Example(name="yaml", steps=30, rate=0.25, flag=False, classes=("mel", "df"))
+
+
+def test_types_are_coerced_and_checked():
+    assert build_config(Example, None, {"name": "x"}, ["flag=yes", "steps=4.0"]).steps == 4
+    for bad, message in (("steps=4.5", "integer"), ("flag=maybe", "true or false"), ("rate=fast", "float")):
+        with pytest.raises(UserError, match=message):
+            build_config(Example, None, {"name": "x"}, [bad])
+
+
+def test_unknown_and_missing_keys():
+    with pytest.raises(UserError, match="unknown config key 'stpes'"):
+        build_config(Example, None, {"name": "x"}, ["stpes=3"])
+    with pytest.raises(UserError, match="missing required setting"):
+        build_config(Example, None, {}, [])
+
+
+def test_validate_runs_and_yaml_round_trips(tmp_path):
+    with pytest.raises(UserError, match="steps must be"):
+        build_config(Example, None, {"name": "x", "steps": 0})
+    config = build_config(Example, None, {"name": "x", "classes": "a,b"})
+    path = tmp_path / "resolved.yaml"
+    path.write_text(to_yaml(config))
+    assert build_config(Example, path) == config
+
+
+def test_set_values_parse_as_yaml_scalars():
+    assert parse_set_options(["a=1", "b=0.5", "c=true", "d=text", "e="]) == {
+        "a": 1, "b": 0.5, "c": True, "d": "text", "e": None}
