@@ -90,8 +90,51 @@ def info(prepared):
     click.echo(summary_table(load_prepared(prepared)))
 
 
+@cli.command("train-gan")
+@click.option("--data", type=str, help="Prepared set (.npz); the GAN sees its train split only.")
+@click.option("--out", type=str, help="Run directory (checkpoints, samples, TensorBoard).")
+@click.option("--class", "class_", type=str, help="Train on this one class.")
+@click.option("--classes", type=str, help="Train on these classes, comma-separated [all].")
+@click.option("--arch", type=str, help="Network: dcgan or stylegan_lite [dcgan].")
+@click.option("--kimg", type=float, help="Training length in thousands of real images shown to D.")
+@click.option("--ckpt-every", type=float, help="kimg between checkpoints.")
+@click.option("--snapshot-every", type=float, help="kimg between sample grids.")
+@click.option("--seed", type=int)
+@click.option("--resume", is_flag=True, help="Continue the run in --out where it stopped.")
+@click.option("--force", is_flag=True, help="Replace a run already in --out.")
+@config_options
+def train_gan(config_path, sets, dry_run, class_, classes, **flags):
+    """Train a class-conditional GAN on a prepared set's train split.
+
+    \b
+    Examples:
+      gan-aug train-gan --data ham32.npz --out runs/gan32 --config configs/dcgan32.yaml
+      gan-aug train-gan --data ham32.npz --out runs/mel --class mel --kimg 200
+      gan-aug train-gan --data ham32.npz --out runs/gan32 --resume --kimg 400
+    """
+    from pathlib import Path
+
+    from gan_aug.config import GanConfig, build_config, to_yaml
+
+    if class_ and classes:
+        raise UserError("give --class or --classes, not both")
+    flags["classes"] = class_ or classes
+    if flags["resume"] and not config_path and flags.get("out"):
+        saved = Path(flags["out"]) / "config.yaml"
+        config_path = saved if saved.is_file() else None  # resume with the run's own settings
+    config = build_config(GanConfig, config_path, flags, sets)
+    if dry_run:
+        click.echo(to_yaml(config), nl=False)
+        return
+    from gan_aug.gan.train import train_gan as run_training
+
+    summary = run_training(config)
+    click.echo(f"trained {summary['kimg']:.1f} kimg ({summary['step']} steps, {summary['img_per_s']:.0f} img/s); "
+               f"checkpoint {summary['checkpoint']}")
+    click.echo(f"browse: tensorboard --logdir {Path(config.out) / 'tb'}")
+
+
 PLANNED = {
-    "train-gan": "Train a class-conditional GAN on a prepared set's train split.",
     "synthesize": "Sample a labelled synthetic set from a trained GAN.",
     "score": "FID/KID, precision/recall, CAS and a memorization audit of a synthetic set.",
     "train-classifier": "Train a lesion classifier on real (+ synthetic) images.",

@@ -160,3 +160,74 @@ class PrepareConfig:
             raise UserError("toy_count must be at least 50")
         if not self.out.endswith(".npz"):
             raise UserError(f"--out must name a .npz file, got {self.out}")
+
+
+@dataclasses.dataclass
+class GanConfig:
+    """`gan-aug train-gan`: one class-conditional GAN on the train split of a prepared set."""
+
+    data: str
+    out: str
+    classes: typing.Tuple[str, ...] = ()  # empty: every class of the prepared set
+    arch: str = "dcgan"
+    kimg: float = 100.0  # training length, thousands of real images shown to D
+    batch_size: int = 64
+    z_dim: int = 128
+    g_channels: int = 64
+    d_channels: int = 64
+    loss: str = "hinge"
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.0
+    beta2: float = 0.99
+    r1_gamma: float = 0.0  # 0 disables R1
+    r1_every: int = 16  # lazy R1: every this many D steps, scaled up to match
+    diffaugment: typing.Tuple[str, ...] = ("color", "translation", "cutout")
+    ada_target: float = 0.0  # > 0: adapt the augmentation probability towards this E[sign(D(real))]
+    ada_speed_kimg: float = 20.0
+    ema_kimg: float = 2.0  # half-life of the generator average, thousands of images
+    cond_start_kimg: float = 0.0  # transitional conditioning: class signal off before this ...
+    cond_end_kimg: float = 0.0  # ... ramping linearly to full strength here (equal: off)
+    balanced_classes: bool = False  # draw real images class-balanced instead of by frequency
+    ckpt_every: float = 10.0  # kimg between checkpoints
+    snapshot_every: float = 5.0  # kimg between sample grids and TensorBoard flushes
+    grid_columns: int = 8
+    seed: int = 0
+    device: str = "auto"  # auto, cpu, cuda, cuda:N
+    amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    compile: bool = False  # torch.compile the networks on CUDA
+    threads: int = 0  # CPU threads, 0: torch's default
+    deterministic: bool = False  # deterministic algorithms (CPU runs are deterministic anyway)
+    resume: bool = False
+    force: bool = False
+
+    def validate(self):
+        from gan_aug.gan.augment import AUGMENTS
+        from gan_aug.gan.losses import LOSSES
+        from gan_aug.gan.networks import NETWORKS
+
+        if self.arch not in NETWORKS:
+            raise UserError(f"unknown arch '{self.arch}' (choose from {', '.join(NETWORKS)})")
+        if self.loss not in LOSSES:
+            raise UserError(f"unknown loss '{self.loss}' (choose from {', '.join(LOSSES)})")
+        unknown = [a for a in self.diffaugment if a not in AUGMENTS]
+        if unknown:
+            raise UserError(f"unknown diffaugment op(s) {', '.join(unknown)} (choose from {', '.join(AUGMENTS)})")
+        positive = {"kimg": self.kimg, "batch_size": self.batch_size, "z_dim": self.z_dim,
+                    "g_channels": self.g_channels, "d_channels": self.d_channels, "lr_g": self.lr_g,
+                    "lr_d": self.lr_d, "r1_every": self.r1_every, "ckpt_every": self.ckpt_every,
+                    "snapshot_every": self.snapshot_every, "grid_columns": self.grid_columns,
+                    "ada_speed_kimg": self.ada_speed_kimg}
+        for name, value in positive.items():
+            if not value > 0:
+                raise UserError(f"{name} must be > 0, got {value}")
+        if self.r1_gamma < 0 or self.ema_kimg < 0 or self.threads < 0:
+            raise UserError("r1_gamma, ema_kimg and threads must be >= 0")
+        if not 0 <= self.ada_target < 1:
+            raise UserError("ada_target must be in [0, 1)")
+        if self.cond_end_kimg < self.cond_start_kimg:
+            raise UserError("cond_end_kimg must be >= cond_start_kimg")
+        if self.resume and self.force:
+            raise UserError("--resume and --force contradict each other: pick one")
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise UserError(f"device must be auto, cpu, cuda or cuda:N, got {self.device}")

@@ -1,0 +1,1 @@
+"""Class-conditional GANs: networks, losses, augmentation, EMA, checkpoints and the training loop."""

@@ -1,0 +1,82 @@
+"""GAN checkpoints: plain state dicts and primitives, written atomically, loaded with weights_only=True.
+
+A checkpoint carries everything that rebuilds its generator (model_args, class names, image size)
+and everything that resumes training exactly (D, both optimizers, step, RNG states, augmentation p),
+plus the fingerprint and split of the data the GAN saw, for provenance checks downstream.
+"""
+
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+from gan_aug.errors import UserError
+from gan_aug.fileio import atomic_write
+
+FORMAT = "gan-aug/gan-checkpoint/1"
+LATEST = "latest.pt"
+RUN_ARTIFACTS = ("config.yaml", LATEST, "checkpoints", "samples", "tb", "stats.jsonl")
+
+
+def save_checkpoint(state, run_dir, step):
+    """Write checkpoints/stepNNNNNNN.pt atomically and point latest.pt at it; returns its path."""
+    run_dir = Path(run_dir)
+    path = run_dir / "checkpoints" / f"step{step:07d}.pt"
+    with atomic_write(path) as handle:
+        torch.save({"format": FORMAT, **state}, handle)
+    latest = run_dir / LATEST
+    tmp = run_dir / f".{LATEST}.tmp"
+    if tmp.exists():
+        tmp.unlink()
+    try:
+        os.link(path, tmp)  # a second name for the same bytes, swapped in atomically
+    except OSError:
+        shutil.copyfile(path, tmp)
+    os.replace(tmp, latest)
+    return path
+
+
+def resolve_checkpoint(path):
+    """A checkpoint file, or a run directory's latest.pt."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / LATEST
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path}")
+    return path
+
+
+def load_checkpoint(path, map_location="cpu"):
+    path = resolve_checkpoint(path)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises many types for a damaged or foreign file
+        raise UserError(f"{path} is not a readable checkpoint: {str(err).splitlines()[0]}") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise UserError(f"{path} is not a gan-aug GAN checkpoint")
+    return state
+
+
+def prepare_run_dir(run_dir, resume, force):
+    """Check `run_dir` against --resume/--force before any work; clear old run files on --force."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"{run_dir} exists and is not a directory")
+    if resume:
+        if not (run_dir / LATEST).is_file():
+            raise UserError(f"nothing to resume: {run_dir / LATEST} does not exist")
+        return
+    contents = list(run_dir.iterdir()) if run_dir.is_dir() else []
+    holds_run = any((run_dir / name).exists() for name in RUN_ARTIFACTS)
+    if contents and not force:
+        what = "holds another run" if holds_run else "is not empty"
+        raise UserError(f"{run_dir} {what} (use --resume to continue it or --force to start over)")
+    if force:
+        for name in RUN_ARTIFACTS:
+            target = run_dir / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+    run_dir.mkdir(parents=True, exist_ok=True)

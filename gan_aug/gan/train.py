@@ -1,0 +1,262 @@
+"""The GAN training loop behind `gan-aug train-gan`.
+
+Real images are preloaded once as a uint8 tensor on the device and augmented there; there is no
+per-image DataLoader work. The GAN sees the train split only (PROTOCOL.md rule 2).
+"""
+
+import contextlib
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from gan_aug.config import to_yaml
+from gan_aug.data.prepared import load_prepared
+from gan_aug.errors import UserError
+from gan_aug.fileio import atomic_write
+from gan_aug.gan.augment import AdaptiveProbability, augment
+from gan_aug.gan.checkpoint import load_checkpoint, prepare_run_dir, save_checkpoint
+from gan_aug.gan.ema import ema_beta, make_ema, refresh_standing_stats, update_ema
+from gan_aug.gan.losses import LOSSES, r1_penalty
+from gan_aug.gan.networks import NETWORKS, build_networks, model_args
+from gan_aug.gan.sampling import class_grid, grid_latents
+from gan_aug.logging import JsonlSink, Sinks, StatsCollector, TensorBoardSink
+
+TRAIN_SPLIT = "train"
+
+
+def select_training_data(prepared, classes, batch_size):
+    """The train-split images and labels of the chosen classes, labels renumbered 0..C-1."""
+    names = list(prepared.class_names)
+    unknown = [c for c in classes if c not in names]
+    if unknown:
+        raise UserError(f"unknown class(es) {', '.join(unknown)} (this set has {', '.join(names)})")
+    chosen = list(classes) or names
+    train = prepared.split == TRAIN_SPLIT
+    counts = {name: int((train & (prepared.labels == names.index(name))).sum()) for name in chosen}
+    empty = [name for name, n in counts.items() if n == 0]
+    if empty:
+        raise UserError(f"class(es) {', '.join(empty)} have no training images")
+    total = sum(counts.values())
+    if total < batch_size:
+        scope = f"class {chosen[0]}" if len(chosen) == 1 else "the chosen classes"
+        raise UserError(f"{scope} has {total} training images, fewer than the batch size {batch_size} "
+                        f"(try --set batch_size={max(8, 2 ** int(np.log2(total)))})")
+    keep = train & np.isin(prepared.labels, [names.index(n) for n in chosen])
+    remap = {names.index(n): i for i, n in enumerate(chosen)}
+    labels = np.array([remap[int(l)] for l in prepared.labels[keep]], dtype=np.int64)
+    return prepared.images[keep], labels, tuple(chosen)
+
+
+def conditioning_weight(config, kimg):
+    """Strength of the class signal at `kimg`: 0 before cond_start_kimg, 1 after cond_end_kimg."""
+    if config.cond_end_kimg <= config.cond_start_kimg:
+        return 0.0 if kimg < config.cond_start_kimg else 1.0
+    return float(np.clip((kimg - config.cond_start_kimg) / (config.cond_end_kimg - config.cond_start_kimg), 0, 1))
+
+
+def resolve_device(name):
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError("device cuda asked for, but torch sees no CUDA GPU")
+    return device
+
+
+class GanTrainer:
+    """Holds the networks, optimizers and counters of one run; `run()` trains to config.kimg."""
+
+    def __init__(self, config, progress=True):
+        self.config, self.progress = config, progress
+        prepare_run_dir(config.out, config.resume, config.force)
+        self.run_dir = Path(config.out)
+        prepared = load_prepared(config.data)
+        arch = NETWORKS[config.arch]
+        if prepared.image_size not in arch.sizes:
+            raise UserError(f"{config.arch} supports {', '.join(map(str, arch.sizes))} px, but {config.data} "
+                            f"holds {prepared.image_size} px images (re-run prepare with --size 32 or 64)")
+        images, labels, self.class_names = select_training_data(prepared, config.classes, config.batch_size)
+        self.data_info = {"fingerprint": prepared.fingerprint, "split": TRAIN_SPLIT, "path": str(prepared.path),
+                          "n_images": len(labels), "source": prepared.source}
+        self.model_args = model_args(config.arch, prepared.image_size, len(self.class_names), config.z_dim,
+                                     config.g_channels, config.d_channels)
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        if config.deterministic:
+            torch.use_deterministic_algorithms(True)
+        self.device = resolve_device(config.device)
+        on_cuda = self.device.type == "cuda"
+        self.memory_format = torch.channels_last
+        self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if on_cuda and config.amp
+                         else contextlib.nullcontext())
+
+        torch.manual_seed(config.seed)
+        self.images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(self.device)  # (N,3,H,W) uint8
+        self.labels = torch.from_numpy(labels).to(self.device)
+        counts = np.bincount(labels, minlength=len(self.class_names))
+        self.draw_weights = torch.from_numpy(1.0 / counts[labels] if config.balanced_classes
+                                             else np.ones(len(labels))).float()
+        self.G, self.D = build_networks(self.model_args)
+        self.G.to(self.device, memory_format=self.memory_format)
+        self.D.to(self.device, memory_format=self.memory_format)
+        self.G_ema = make_ema(self.G)
+        betas = (config.beta1, config.beta2)
+        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=config.lr_g, betas=betas)
+        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=config.lr_d, betas=betas)
+        self.ada = AdaptiveProbability(config.ada_target, speed_kimg=config.ada_speed_kimg,
+                                       p=0.0 if config.ada_target > 0 else 1.0)
+        self.step, self.images_seen = 0, 0
+        if config.resume:
+            self._restore(load_checkpoint(self.run_dir, map_location=self.device))
+        compile_ = on_cuda and config.compile
+        self.G_train = torch.compile(self.G) if compile_ else self.G  # checkpoints save the uncompiled modules
+        self.D_train = torch.compile(self.D) if compile_ else self.D
+        self.d_loss_fn, self.g_loss_fn = LOSSES[config.loss]
+        self.grid_z, self.grid_c = grid_latents(len(self.class_names), config.grid_columns, config.z_dim)
+
+    # -- state ---------------------------------------------------------------------------------
+    def _restore(self, state):
+        if state["data"]["fingerprint"] != self.data_info["fingerprint"]:
+            raise UserError("cannot resume: the run was trained on a different prepared set "
+                            f"(fingerprint {state['data']['fingerprint'][:12]}, this one {self.data_info['fingerprint'][:12]})")
+        if state["model_args"] != self.model_args:
+            diff = {k: (state["model_args"].get(k), v) for k, v in self.model_args.items()
+                    if state["model_args"].get(k) != v}
+            raise UserError(f"cannot resume: architecture differs from the run's (run vs now: {diff})")
+        if tuple(state["class_names"]) != self.class_names:
+            raise UserError(f"cannot resume: the run trained classes {', '.join(state['class_names'])}")
+        for name in ("G", "D", "G_ema", "opt_G", "opt_D"):
+            getattr(self, name).load_state_dict(state[name])
+        self.ada.load_state_dict(state["ada"])
+        self.step, self.images_seen = int(state["step"]), int(state["images_seen"])
+        torch.set_rng_state(state["rng"]["torch"].cpu())
+        if self.device.type == "cuda" and state["rng"].get("cuda"):
+            torch.cuda.set_rng_state_all([s.cpu() for s in state["rng"]["cuda"]])
+
+    def state_dict(self):
+        rng = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        config = {k: list(v) if isinstance(v, tuple) else v for k, v in vars(self.config).items()}
+        return {"model_args": self.model_args, "class_names": list(self.class_names),
+                "image_size": self.model_args["img_size"], "data": self.data_info, "config": config,
+                "G": self.G.state_dict(), "D": self.D.state_dict(), "G_ema": self.G_ema.state_dict(),
+                "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(), "ada": self.ada.state_dict(),
+                "step": self.step, "images_seen": self.images_seen, "kimg": self.images_seen / 1000, "rng": rng}
+
+    # -- one iteration ---------------------------------------------------------------------------
+    def _real_batch(self):
+        idx = torch.multinomial(self.draw_weights, self.config.batch_size, replacement=True).to(self.device)
+        real = self.images[idx].float() / 127.5 - 1  # (B, 3, H, W) in [-1, 1]
+        return real.contiguous(memory_format=self.memory_format), self.labels[idx]
+
+    def train_step(self, stats):
+        cfg, B = self.config, self.config.batch_size
+        cond = conditioning_weight(cfg, self.images_seen / 1000)
+        real, c = self._real_batch()
+        do_r1 = cfg.r1_gamma > 0 and self.step % cfg.r1_every == 0
+
+        # Discriminator: real vs detached fakes, both augmented; R1 (lazy) on the augmented reals.
+        self.D.requires_grad_(True)
+        with torch.no_grad(), self.autocast:
+            fake = self.G_train(torch.randn(B, cfg.z_dim, device=self.device), c, cond)
+        real_aug = augment(real, cfg.diffaugment, self.ada.p).requires_grad_(do_r1)
+        with (contextlib.nullcontext() if do_r1 else self.autocast):  # R1's double backward in fp32
+            real_logits = self.D_train(real_aug, c, cond).float()
+        with self.autocast:
+            fake_logits = self.D_train(augment(fake, cfg.diffaugment, self.ada.p), c, cond).float()
+        d_loss = self.d_loss_fn(real_logits, fake_logits)
+        total = d_loss
+        if do_r1:
+            r1 = r1_penalty(real_logits, real_aug)
+            total = d_loss + cfg.r1_gamma / 2 * r1 * cfg.r1_every
+            stats.report("Loss/r1", r1)
+        self.opt_D.zero_grad(set_to_none=True)
+        total.backward()
+        self.opt_D.step()
+        if cfg.ada_target > 0:
+            self.ada.observe(real_logits, B)
+
+        # Generator: fool D on augmented fakes of the same classes.
+        self.D.requires_grad_(False)
+        with self.autocast:
+            fake = self.G_train(torch.randn(B, cfg.z_dim, device=self.device), c, cond)
+            g_loss = self.g_loss_fn(self.D_train(augment(fake, cfg.diffaugment, self.ada.p), c, cond).float())
+        self.opt_G.zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.opt_G.step()
+        update_ema(self.G, self.G_ema, ema_beta(B, cfg.ema_kimg))
+
+        self.step += 1
+        self.images_seen += B
+        stats.report("Loss/D", d_loss)
+        stats.report("Loss/G", g_loss)
+        stats.report("D/real_sign", torch.sign(real_logits.detach()).mean())
+        stats.report("Aug/p", self.ada.p)
+        stats.report("Cond/weight", cond)
+        return float(d_loss.detach()), float(g_loss.detach())
+
+    # -- outputs ---------------------------------------------------------------------------------
+    def sample_grid(self):
+        refresh_standing_stats(self.G_ema, len(self.class_names), self.config.z_dim, self.device)
+        return class_grid(self.G_ema, self.grid_z, self.grid_c, self.config.grid_columns, self.device)
+
+    def snapshot(self, sinks):
+        grid = self.sample_grid()
+        with atomic_write(self.run_dir / "samples" / f"step{self.step:07d}.png") as handle:
+            Image.fromarray(grid).save(handle, format="PNG")
+        sinks.image("samples/" + ",".join(self.class_names)[:60], grid, self.step)
+
+    def checkpoint(self):
+        refresh_standing_stats(self.G_ema, len(self.class_names), self.config.z_dim, self.device)
+        return save_checkpoint(self.state_dict(), self.run_dir, self.step)
+
+    def run(self):
+        cfg = self.config
+        (self.run_dir / "config.yaml").write_text(to_yaml(cfg))
+        sinks = Sinks(JsonlSink(self.run_dir / "stats.jsonl"), TensorBoardSink(self.run_dir / "tb"))
+        stats = StatsCollector()
+        total = int(round(cfg.kimg * 1000))
+        next_snapshot = _next_multiple(self.images_seen, cfg.snapshot_every * 1000)
+        next_ckpt = _next_multiple(self.images_seen, cfg.ckpt_every * 1000)
+        bar = tqdm(total=total, initial=min(self.images_seen, total), unit="img", unit_scale=True,
+                   desc=f"train-gan {cfg.arch}", disable=not self.progress)
+        started, start_images = time.perf_counter(), self.images_seen
+        try:
+            if self.images_seen == 0:
+                self.snapshot(sinks)
+            while self.images_seen < total:
+                d_loss, g_loss = self.train_step(stats)
+                bar.update(cfg.batch_size)
+                if self.step % 10 == 0:
+                    bar.set_postfix(D=f"{d_loss:.3f}", G=f"{g_loss:.3f}", p=f"{self.ada.p:.2f}")
+                done = self.images_seen >= total
+                if self.images_seen >= next_snapshot or done:
+                    stats.report("Speed/img_per_s", (self.images_seen - start_images) / (time.perf_counter() - started))
+                    sinks.scalars(stats.flush(), self.step, self.images_seen / 1000)
+                    self.snapshot(sinks)
+                    next_snapshot = _next_multiple(self.images_seen, cfg.snapshot_every * 1000)
+                if self.images_seen >= next_ckpt or done:
+                    self.checkpoint()
+                    next_ckpt = _next_multiple(self.images_seen, cfg.ckpt_every * 1000)
+        finally:
+            bar.close()
+            sinks.close()
+        elapsed = time.perf_counter() - started
+        return {"step": self.step, "kimg": self.images_seen / 1000, "seconds": elapsed,
+                "img_per_s": (self.images_seen - start_images) / max(elapsed, 1e-9),
+                "checkpoint": str(self.run_dir / "latest.pt")}
+
+
+def _next_multiple(value, every):
+    """The first multiple of `every` strictly above `value`."""
+    every = max(int(round(every)), 1)
+    return (value // every + 1) * every
+
+
+def train_gan(config, progress=True):
+    return GanTrainer(config, progress).run()

@@ -1,0 +1,83 @@
+"""Training statistics: math reports scalars to a collector; only the loop hands averages to sinks.
+
+Sinks: a JSON-lines file, TensorBoard (the only place gan-aug imports it), and whatever callback the
+loop passes for its progress bar.
+"""
+
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+
+
+class StatsCollector:
+    """Accumulates named scalars between flushes and returns their means."""
+
+    def __init__(self):
+        self._sums = defaultdict(float)
+        self._counts = defaultdict(int)
+
+    def report(self, name, value):
+        value = float(value.detach() if hasattr(value, "detach") else value)
+        if math.isfinite(value):
+            self._sums[name] += value
+            self._counts[name] += 1
+
+    def flush(self):
+        means = {k: self._sums[k] / self._counts[k] for k in sorted(self._sums)}
+        self._sums.clear()
+        self._counts.clear()
+        return means
+
+
+class JsonlSink:
+    """One JSON object per flush: {"kimg": ..., "step": ..., name: mean, ...}."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def scalars(self, values, step, kimg):
+        with open(self.path, "a") as handle:
+            handle.write(json.dumps({"step": step, "kimg": round(kimg, 4), **values}) + "\n")
+
+    def image(self, tag, image_hwc, step):
+        pass
+
+    def close(self):
+        pass
+
+
+class TensorBoardSink:
+    def __init__(self, logdir):
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(str(logdir))
+
+    def scalars(self, values, step, kimg):
+        for name, value in values.items():
+            self.writer.add_scalar(name, value, step)
+
+    def image(self, tag, image_hwc, step):
+        self.writer.add_image(tag, image_hwc, step, dataformats="HWC")
+
+    def close(self):
+        self.writer.close()
+
+
+class Sinks:
+    """Fan-out to several sinks."""
+
+    def __init__(self, *sinks):
+        self.sinks = sinks
+
+    def scalars(self, values, step, kimg):
+        for sink in self.sinks:
+            sink.scalars(values, step, kimg)
+
+    def image(self, tag, image_hwc, step):
+        for sink in self.sinks:
+            sink.image(tag, image_hwc, step)
+
+    def close(self):
+        for sink in self.sinks:
+            sink.close()
