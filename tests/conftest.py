@@ -111,3 +111,14 @@ def run_cli():
 
 def listing(folder):
     return sorted(os.listdir(folder))
+
+
+@pytest.fixture(scope="session")
+def toy16(tmp_path_factory):
+    """A small prepared toy set at 16 px (shared by the GAN tests; read-only)."""
+    from gan_aug.config import PrepareConfig
+    from gan_aug.data.prepare import prepare
+
+    out = tmp_path_factory.mktemp("data") / "toy16.npz"
+    prepare(PrepareConfig(out=str(out), source="toy", size=16, toy_count=200, workers=1), progress=False)
+    return out

@@ -59,6 +59,8 @@ AUGMENTS = {"color": color, "translation": translation, "cutout": cutout}
 
 def augment(x, policy, p=1.0):
     """Apply the ops named in `policy` (in order), each to a random fraction p of the batch."""
+    if p <= 0:  # ADA starts at p = 0: skip the work (and the RNG draws) entirely
+        return x
     for name in policy:
         x = AUGMENTS[name](x, p)
     return x

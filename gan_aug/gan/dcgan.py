@@ -7,6 +7,7 @@ unconditional and ramp conditioning in (transitional conditioning, Shahbazi et a
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
@@ -37,10 +38,12 @@ class UpBlock(nn.Module):
     def __init__(self, in_ch, out_ch, n_classes):
         super().__init__()
         self.norm = ConditionalBatchNorm(in_ch, n_classes)
-        self.conv = nn.ConvTranspose2d(in_ch, out_ch, 4, stride=2, padding=1)
+        self.conv = nn.Conv2d(in_ch, out_ch, 3, padding=1)
 
     def forward(self, x, c, cond_weight):
-        return self.conv(torch.relu(self.norm(x, c, cond_weight)))
+        # Nearest upsampling + 3x3 conv rather than a strided transposed conv: no checkerboard artefacts.
+        x = F.interpolate(torch.relu(self.norm(x, c, cond_weight)), scale_factor=2, mode="nearest")
+        return self.conv(x)
 
 
 class Generator(nn.Module):
