@@ -231,3 +231,34 @@ class GanConfig:
             raise UserError("--resume and --force contradict each other: pick one")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise UserError(f"device must be auto, cpu, cuda or cuda:N, got {self.device}")
+
+
+@dataclasses.dataclass
+class SynthConfig:
+    """`gan-aug synthesize`: sample a labelled synthetic set from one or more GAN checkpoints."""
+
+    checkpoints: typing.Tuple[str, ...]
+    out: str
+    n: int = 1000
+    classes: typing.Tuple[str, ...] = ()  # empty: every class the checkpoints know
+    distribution: str = "balance"  # balance, uniform, or name=count,...
+    truncation: float = 1.0
+    seed: int = 0
+    format: str = "png"  # png (ImageFolder + manifest) or npz
+    batch_size: int = 256
+    device: str = "auto"
+    force: bool = False
+
+    def validate(self):
+        if not self.checkpoints:
+            raise UserError("give at least one --checkpoint (a run directory or a .pt file)")
+        if self.n < 1:
+            raise UserError(f"-n must be >= 1, got {self.n}")
+        if not 0 < self.truncation <= 2:
+            raise UserError(f"--truncation must be in (0, 2], got {self.truncation}")
+        if self.format not in ("png", "npz"):
+            raise UserError(f"--format must be png or npz, got {self.format}")
+        if (self.format == "npz") != self.out.endswith(".npz"):
+            raise UserError("--format npz writes a .npz file: name --out FILE.npz (and a folder for png)")
+        if self.batch_size < 1:
+            raise UserError("batch_size must be >= 1")

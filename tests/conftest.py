@@ -122,3 +122,20 @@ def toy16(tmp_path_factory):
     out = tmp_path_factory.mktemp("data") / "toy16.npz"
     prepare(PrepareConfig(out=str(out), source="toy", size=16, toy_count=200, workers=1), progress=False)
     return out
+
+
+def tiny_gan(data, out, **changes):
+    """Train a tiny GAN for a few steps (CPU, seconds); returns the run directory."""
+    from gan_aug.config import GanConfig, build_config
+    from gan_aug.gan.train import train_gan
+
+    flags = {"data": str(data), "out": str(out), "batch_size": 16, "z_dim": 16, "g_channels": 8,
+             "d_channels": 8, "kimg": 0.032, "snapshot_every": 1, "ckpt_every": 1, "grid_columns": 2, **changes}
+    train_gan(build_config(GanConfig, None, flags), progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def toy_gan(toy16, tmp_path_factory):
+    """A 7-class conditional GAN trained briefly on toy16."""
+    return tiny_gan(toy16, tmp_path_factory.mktemp("gan") / "run")

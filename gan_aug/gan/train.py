@@ -89,7 +89,8 @@ class GanTrainer:
                             f"holds {prepared.image_size} px images (re-run prepare with --size 32 or 64)")
         images, labels, self.class_names = select_training_data(prepared, config.classes, config.batch_size)
         self.data_info = {"fingerprint": prepared.fingerprint, "split": TRAIN_SPLIT, "path": str(prepared.path),
-                          "n_images": len(labels), "source": prepared.source}
+                          "n_images": len(labels), "source": prepared.source,
+                          "class_counts": np.bincount(labels, minlength=len(self.class_names)).tolist()}
         self.model_args = model_args(config.arch, prepared.image_size, len(self.class_names), config.z_dim,
                                      config.g_channels, config.d_channels)
         if config.threads:

@@ -1,0 +1,140 @@
+"""synthesize: counts, determinism, manifest/provenance, crash safety, formats, several checkpoints."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from conftest import tiny_gan
+from gan_aug.data.prepared import load_prepared
+from gan_aug.errors import UserError
+from gan_aug.synth import GanSource, load_synthetic, split_counts
+
+
+def files_of(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_balance_fills_the_rarest_classes_first():
+    real = {"nv": 100, "mel": 30, "df": 5}
+    counts = split_counts("balance", 50, ["nv", "mel", "df"], real)
+    assert counts["nv"] == 0 and counts["mel"] + counts["df"] == 50  # the largest class gets none
+    assert abs((30 + counts["mel"]) - (5 + counts["df"])) <= 1  # the two rare classes end level
+    assert split_counts("uniform", 10, ["a", "b", "c"], {}) == {"a": 4, "b": 3, "c": 3}
+    assert split_counts("mel=7,df=2", 0, ["mel", "df"], {}) == {"mel": 7, "df": 2}
+    for bad in ("mel=x", "wart=3", "mel"):
+        with pytest.raises(UserError, match="bad --distribution"):
+            split_counts(bad, 5, ["mel", "df"], {})
+
+
+def test_manifest_and_provenance_round_trip(toy_gan, toy16, tmp_path, run_cli):
+    out = tmp_path / "syn"
+    result = run_cli("synthesize", "--checkpoint", toy_gan, "-n", 40, "--out", out, "--seed", 3)
+    assert result.exit_code == 0, result.output
+    images, labels, names, provenance = load_synthetic(out)
+    prepared = load_prepared(toy16)
+    assert names == prepared.class_names and images.shape == (40, 16, 16, 3)
+    assert provenance["gan_data"] == {"fingerprint": prepared.fingerprint, "split": "train"}
+    train_counts = prepared.class_counts("train")
+    totals = train_counts + np.bincount(labels, minlength=len(names))
+    assert totals.max() - totals.min() < train_counts.max() - train_counts.min()  # more balanced
+    assert provenance["counts"] == dict(zip(names, np.bincount(labels, minlength=7).tolist()))
+    with open(out / "manifest.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 40 and all((out / r["file"]).is_file() for r in rows)
+    assert {r["seed"] for r in rows} == {"3"} and rows[0]["checkpoint_sha256"] == provenance["gans"][0]["sha256"]
+    assert set(p.name for p in out.iterdir()) == set(names[i] for i in set(labels)) | {"manifest.csv", "synthetic.json"}
+
+
+def test_same_arguments_give_identical_files(toy_gan, tmp_path, run_cli):
+    for name, seed in (("a", 1), ("b", 1), ("c", 2)):
+        assert run_cli("synthesize", "--checkpoint", toy_gan, "-n", 21, "--out", tmp_path / name,
+                       "--seed", seed, "--distribution", "uniform").exit_code == 0
+    a, b, c = (files_of(tmp_path / n) for n in "abc")
+    assert a == b
+    assert a["mel/000000.png"] != c["mel/000000.png"]
+
+
+def test_truncation_reduces_diversity(toy_gan):
+    source = GanSource(toy_gan, "cpu")
+    wide = source.sample(4, 64, seed=0, truncation=1.0, batch_size=32).astype(float)
+    narrow = source.sample(4, 64, seed=0, truncation=0.2, batch_size=32).astype(float)
+    assert narrow.std(axis=0).mean() < wide.std(axis=0).mean()
+
+
+def test_crash_leaves_no_manifest(toy_gan, tmp_path, monkeypatch):
+    from gan_aug import synth
+    from gan_aug.config import SynthConfig
+
+    calls = []
+    original = GanSource.sample
+
+    def crash_on_second_class(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("simulated crash")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(GanSource, "sample", crash_on_second_class)
+    out = tmp_path / "syn"
+    with pytest.raises(RuntimeError):
+        synth.synthesize(SynthConfig(checkpoints=(str(toy_gan),), out=str(out), n=20, distribution="uniform"),
+                         progress=False)
+    assert not (out / "manifest.csv").exists()
+    assert not list(out.rglob("*.tmp"))
+    with pytest.raises(UserError, match="not a complete synthetic set"):
+        load_synthetic(out)
+
+
+def test_npz_format_is_a_prepared_style_set(toy_gan, tmp_path, run_cli):
+    out = tmp_path / "syn.npz"
+    assert run_cli("synthesize", "--checkpoint", toy_gan, "-n", 12, "--out", out, "--format", "npz",
+                   "--distribution", "mel=5,df=7").exit_code == 0
+    prepared = load_prepared(out)
+    assert prepared.source == "synthetic" and prepared.class_counts().tolist() == [0, 0, 0, 7, 5, 0, 0]
+    images, labels, names, provenance = load_synthetic(out)
+    assert (images == prepared.images).all() and provenance["counts"]["df"] == 7
+
+
+def test_per_class_checkpoints_together(toy16, tmp_path, run_cli):
+    mel = tiny_gan(toy16, tmp_path / "mel", classes=("mel",))
+    df = tiny_gan(toy16, tmp_path / "df", classes=("df",), batch_size=8)
+    out = tmp_path / "syn"
+    result = run_cli("synthesize", "--checkpoint", mel, "--checkpoint", df, "-n", 10, "--out", out)
+    assert result.exit_code == 0, result.output
+    _, labels, names, provenance = load_synthetic(out)
+    assert names == ("mel", "df") and len(provenance["gans"]) == 2
+    assert np.bincount(labels).sum() == 10
+    line = run_cli("synthesize", "--checkpoint", mel, "--checkpoint", mel, "-n", 5, "--out", tmp_path / "x").output
+    assert "class mel is in two checkpoints" in line
+
+
+def test_bad_inputs(toy_gan, tmp_path, run_cli):
+    out = tmp_path / "syn"
+    cases = [
+        (["--checkpoint", tmp_path / "none", "-n", 5, "--out", out], "checkpoint not found"),
+        (["-n", 5, "--out", out], "missing required setting(s): checkpoints"),
+        (["--checkpoint", toy_gan, "-n", 0, "--out", out], "-n must be >= 1"),
+        (["--checkpoint", toy_gan, "-n", 5, "--out", out, "--class", "wart"], "unknown class(es) wart"),
+        (["--checkpoint", toy_gan, "-n", 5, "--out", out, "--format", "npz"], "--format npz writes a .npz"),
+        (["--checkpoint", toy_gan, "-n", 5, "--out", out, "--truncation", 0], "--truncation"),
+    ]
+    for args, message in cases:
+        result = run_cli("synthesize", *args)
+        assert result.exit_code != 0 and message in result.output, (args, result.output)
+    assert not out.exists()
+    assert run_cli("synthesize", "--checkpoint", toy_gan, "-n", 5, "--out", out).exit_code == 0
+    before = files_of(out)
+    assert "is not empty" in run_cli("synthesize", "--checkpoint", toy_gan, "-n", 9, "--out", out).output
+    assert files_of(out) == before
+    assert run_cli("synthesize", "--checkpoint", toy_gan, "-n", 9, "--out", out, "--force").exit_code == 0
+    assert len(load_synthetic(out)[1]) == 9
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "keep.txt").write_text("x")
+    result = run_cli("synthesize", "--checkpoint", toy_gan, "-n", 5, "--out", mine, "--force")
+    assert "not a synthetic set" in result.output and (mine / "keep.txt").exists()
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    result = run_cli("synthesize", "--checkpoint", tmp_path / "junk.pt", "-n", 5, "--out", out, "--force")
+    assert "not a readable checkpoint" in result.output
