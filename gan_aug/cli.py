@@ -3,6 +3,8 @@
 Heavy imports (torch, sklearn) happen inside commands so `gan-aug --help` stays instant.
 """
 
+from pathlib import Path
+
 import click
 
 from gan_aug.errors import UserError
@@ -112,8 +114,6 @@ def train_gan(config_path, sets, dry_run, class_, classes, **flags):
       gan-aug train-gan --data ham32.npz --out runs/mel --class mel --kimg 200
       gan-aug train-gan --data ham32.npz --out runs/gan32 --resume --kimg 400
     """
-    from pathlib import Path
-
     from gan_aug.config import GanConfig, build_config, to_yaml
 
     if class_ and classes:
@@ -169,10 +169,81 @@ def synthesize(config_path, sets, dry_run, class_, format_, **flags):
     click.echo(f"wrote {sum(provenance['counts'].values())} images to {config.out} ({counts})")
 
 
+@cli.command("train-classifier")
+@click.option("--data", type=str, help="Prepared set (.npz).")
+@click.option("--out", type=str, help="Run directory (best.pt, latest.pt, TensorBoard).")
+@click.option("--model", type=str, help="small_cnn, resnet18, resnet50, densenet121, efficientnet_b0 [small_cnn].")
+@click.option("--task", type=str, help="multiclass, binary or two-stage [multiclass].")
+@click.option("--balance", type=str, help="none, oversample, class-weight or focal [none].")
+@click.option("--synthetic", type=str, help="Synthetic set (folder or .npz) to mix in.")
+@click.option("--mix", type=float, help="Share of synthetic images in each class's draws, 0-1.")
+@click.option("--mix-policy", type=str, help="balanced (default) or topup.")
+@click.option("--epochs", type=int)
+@click.option("--seed", type=int)
+@click.option("--pretrained", type=str, help="Local state dict for a torchvision backbone.")
+@click.option("--use-metadata", is_flag=True, help="Fuse age, sex and site with the image features.")
+@click.option("--resume", is_flag=True)
+@click.option("--force", is_flag=True)
+@config_options
+def train_classifier(config_path, sets, dry_run, **flags):
+    """Train a lesion classifier on real (+ synthetic) images; selects on val BMA.
+
+    \b
+    Examples:
+      gan-aug train-classifier --data ham32.npz --out runs/clf --balance oversample
+      gan-aug train-classifier --data ham32.npz --out runs/clf_mix --synthetic syn32 --mix 0.3
+    """
+    from gan_aug.config import ClassifierConfig, build_config, to_yaml
+
+    if flags["resume"] and not config_path and flags.get("out"):
+        saved = Path(flags["out"]) / "config.yaml"
+        config_path = saved if saved.is_file() else None
+    config = build_config(ClassifierConfig, config_path, flags, sets)
+    if dry_run:
+        click.echo(to_yaml(config), nl=False)
+        return
+    from classifier.train import train_classifier as run_training
+
+    summary = run_training(config)
+    click.echo(f"best val BMA {summary['best_val_bma']:.4f} at epoch {summary['best_epoch']} of "
+               f"{summary['epochs']}; checkpoint {summary['checkpoint']}")
+
+
+@cli.command()
+@click.option("--checkpoint", required=True, help="Classifier best.pt (or its run directory).")
+@click.option("--data", type=str, help="Prepared set (.npz) to evaluate on.")
+@click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]))
+@click.option("--source", type=str, help="External set instead of --data: isic-csv, imagefolder, ham10000, ...")
+@click.option("--root", type=str, help="Folder of the external set.")
+@click.option("--csv", type=str, help="Labels CSV of the external set when not under --root.")
+@click.option("--out", default="metrics.json", show_default=True, help="metrics.json path; PNGs go beside it.")
+@click.option("--device", default="auto", show_default=True)
+def evaluate(checkpoint, data, split, source, root, csv, out, device):
+    """Evaluate a classifier on a test split or an external set (classes matched by name).
+
+    \b
+    Examples:
+      gan-aug evaluate --checkpoint runs/clf/best.pt --data ham32.npz --split test --out runs/clf/test.json
+      gan-aug evaluate --checkpoint runs/clf/best.pt --source isic-csv --root ISIC2018_Test --out isic.json
+    """
+    from classifier.checkpoint import load_classifier
+    from classifier.evaluate import evaluate_checkpoint, external_set, metrics_table
+    from gan_aug.data.prepared import load_prepared
+
+    if bool(data) == bool(source):
+        raise UserError("give --data PREPARED.npz or --source S --root DIR (one of them)")
+    if source:
+        _, _, state = load_classifier(checkpoint)
+        prepared, split = external_set(source, root, state["model_args"]["image_size"], csv), "test"
+    else:
+        prepared = load_prepared(data)
+    metrics = evaluate_checkpoint(checkpoint, prepared, split, out, device)
+    click.echo(metrics_table(metrics))
+    click.echo(f"wrote {out}")
+
+
 PLANNED = {
     "score": "FID/KID, precision/recall, CAS and a memorization audit of a synthetic set.",
-    "train-classifier": "Train a lesion classifier on real (+ synthetic) images.",
-    "evaluate": "Evaluate a classifier on a test split or an external set.",
     "explain": "Grad-CAM overlays of a classifier's predictions.",
     "compare": "Run every augmentation arm x seed and report gains with confidence intervals.",
     "demo": "The whole pipeline on the embedded toy data.",

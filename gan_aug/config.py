@@ -262,3 +262,66 @@ class SynthConfig:
             raise UserError("--format npz writes a .npz file: name --out FILE.npz (and a folder for png)")
         if self.batch_size < 1:
             raise UserError("batch_size must be >= 1")
+
+
+@dataclasses.dataclass
+class ClassifierConfig:
+    """`gan-aug train-classifier`: one lesion classifier on a prepared set (+ synthetic images)."""
+
+    data: str
+    out: str
+    model: str = "small_cnn"
+    task: str = "multiclass"
+    balance: str = "none"  # none, oversample, class-weight, focal
+    synthetic: typing.Optional[str] = None  # synthetic folder or .npz to mix in
+    mix: float = 0.0  # probability a balanced draw is synthetic (when its class has synthetic images)
+    mix_policy: str = "balanced"  # balanced, topup
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    patience: int = 0  # early stopping: epochs without a better val BMA; 0 = train all epochs
+    focal_gamma: float = 2.0
+    use_metadata: bool = False
+    pretrained: typing.Optional[str] = None  # local state-dict file for a torchvision backbone
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True  # bf16 autocast on CUDA and on CPUs with native bf16 kernels
+    threads: int = 0
+    deterministic: bool = False
+    resume: bool = False
+    force: bool = False
+
+    def validate(self):
+        from classifier.models import BACKBONES
+        from classifier.sampling import POLICIES
+        from classifier.tasks import TASKS
+
+        if self.model not in BACKBONES:
+            raise UserError(f"unknown model '{self.model}' (choose from {', '.join(BACKBONES)})")
+        if self.task not in TASKS:
+            raise UserError(f"unknown task '{self.task}' (choose from {', '.join(TASKS)})")
+        if self.balance not in BALANCES:
+            raise UserError(f"unknown balance '{self.balance}' (choose from {', '.join(BALANCES)})")
+        if self.mix_policy not in POLICIES:
+            raise UserError(f"unknown mix policy '{self.mix_policy}' (choose from {', '.join(POLICIES)})")
+        if not 0 <= self.mix <= 1:
+            raise UserError(f"--mix must be in [0, 1], got {self.mix}")
+        if self.mix > 0 and not self.synthetic:
+            raise UserError("--mix needs --synthetic SYN")
+        if self.synthetic and self.balance not in ("none", "oversample"):
+            raise UserError("mixing uses the class-balanced stream: drop --balance (or use oversample)")
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise UserError(f"{name} must be >= 1")
+        if self.lr <= 0 or self.weight_decay < 0 or self.patience < 0 or self.threads < 0:
+            raise UserError("lr must be > 0; weight_decay, patience and threads >= 0")
+        if self.resume and self.force:
+            raise UserError("--resume and --force contradict each other: pick one")
+
+    @property
+    def balanced_stream(self):
+        return self.balance == "oversample" or bool(self.synthetic)
+
+
+BALANCES = ("none", "oversample", "class-weight", "focal")

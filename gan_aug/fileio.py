@@ -2,8 +2,11 @@
 
 import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
+
+from gan_aug.errors import UserError
 
 
 @contextlib.contextmanager
@@ -27,3 +30,30 @@ def atomic_write(path, mode="wb", durable=True):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def prepare_run_dir(run_dir, resume, force, artifacts, latest="latest.pt"):
+    """Check a run directory against --resume/--force before any work; on --force remove `artifacts`.
+
+    Refuses to start over in a non-empty folder without --force, and to resume without `latest`.
+    """
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"{run_dir} exists and is not a directory")
+    if resume:
+        if not (run_dir / latest).is_file():
+            raise UserError(f"nothing to resume: {run_dir / latest} does not exist")
+        return
+    contents = list(run_dir.iterdir()) if run_dir.is_dir() else []
+    holds_run = any((run_dir / name).exists() for name in artifacts)
+    if contents and not force:
+        what = "holds another run" if holds_run else "is not empty"
+        raise UserError(f"{run_dir} {what} (use --resume to continue it or --force to start over)")
+    if force:
+        for name in artifacts:
+            target = run_dir / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+    run_dir.mkdir(parents=True, exist_ok=True)

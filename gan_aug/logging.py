@@ -31,14 +31,15 @@ class StatsCollector:
 
 
 class JsonlSink:
-    """One JSON object per flush: {"kimg": ..., "step": ..., name: mean, ...}."""
+    """One JSON object per flush: {"step": ..., ["kimg": ...,] name: mean, ...}."""
 
     def __init__(self, path):
         self.path = Path(path)
 
-    def scalars(self, values, step, kimg):
+    def scalars(self, values, step, kimg=None):
+        where = {"step": step} if kimg is None else {"step": step, "kimg": round(kimg, 4)}
         with open(self.path, "a") as handle:
-            handle.write(json.dumps({"step": step, "kimg": round(kimg, 4), **values}) + "\n")
+            handle.write(json.dumps({**where, **values}) + "\n")
 
     def image(self, tag, image_hwc, step):
         pass
@@ -53,7 +54,7 @@ class TensorBoardSink:
 
         self.writer = SummaryWriter(str(logdir))
 
-    def scalars(self, values, step, kimg):
+    def scalars(self, values, step, kimg=None):
         for name, value in values.items():
             self.writer.add_scalar(name, value, step)
 
@@ -70,7 +71,7 @@ class Sinks:
     def __init__(self, *sinks):
         self.sinks = sinks
 
-    def scalars(self, values, step, kimg):
+    def scalars(self, values, step, kimg=None):
         for sink in self.sinks:
             sink.scalars(values, step, kimg)
 

@@ -56,27 +56,3 @@ def load_checkpoint(path, map_location="cpu"):
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise UserError(f"{path} is not a gan-aug GAN checkpoint")
     return state
-
-
-def prepare_run_dir(run_dir, resume, force):
-    """Check `run_dir` against --resume/--force before any work; clear old run files on --force."""
-    run_dir = Path(run_dir)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise UserError(f"{run_dir} exists and is not a directory")
-    if resume:
-        if not (run_dir / LATEST).is_file():
-            raise UserError(f"nothing to resume: {run_dir / LATEST} does not exist")
-        return
-    contents = list(run_dir.iterdir()) if run_dir.is_dir() else []
-    holds_run = any((run_dir / name).exists() for name in RUN_ARTIFACTS)
-    if contents and not force:
-        what = "holds another run" if holds_run else "is not empty"
-        raise UserError(f"{run_dir} {what} (use --resume to continue it or --force to start over)")
-    if force:
-        for name in RUN_ARTIFACTS:
-            target = run_dir / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
-    run_dir.mkdir(parents=True, exist_ok=True)

@@ -16,9 +16,9 @@ from tqdm import tqdm
 from gan_aug.config import to_yaml
 from gan_aug.data.prepared import load_prepared
 from gan_aug.errors import UserError
-from gan_aug.fileio import atomic_write
+from gan_aug.fileio import atomic_write, prepare_run_dir
 from gan_aug.gan.augment import AdaptiveProbability, augment
-from gan_aug.gan.checkpoint import load_checkpoint, prepare_run_dir, save_checkpoint
+from gan_aug.gan.checkpoint import RUN_ARTIFACTS, load_checkpoint, save_checkpoint
 from gan_aug.gan.ema import ema_beta, make_ema, refresh_standing_stats, update_ema
 from gan_aug.gan.losses import LOSSES, r1_penalty
 from gan_aug.gan.networks import NETWORKS, build_networks, model_args
@@ -80,7 +80,7 @@ class GanTrainer:
 
     def __init__(self, config, progress=True):
         self.config, self.progress = config, progress
-        prepare_run_dir(config.out, config.resume, config.force)
+        prepare_run_dir(config.out, config.resume, config.force, RUN_ARTIFACTS)
         self.run_dir = Path(config.out)
         prepared = load_prepared(config.data)
         arch = NETWORKS[config.arch]

@@ -1,0 +1,36 @@
+"""Classifier checkpoints: plain state dicts plus the model_args that rebuild the network and task."""
+
+from pathlib import Path
+
+import torch
+
+from classifier.models import LesionClassifier
+from classifier.tasks import TASKS
+from gan_aug.errors import UserError
+
+FORMAT = "gan-aug/classifier-checkpoint/1"
+
+
+def build_from_args(model_args, pretrained=None):
+    """(model, task) from a checkpoint's model_args."""
+    task = TASKS[model_args["task"]](model_args["class_names"])
+    model = LesionClassifier(model_args["model"], model_args["heads"], model_args["meta_dim"], pretrained)
+    return model, task
+
+
+def load_classifier(path, device="cpu"):
+    """(model in eval mode, task, checkpoint state) from best.pt/latest.pt or a run directory (best.pt)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "best.pt"
+    if not path.is_file():
+        raise UserError(f"classifier checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:  # torch raises many types for a damaged or foreign file
+        raise UserError(f"{path} is not a readable checkpoint: {str(err).splitlines()[0]}") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise UserError(f"{path} is not a gan-aug classifier checkpoint")
+    model, task = build_from_args(state["model_args"])
+    model.load_state_dict(state["model"])
+    return model.to(device).eval(), task, state

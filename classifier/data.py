@@ -1,0 +1,103 @@
+"""Classifier inputs: prepared-set splits and synthetic images as device tensors, metadata encoding,
+the leak check on synthetic sets, and the on-device training augmentation."""
+
+import dataclasses
+from typing import Optional
+
+import numpy as np
+import torch
+
+from gan_aug.errors import UserError
+
+SEXES = ("male", "female")
+
+
+def metadata_vocabulary(prepared):
+    """What the metadata encoder needs to rebuild itself (stored in checkpoints)."""
+    if prepared.age is None and prepared.sex is None and prepared.site is None:
+        raise UserError(f"{prepared.path} has no metadata (age, sex, site): drop --use-metadata")
+    sites = sorted({s for s in prepared.site if s}) if prepared.site is not None else []
+    return {"sites": sites}
+
+
+def metadata_width(vocab):
+    return 2 + len(SEXES) + 1 + len(vocab["sites"]) + 1
+
+
+def encode_metadata(vocab, n, age=None, sex=None, site=None):
+    """(n, M) float32: age/100 and a missing flag, one-hot sex and site, each with an 'unknown' slot."""
+    out = np.zeros((n, metadata_width(vocab)), dtype=np.float32)
+    age = np.full(n, np.nan) if age is None else np.asarray(age, dtype=np.float64)
+    out[:, 0] = np.nan_to_num(age / 100.0)
+    out[:, 1] = np.isnan(age)
+    sex = [""] * n if sex is None else list(sex)
+    site = [""] * n if site is None else list(site)
+    sex_base, site_base = 2, 2 + len(SEXES) + 1
+    for i in range(n):
+        out[i, sex_base + (SEXES.index(sex[i]) if sex[i] in SEXES else len(SEXES))] = 1
+        j = vocab["sites"].index(site[i]) if site[i] in vocab["sites"] else len(vocab["sites"])
+        out[i, site_base + j] = 1
+    return out
+
+
+def check_provenance(provenance, prepared):
+    """PROTOCOL rule 2: refuse synthetic images whose GAN saw anything but this set's train split."""
+    gan_data = provenance.get("gan_data", {})
+    if gan_data.get("split") != "train":
+        raise UserError(f"synthetic set refused: its GAN was trained on the '{gan_data.get('split')}' split, "
+                        "which may hold validation/test images")
+    if gan_data.get("fingerprint") != prepared.fingerprint:
+        raise UserError("synthetic set refused: its GAN was trained on a different prepared set "
+                        f"(fingerprint {str(gan_data.get('fingerprint'))[:12]}, this set {prepared.fingerprint[:12]}), "
+                        "so it may have seen this set's validation or test images")
+
+
+def align_synthetic(synthetic, prepared):
+    """Synthetic labels renumbered to the prepared set's classes (matched by name)."""
+    images, labels, names, provenance = synthetic
+    check_provenance(provenance, prepared)
+    unknown = [n for n in names if n not in prepared.class_names]
+    if unknown:
+        raise UserError(f"synthetic class(es) {', '.join(unknown)} are not in {prepared.path}")
+    if len(images) and images.shape[1] != prepared.image_size:
+        raise UserError(f"synthetic images are {images.shape[1]} px, the prepared set {prepared.image_size} px")
+    remap = np.array([prepared.class_names.index(n) for n in names], dtype=np.int64)
+    return images, remap[labels] if len(labels) else labels
+
+
+@dataclasses.dataclass
+class SplitTensors:
+    images: torch.Tensor  # (N, 3, H, W) uint8
+    labels: torch.Tensor  # (N,) int64
+    meta: Optional[torch.Tensor]  # (N, M) float32 or None
+
+
+def split_tensors(prepared, split, vocab, device):
+    idx = prepared.indices(split)
+    meta = None
+    if vocab is not None:
+        pick = lambda a: None if a is None else a[idx]
+        meta = torch.from_numpy(encode_metadata(vocab, len(idx), pick(prepared.age), pick(prepared.sex),
+                                                pick(prepared.site))).to(device)
+    return SplitTensors(torch.from_numpy(prepared.images[idx]).permute(0, 3, 1, 2).contiguous().to(device),
+                        torch.from_numpy(prepared.labels[idx]).to(device), meta)
+
+
+def to_float(images):
+    """uint8 (B, 3, H, W) -> float in [-1, 1]."""
+    return images.float() / 127.5 - 1
+
+
+def augment_batch(x, generator=None):
+    """Flips, 90-degree rotations and light brightness/contrast jitter, per sample, on the device.
+    Lesions have no canonical orientation, so all eight symmetries of the square are fair."""
+    B = len(x)
+    dev = x.device
+    rand = lambda *shape: torch.rand(*shape, generator=generator).to(dev)
+    x = torch.where(rand(B, 1, 1, 1) < 0.5, x.flip(3), x)
+    x = torch.where(rand(B, 1, 1, 1) < 0.5, x.flip(2), x)
+    x = torch.where(rand(B, 1, 1, 1) < 0.5, x.transpose(2, 3), x)  # with the flips: all 8 symmetries
+    brightness = (rand(B, 1, 1, 1) - 0.5) * 0.2
+    contrast = 1 + (rand(B, 1, 1, 1) - 0.5) * 0.2
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    return ((x - mean) * contrast + mean + brightness).clamp(-1, 1)

@@ -1,0 +1,91 @@
+"""`gan-aug evaluate`: a trained classifier on a prepared split or an external set, classes matched by name."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from classifier.checkpoint import load_classifier
+from classifier.data import encode_metadata, split_tensors
+from classifier.metrics import compute_metrics, save_confusion_png, save_roc_png
+from classifier.train import autocast_for, predict
+from gan_aug.errors import UserError
+from gan_aug.fileio import atomic_write
+from gan_aug.gan.train import resolve_device
+
+
+def external_set(source, root, size, csv=None, workers=0):
+    """All images of an external source (no split) as a PreparedSet-like object at `size` px."""
+    from gan_aug.config import PrepareConfig
+    from gan_aug.data import images as image_ops
+    from gan_aug.data.prepared import PreparedSet
+    from gan_aug.data.readers import READERS
+
+    config = PrepareConfig(out="unused.npz", source=source, root=str(root), size=size, csv=csv)
+    config.validate()
+    records = READERS[source](config)
+    if records.arrays is not None:
+        images = image_ops.resize_arrays(records.arrays, size)
+    else:
+        images, errors = image_ops.decode_files(records.paths, size, workers or 2)
+        if errors:
+            raise UserError(f"{len(errors)} unreadable image(s) in {root}: {'; '.join(list(errors.values())[:3])}")
+    n = len(records)
+    return PreparedSet(path=Path(root), images=images, labels=records.labels, class_names=records.class_names,
+                       split=np.full(n, "test"), group=records.groups, image_id=records.image_ids, source=source,
+                       fingerprint="", age=records.age, sex=records.sex, site=records.site)
+
+
+def relabel_to_model(prepared, model_classes):
+    """The set's labels in the model's class order; refuses classes the model never learned."""
+    unknown = [c for c in prepared.class_names if c not in model_classes]
+    if unknown:
+        raise UserError(f"class(es) {', '.join(unknown)} of the evaluation set are unknown to the model "
+                        f"(it knows {', '.join(model_classes)})")
+    remap = np.array([list(model_classes).index(c) for c in prepared.class_names], dtype=np.int64)
+    return remap[prepared.labels]
+
+
+def evaluate_checkpoint(checkpoint, prepared, split, out, device="auto", amp=True):
+    """Metrics of `checkpoint` on one split of `prepared`; writes metrics.json, confusion and ROC PNGs."""
+    device = resolve_device(device)
+    model, task, state = load_classifier(checkpoint, device)
+    args = state["model_args"]
+    if prepared.image_size != args["image_size"]:
+        raise UserError(f"the model takes {args['image_size']} px images, the evaluation set has "
+                        f"{prepared.image_size} px (prepare it with --size {args['image_size']})")
+    labels = relabel_to_model(prepared, args["class_names"])
+    idx = prepared.indices(split)
+    if len(idx) == 0:
+        raise UserError(f"the evaluation set has no '{split}' images")
+    images = torch.from_numpy(prepared.images[idx]).permute(0, 3, 1, 2).to(device)
+    meta = None
+    if args["metadata_vocab"] is not None:
+        pick = lambda a: None if a is None else a[idx]
+        meta = torch.from_numpy(encode_metadata(args["metadata_vocab"], len(idx), pick(prepared.age),
+                                                pick(prepared.sex), pick(prepared.site))).to(device)
+    probs = predict(model, task, images, meta, autocast=autocast_for(device, amp)).numpy()
+    targets = task.targets(torch.from_numpy(labels[idx])).numpy()
+    metrics = compute_metrics(targets, probs, task.output_names)
+    metrics.update({"checkpoint": str(checkpoint), "data": str(prepared.path), "split": split,
+                    "task": args["task"], "model": args["model"]})
+    out = Path(out)
+    with atomic_write(out, "w") as handle:
+        json.dump(metrics, handle, indent=2)
+    save_confusion_png(metrics, out.with_name(out.stem + "_confusion.png"))
+    save_roc_png(targets, probs, task.output_names, out.with_name(out.stem + "_roc.png"))
+    return metrics
+
+
+def metrics_table(metrics):
+    """Per-class rows plus the headline numbers, as text."""
+    lines = [f"BMA {metrics['bma']:.4f}  accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}  "
+             f"AUC {metrics['auc_macro']:.4f}  (n={metrics['n']})",
+             "class      precision  recall   f1      auc     support"]
+    for name, row in metrics["per_class"].items():
+        lines.append(f"{name:<10} {row['precision']:.3f}      {row['recall']:.3f}    {row['f1']:.3f}   "
+                     f"{row['auc']:.3f}   {row['support']}")
+    for key in sorted(k for k in metrics if "sensitivity_at_spec" in k):
+        lines.append(f"{key}: {metrics[key]:.3f}")
+    return "\n".join(lines)

@@ -1,0 +1,94 @@
+"""The metric suite (PROTOCOL rule 6): BMA first, then accuracy, macro-F1, per-class precision/recall/F1,
+one-vs-rest AUC, melanoma sensitivity at fixed specificity, confusion matrix; plus the plots."""
+
+import numpy as np
+from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score,
+                             precision_recall_fscore_support, roc_auc_score, roc_curve)
+
+SPECIFICITIES = (0.8, 0.9)
+
+
+def sensitivity_at_specificity(is_positive, score, specificity):
+    """Highest sensitivity reachable with specificity >= the target (from the ROC curve)."""
+    if is_positive.all() or not is_positive.any():
+        return float("nan")
+    fpr, tpr, _ = roc_curve(is_positive, score)
+    ok = fpr <= 1 - specificity + 1e-12
+    return float(tpr[ok].max()) if ok.any() else 0.0
+
+
+def compute_metrics(y_true, probs, names):
+    """All metrics of one prediction set. y_true (N,) ints, probs (N, K) rows summing to 1."""
+    y_true, probs = np.asarray(y_true), np.asarray(probs, dtype=np.float64)
+    k = len(names)
+    y_pred = probs.argmax(axis=1)
+    labels = np.arange(k)
+    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    present = support > 0
+    auc = {}
+    for i, name in enumerate(names):
+        positive = y_true == i
+        auc[name] = float(roc_auc_score(positive, probs[:, i])) if 0 < positive.sum() < len(y_true) else float("nan")
+    out = {
+        "n": int(len(y_true)),
+        # BMA = mean recall over the classes present (the ISIC challenge metric)
+        "bma": float(balanced_accuracy_score(y_true, y_pred)) if len(y_true) else float("nan"),
+        "accuracy": float(accuracy_score(y_true, y_pred)) if len(y_true) else float("nan"),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=labels[present], average="macro", zero_division=0)),
+        "auc_macro": float(np.nanmean(list(auc.values()))) if any(np.isfinite(list(auc.values()))) else float("nan"),
+        "per_class": {name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+                             "support": int(support[i]), "auc": auc[name]} for i, name in enumerate(names)},
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        "class_names": list(names),
+    }
+    positive_name = "mel" if "mel" in names else ("malignant" if "malignant" in names else None)
+    if positive_name:
+        i = list(names).index(positive_name)
+        for spec in SPECIFICITIES:
+            out[f"{positive_name}_sensitivity_at_spec{int(spec * 100)}"] = sensitivity_at_specificity(
+                y_true == i, probs[:, i], spec)
+    return out
+
+
+def save_confusion_png(metrics, path, title=""):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = np.array(metrics["confusion_matrix"], dtype=float)
+    normalised = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    names = metrics["class_names"]
+    fig, ax = plt.subplots(figsize=(1 + 0.7 * len(names), 1 + 0.6 * len(names)))
+    ax.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(names)), names, rotation=45)
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for i in range(len(names)):
+        for j in range(len(names)):
+            ax.text(j, i, f"{int(cm[i, j])}", ha="center", va="center",
+                    color="white" if normalised[i, j] > 0.5 else "black", fontsize=8)
+    ax.set_title(title or f"BMA {metrics['bma']:.3f}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def save_roc_png(y_true, probs, names, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for i, name in enumerate(names):
+        positive = np.asarray(y_true) == i
+        if 0 < positive.sum() < len(positive):
+            fpr, tpr, _ = roc_curve(positive, np.asarray(probs)[:, i])
+            ax.plot(fpr, tpr, label=f"{name} (AUC {roc_auc_score(positive, np.asarray(probs)[:, i]):.2f})")
+    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,185 @@
+"""Classifier training: train_one_epoch / evaluate / fit, model selection on val BMA only.
+
+The test split is never read here (PROTOCOL rule 3): `gan-aug evaluate` touches it once, at the end.
+"""
+
+import contextlib
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from classifier.checkpoint import FORMAT, build_from_args
+from classifier.data import (align_synthetic, augment_batch, metadata_vocabulary, metadata_width, split_tensors,
+                             to_float)
+from classifier.metrics import compute_metrics
+from classifier.sampling import EpochSampler
+from classifier.tasks import TASKS
+from gan_aug.config import to_yaml
+from gan_aug.data.prepared import load_prepared
+from gan_aug.fileio import atomic_write, prepare_run_dir
+from gan_aug.gan.train import _cpu_has_bf16, resolve_device
+from gan_aug.logging import JsonlSink, Sinks, TensorBoardSink
+
+RUN_ARTIFACTS = ("config.yaml", "best.pt", "latest.pt", "tb", "history.jsonl")
+
+
+def autocast_for(device, enabled):
+    if enabled and (device.type == "cuda" or _cpu_has_bf16()):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def predict(model, task, images, meta, batch_size=512, autocast=None):
+    """(N, K) float probabilities for uint8 images (N, 3, H, W) on the model's device."""
+    model.eval()
+    out = []
+    for i in range(0, len(images), batch_size):
+        with autocast or contextlib.nullcontext():
+            outputs = model(to_float(images[i:i + batch_size]), None if meta is None else meta[i:i + batch_size])
+        out.append(task.probabilities(outputs).cpu())
+    return torch.cat(out) if out else torch.zeros(0, len(task.output_names))
+
+
+def evaluate(model, task, split, autocast=None):
+    """Metrics of `model` on one SplitTensors."""
+    probs = predict(model, task, split.images, split.meta, autocast=autocast)
+    targets = task.targets(split.labels).cpu().numpy()
+    return compute_metrics(targets, probs.numpy(), task.output_names), probs
+
+
+class ClassifierTrainer:
+    def __init__(self, config, progress=True, prepared=None, synthetic=None):
+        self.config, self.progress = config, progress
+        prepare_run_dir(config.out, config.resume, config.force, RUN_ARTIFACTS)
+        self.run_dir = Path(config.out)
+        prepared = prepared or load_prepared(config.data)
+        self.prepared = prepared
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        if config.deterministic:
+            torch.use_deterministic_algorithms(True)
+        self.device = resolve_device(config.device)
+        self.autocast = autocast_for(self.device, config.amp)
+        task = TASKS[config.task](prepared.class_names)
+        vocab = metadata_vocabulary(prepared) if config.use_metadata else None
+        self.model_args = {"model": config.model, "task": config.task, "heads": task.heads,
+                           "meta_dim": metadata_width(vocab) if vocab else 0, "metadata_vocab": vocab,
+                           "class_names": list(prepared.class_names), "image_size": prepared.image_size}
+        torch.manual_seed(config.seed)
+        self.model, self.task = build_from_args(self.model_args, pretrained=config.pretrained)
+        self.model.to(self.device)
+
+        train = split_tensors(prepared, "train", vocab, self.device)
+        self.val = split_tensors(prepared, "val", vocab, self.device)
+        syn_images, syn_labels = np.zeros((0,) + prepared.images.shape[1:], np.uint8), np.zeros(0, np.int64)
+        if config.synthetic:
+            from gan_aug.synth import load_synthetic
+
+            syn_images, syn_labels = align_synthetic(synthetic or load_synthetic(config.synthetic), prepared)
+        syn = torch.from_numpy(syn_images).permute(0, 3, 1, 2).to(self.device)
+        self.pool_images = torch.cat([train.images, syn])  # (N_real + N_syn, 3, H, W) uint8
+        self.pool_labels = torch.cat([train.labels, torch.from_numpy(syn_labels).to(self.device)])
+        self.pool_meta = None
+        if vocab is not None:  # synthetic images carry no metadata: all 'unknown'
+            from classifier.data import encode_metadata
+            unknown = torch.from_numpy(encode_metadata(vocab, len(syn_labels))).to(self.device)
+            self.pool_meta = torch.cat([train.meta, unknown])
+        self.sampler = EpochSampler(train.labels.cpu(), syn_labels, len(prepared.class_names),
+                                    config.balanced_stream, config.mix, config.mix_policy)
+        targets = task.targets(train.labels).cpu()
+        counts = torch.bincount(targets, minlength=len(task.output_names)).float()
+        self.class_weight = None
+        if config.balance == "class-weight" or config.balance == "focal":
+            self.class_weight = (counts.sum() / (len(counts) * counts.clamp(min=1))).to(self.device)
+        self.loss_kw = {"focal_gamma": config.focal_gamma if config.balance == "focal" else 0.0}
+
+        self.steps_per_epoch = math.ceil(len(train.labels) / config.batch_size)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        total = self.steps_per_epoch * config.epochs
+        warmup = max(1, self.steps_per_epoch // 2)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s / total, 1))))
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.epoch, self.best, self.history = 0, {"bma": -1.0, "epoch": -1}, []
+        if config.resume:
+            self._restore(torch.load(self.run_dir / "latest.pt", map_location=self.device, weights_only=True))
+
+    def _restore(self, state):
+        from gan_aug.errors import UserError
+
+        if state["data"]["fingerprint"] != self.prepared.fingerprint or state["model_args"] != self.model_args:
+            raise UserError("cannot resume: the run used a different prepared set or model settings")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.generator.set_state(state["sampler_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        self.epoch, self.best, self.history = state["epoch"], state["best"], state["history"]
+
+    def state_dict(self):
+        config = {k: list(v) if isinstance(v, tuple) else v for k, v in vars(self.config).items()}
+        return {"format": FORMAT, "model_args": self.model_args, "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                "sampler_rng": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
+                "epoch": self.epoch, "best": self.best, "history": self.history, "config": config,
+                "data": {"fingerprint": self.prepared.fingerprint, "path": str(self.prepared.path)}}
+
+    def train_one_epoch(self):
+        self.model.train()
+        order = self.sampler.epoch(self.generator).to(self.device)
+        total, batches = 0.0, 0
+        bs = self.config.batch_size
+        bar = tqdm(range(0, len(order), bs), desc=f"epoch {self.epoch + 1}/{self.config.epochs}", leave=False,
+                   disable=not self.progress, unit="batch")
+        for start in bar:
+            idx = order[start:start + bs]
+            x = augment_batch(to_float(self.pool_images[idx]), self.generator)
+            meta = None if self.pool_meta is None else self.pool_meta[idx]
+            with self.autocast:
+                outputs = self.model(x, meta)
+            outputs = {k: v.float() for k, v in outputs.items()}
+            loss = self.task.loss(outputs, self.pool_labels[idx], self.class_weight, **self.loss_kw)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.scheduler.step()
+            total, batches = total + float(loss.detach()), batches + 1
+            bar.set_postfix(loss=f"{total / batches:.3f}")
+        return total / max(batches, 1)
+
+    def _save(self, name):
+        with atomic_write(self.run_dir / name) as handle:
+            torch.save(self.state_dict(), handle)
+
+    def fit(self):
+        cfg = self.config
+        (self.run_dir / "config.yaml").write_text(to_yaml(cfg))
+        sinks = Sinks(JsonlSink(self.run_dir / "history.jsonl"), TensorBoardSink(self.run_dir / "tb"))
+        try:
+            while self.epoch < cfg.epochs:
+                loss = self.train_one_epoch()
+                metrics, _ = evaluate(self.model, self.task, self.val, self.autocast)
+                self.epoch += 1
+                row = {"epoch": self.epoch, "loss": loss, "val_bma": metrics["bma"], "val_accuracy": metrics["accuracy"],
+                       "lr": self.scheduler.get_last_lr()[0]}
+                self.history.append(row)
+                sinks.scalars({"train/loss": loss, "val/bma": metrics["bma"], "val/accuracy": metrics["accuracy"],
+                               "train/lr": row["lr"]}, self.epoch)
+                if metrics["bma"] > self.best["bma"]:
+                    self.best = {"bma": metrics["bma"], "epoch": self.epoch, "val": metrics}
+                    self._save("best.pt")
+                self._save("latest.pt")
+                if cfg.patience and self.epoch - self.best["epoch"] >= cfg.patience:
+                    break  # early stopping on val BMA
+        finally:
+            sinks.close()
+        return {"best_epoch": self.best["epoch"], "best_val_bma": self.best["bma"], "epochs": self.epoch,
+                "checkpoint": str(self.run_dir / "best.pt")}
+
+
+def train_classifier(config, progress=True, prepared=None, synthetic=None):
+    return ClassifierTrainer(config, progress, prepared, synthetic).fit()
