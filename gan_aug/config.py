@@ -325,3 +325,27 @@ class ClassifierConfig:
 
 
 BALANCES = ("none", "oversample", "class-weight", "focal")
+
+
+@dataclasses.dataclass
+class ScoreConfig:
+    """`gan-aug score`: how good, how diverse and how private a synthetic set is, per class."""
+
+    data: str
+    synthetic: str
+    features: str = "inception"  # inception or lesion:CLASSIFIER_CKPT
+    fid_weights: typing.Optional[str] = None  # local Inception weights for --features inception
+    out: str = "scores.json"
+    kid_subset_size: int = 1000
+    cas: bool = True  # train on synthetic only, test on real val
+    cas_epochs: int = 10
+    memorization: bool = True
+    embed_per_source: int = 500  # images per source in the TensorBoard projector (0: none)
+    batch_size: int = 64
+    seed: int = 0
+
+    def validate(self):
+        if not (self.features == "inception" or self.features.startswith("lesion:")):
+            raise UserError(f"--features must be inception or lesion:CLASSIFIER_CKPT, got {self.features}")
+        if self.kid_subset_size < 2 or self.cas_epochs < 1 or self.batch_size < 1 or self.embed_per_source < 0:
+            raise UserError("kid_subset_size >= 2, cas_epochs >= 1, batch_size >= 1, embed_per_source >= 0")

@@ -61,6 +61,17 @@ class TensorBoardSink:
     def image(self, tag, image_hwc, step):
         self.writer.add_image(tag, image_hwc, step, dataformats="HWC")
 
+    def images(self, tag, images_nhwc, step):
+        self.writer.add_images(tag, images_nhwc, step, dataformats="NHWC")
+
+    def embedding(self, features, metadata, header, thumbnails_nhwc, tag):
+        """Projector points with sprite thumbnails; thumbnails are uint8 (N, H, W, 3)."""
+        import torch
+
+        self.writer.add_embedding(torch.as_tensor(features).float(), metadata=metadata, metadata_header=header,
+                                  label_img=torch.as_tensor(thumbnails_nhwc).permute(0, 3, 1, 2).float() / 255,
+                                  tag=tag)
+
     def close(self):
         self.writer.close()
 

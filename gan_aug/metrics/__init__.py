@@ -1,0 +1,1 @@
+"""Synthetic-set quality: torch-fidelity metrics per class, lesion-feature extractor, CAS, memorization."""
