@@ -48,7 +48,8 @@ def relabel_to_model(prepared, model_classes):
 
 
 def evaluate_checkpoint(checkpoint, prepared, split, out, device="auto", amp=True):
-    """Metrics of `checkpoint` on one split of `prepared`; writes metrics.json, confusion and ROC PNGs."""
+    """(metrics, targets, probabilities) of `checkpoint` on one split of `prepared`; writes the metrics
+    JSON, a confusion-matrix PNG and a ROC PNG."""
     device = resolve_device(device)
     model, task, state = load_classifier(checkpoint, device)
     args = state["model_args"]
@@ -75,7 +76,7 @@ def evaluate_checkpoint(checkpoint, prepared, split, out, device="auto", amp=Tru
         json.dump(metrics, handle, indent=2)
     save_confusion_png(metrics, out.with_name(out.stem + "_confusion.png"))
     save_roc_png(targets, probs, task.output_names, out.with_name(out.stem + "_roc.png"))
-    return metrics
+    return metrics, targets, probs
 
 
 def metrics_table(metrics):

@@ -1,6 +1,8 @@
 """The metric suite (PROTOCOL rule 6): BMA first, then accuracy, macro-F1, per-class precision/recall/F1,
 one-vs-rest AUC, melanoma sensitivity at fixed specificity, confusion matrix; plus the plots."""
 
+import warnings
+
 import numpy as np
 from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score,
                              precision_recall_fscore_support, roc_auc_score, roc_curve)
@@ -15,6 +17,14 @@ def sensitivity_at_specificity(is_positive, score, specificity):
     fpr, tpr, _ = roc_curve(is_positive, score)
     ok = fpr <= 1 - specificity + 1e-12
     return float(tpr[ok].max()) if ok.any() else 0.0
+
+
+def _balanced_accuracy(y_true, y_pred):
+    if not len(y_true):
+        return float("nan")
+    with warnings.catch_warnings():  # predictions of classes absent from y_true are fine here
+        warnings.simplefilter("ignore", UserWarning)
+        return float(balanced_accuracy_score(y_true, y_pred))
 
 
 def compute_metrics(y_true, probs, names):
@@ -32,7 +42,7 @@ def compute_metrics(y_true, probs, names):
     out = {
         "n": int(len(y_true)),
         # BMA = mean recall over the classes present (the ISIC challenge metric)
-        "bma": float(balanced_accuracy_score(y_true, y_pred)) if len(y_true) else float("nan"),
+        "bma": _balanced_accuracy(y_true, y_pred),
         "accuracy": float(accuracy_score(y_true, y_pred)) if len(y_true) else float("nan"),
         "macro_f1": float(f1_score(y_true, y_pred, labels=labels[present], average="macro", zero_division=0)),
         "auc_macro": float(np.nanmean(list(auc.values()))) if any(np.isfinite(list(auc.values()))) else float("nan"),

@@ -36,7 +36,10 @@ def _torchvision(name, head_attr):
         net = getattr(torchvision.models, name)(weights=None)
         if pretrained:
             state = _load_state(pretrained)
-            missing, unexpected = net.load_state_dict(state, strict=False)
+            try:
+                missing, unexpected = net.load_state_dict(state, strict=False)
+            except RuntimeError as err:  # shape mismatches
+                raise UserError(f"{pretrained} does not fit {name}: {str(err).splitlines()[-1].strip()}") from None
             if [k for k in missing if not k.startswith(head_attr)] or unexpected:
                 raise UserError(f"{pretrained} does not fit {name} (missing {missing[:3]}, unexpected {unexpected[:3]})")
         head = _get_attr(net, head_attr)

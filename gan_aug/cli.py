@@ -237,7 +237,7 @@ def evaluate(checkpoint, data, split, source, root, csv, out, device):
         prepared, split = external_set(source, root, state["model_args"]["image_size"], csv), "test"
     else:
         prepared = load_prepared(data)
-    metrics = evaluate_checkpoint(checkpoint, prepared, split, out, device)
+    metrics, _, _ = evaluate_checkpoint(checkpoint, prepared, split, out, device)
     click.echo(metrics_table(metrics))
     click.echo(f"wrote {out}")
 
@@ -276,10 +276,55 @@ def score(config_path, sets, dry_run, cas, memorization, **flags):
     click.echo(f"wrote {config.out}; browse: tensorboard --logdir {Path(config.out).with_name(Path(config.out).stem + '_tb')}")
 
 
+@cli.command()
+@click.option("--data", type=str, help="Prepared set (.npz) [from the config].")
+@click.option("--out", type=str, help="Output folder: runs/, results.csv, report.md, plots.")
+@config_options
+def compare(config_path, sets, dry_run, **flags):
+    """Run every augmentation arm x seed and report gains with confidence intervals (resumable).
+
+    \b
+    Example:
+      gan-aug compare --config configs/compare_ham32.yaml --out results/ham32
+    """
+    from gan_aug.config import CompareConfig, build_config, to_yaml
+
+    config = build_config(CompareConfig, config_path, flags, sets)
+    if dry_run:
+        click.echo(to_yaml(config), nl=False)
+        return
+    from gan_aug.experiment import compare as run_compare
+
+    summary = run_compare(config)
+    for split, rows in summary["splits"].items():
+        for arm, row in rows.items():
+            gain = row.get("gain")
+            extra = (f"  gain {100 * gain['mean']:+.2f} [{100 * gain['ci_low']:+.2f}, {100 * gain['ci_high']:+.2f}]"
+                     if gain else "")
+            click.echo(f"{split:<8} {arm:<14} BMA {row['bma_mean']:.4f} ± {row['bma_std']:.4f}{extra}")
+    click.echo(f"report: {Path(config.out) / 'report.md'}")
+
+
+@cli.command()
+@click.option("--data", type=str, help="A prepared set to use instead of the embedded toy data.")
+@click.option("--out", default="demo_out", show_default=True, help="Output folder.")
+@click.option("--force", is_flag=True, help="Start over in an existing --out.")
+def demo(data, out, force):
+    """The whole pipeline in one command: prepare, GAN, synthesize, compare, score, report.
+
+    \b
+    Example:
+      gan-aug demo --out demo_out
+    """
+    from gan_aug.demo import run_demo
+
+    report = run_demo(out, data=data, force=force)
+    click.echo(f"report: {report}")
+    click.echo(f"browse samples and curves: tensorboard --logdir {out}")
+
+
 PLANNED = {
     "explain": "Grad-CAM overlays of a classifier's predictions.",
-    "compare": "Run every augmentation arm x seed and report gains with confidence intervals.",
-    "demo": "The whole pipeline on the embedded toy data.",
 }
 
 

@@ -349,3 +349,60 @@ class ScoreConfig:
             raise UserError(f"--features must be inception or lesion:CLASSIFIER_CKPT, got {self.features}")
         if self.kid_subset_size < 2 or self.cas_epochs < 1 or self.batch_size < 1 or self.embed_per_source < 0:
             raise UserError("kid_subset_size >= 2, cas_epochs >= 1, batch_size >= 1, embed_per_source >= 0")
+
+
+@dataclasses.dataclass
+class CompareConfig:
+    """`gan-aug compare`: arms x seeds of one classifier recipe on one prepared set, and the report."""
+
+    data: str
+    out: str
+    arms: typing.Tuple[str, ...] = ("none", "oversample", "class-weight", "focal", "mix:0.1", "mix:0.3", "mix:0.5")
+    seeds: typing.Tuple[int, ...] = (0, 1, 2, 3, 4)
+    synthetic: typing.Optional[str] = None  # a synthetic set for the mix arms ...
+    gan_run: typing.Optional[str] = None  # ... or a GAN run to synthesize one from (into OUT/synthetic)
+    synth_n: int = 5000
+    synth_truncation: float = 1.0
+    synth_distribution: str = "balance"
+    external: typing.Tuple[str, ...] = ()  # name=source:root, e.g. isic2018=isic-csv:/data/ISIC2018_Test
+    # The classifier recipe, identical for every arm:
+    model: str = "small_cnn"
+    task: str = "multiclass"
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    patience: int = 0
+    use_metadata: bool = False
+    pretrained: typing.Optional[str] = None
+    threads: int = 0
+    device: str = "auto"
+    bootstrap: int = 2000
+
+    def validate(self):
+        from gan_aug.experiment import is_generative, parse_arm
+
+        for arm in self.arms:
+            parse_arm(arm)
+        if len(set(self.arms)) != len(self.arms) or len(set(self.seeds)) != len(self.seeds):
+            raise UserError("arms and seeds must not repeat")
+        if any(is_generative(a) for a in self.arms) and not (self.synthetic or self.gan_run):
+            raise UserError("mix/topup arms need `synthetic: SYN` or `gan_run: RUN` in the config")
+        if not self.seeds:
+            raise UserError("give at least one seed")
+        for entry in self.external:
+            name, sep, rest = entry.partition("=")
+            if not sep or ":" not in rest:
+                raise UserError(f"external entries look like name=source:root, got '{entry}'")
+        if self.synth_n < 1 or self.bootstrap < 100 or self.epochs < 1:
+            raise UserError("synth_n >= 1, bootstrap >= 100 and epochs >= 1")
+
+    def classifier_flags(self):
+        """The ClassifierConfig settings every arm shares."""
+        keys = ("model", "task", "epochs", "batch_size", "lr", "weight_decay", "patience", "use_metadata",
+                "pretrained", "threads", "device")
+        return {k: getattr(self, k) for k in keys}
+
+    @property
+    def synthetic_path(self):
+        return self.synthetic or str(Path(self.out) / "synthetic")

@@ -72,6 +72,9 @@ class TensorBoardSink:
                                   label_img=torch.as_tensor(thumbnails_nhwc).permute(0, 3, 1, 2).float() / 255,
                                   tag=tag)
 
+    def hparams(self, hparam_dict, metric_dict, run_name):
+        self.writer.add_hparams(hparam_dict, metric_dict, run_name=run_name)
+
     def close(self):
         self.writer.close()
 

@@ -1,0 +1,194 @@
+"""`gan-aug compare`: every arm x seed with identical settings, then a report that holds up (PROTOCOL.md).
+
+Arms: none, oversample, class-weight, focal (non-generative) and mix:R / topup:R (GAN). Each arm x seed
+is one classifier run under DIR/runs/; a finished run leaves done.json and its test predictions, so a
+re-run skips it. The baseline for the headline is the non-generative arm with the best mean *val*
+BMA (never chosen on test). Gains come with a paired bootstrap 95% CI: pair by seed, resample test
+images within each seed, the same resample for both arms.
+"""
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+from gan_aug.errors import UserError
+from gan_aug.fileio import atomic_write
+
+BASELINE_ARMS = ("none", "oversample", "class-weight", "focal")
+MIX_POLICIES = {"mix": "balanced", "topup": "topup"}
+
+
+def parse_arm(arm):
+    """'none' | 'oversample' | 'class-weight' | 'focal' | 'mix:0.3' | 'topup:0.5' -> ClassifierConfig overrides."""
+    if arm in BASELINE_ARMS:
+        return {"balance": arm}
+    kind, _, ratio = arm.partition(":")
+    if kind in MIX_POLICIES:
+        try:
+            mix = float(ratio)
+        except ValueError:
+            mix = -1
+        if 0 <= mix <= 1:
+            return {"balance": "oversample", "mix": mix, "mix_policy": MIX_POLICIES[kind]}
+    raise UserError(f"unknown arm '{arm}' (use {', '.join(BASELINE_ARMS)}, mix:R or topup:R with R in [0, 1])")
+
+
+def is_generative(arm):
+    return arm not in BASELINE_ARMS
+
+
+def bma(y_true, y_pred, n_classes):
+    """Balanced accuracy over the classes present in y_true (numpy, fast for bootstrap)."""
+    support = np.bincount(y_true, minlength=n_classes)
+    hits = np.bincount(y_true[y_true == y_pred], minlength=n_classes)
+    present = support > 0
+    return float((hits[present] / support[present]).mean())
+
+
+def paired_bootstrap_gain(y_true, pred_a, pred_b, n_classes, iterations=2000, seed=0):
+    """Mean over seeds of BMA(a) - BMA(b), and its 95% CI from resampling images within each seed.
+
+    y_true: (N,) labels of the evaluation images; pred_a, pred_b: (S, N) predictions, one row per seed.
+    """
+    rng = np.random.default_rng(seed)
+    S, N = pred_a.shape
+    point = np.mean([bma(y_true, pred_a[s], n_classes) - bma(y_true, pred_b[s], n_classes) for s in range(S)])
+    gains = np.empty(iterations)
+    for b in range(iterations):
+        total = 0.0
+        for s in range(S):
+            idx = rng.integers(0, N, N)
+            total += bma(y_true[idx], pred_a[s, idx], n_classes) - bma(y_true[idx], pred_b[s, idx], n_classes)
+        gains[b] = total / S
+    low, high = np.percentile(gains, [2.5, 97.5])
+    return float(point), float(low), float(high)
+
+
+def bootstrap_mean_ci(y_true, preds, n_classes, iterations=1000, seed=0):
+    """95% CI of an arm's mean-over-seeds BMA, resampling images within seeds."""
+    rng = np.random.default_rng(seed)
+    S, N = preds.shape
+    values = np.empty(iterations)
+    for b in range(iterations):
+        values[b] = np.mean([bma(y_true[idx], preds[s, idx], n_classes)
+                             for s in range(S) for idx in [rng.integers(0, N, N)]])
+    return tuple(float(v) for v in np.percentile(values, [2.5, 97.5]))
+
+
+# ------------------------------------------------------------------------------------------------
+# Running arms
+
+
+def run_dir(out, arm, seed):
+    return Path(out) / "runs" / f"{arm.replace(':', '_')}_seed{seed}"
+
+
+def run_arm(config, arm, seed, prepared, synthetic, externals, progress):
+    """Train + evaluate one arm x seed unless its done.json exists; returns the done record."""
+    from classifier.evaluate import evaluate_checkpoint
+    from classifier.train import train_classifier
+    from gan_aug.config import ClassifierConfig, build_config
+
+    directory = run_dir(config.out, arm, seed)
+    done = directory / "done.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    overrides = parse_arm(arm)
+    flags = {"data": config.data, "out": str(directory), "seed": seed, "force": True, **config.classifier_flags(),
+             **overrides}
+    if "mix" in overrides:
+        flags["synthetic"] = config.synthetic_path
+    clf_config = build_config(ClassifierConfig, None, flags)
+    summary = train_classifier(clf_config, progress=progress, prepared=prepared,
+                               synthetic=synthetic if "mix" in overrides else None)
+    record = {"arm": arm, "seed": seed, "best_epoch": summary["best_epoch"], "splits": {}}
+    for split_name, (dataset, split) in {"val": (prepared, "val"), "test": (prepared, "test"), **externals}.items():
+        metrics, targets, probs = evaluate_checkpoint(directory / "best.pt", dataset, split,
+                                                      directory / f"{split_name}.json", config.device)
+        record["splits"][split_name] = metrics
+        with atomic_write(directory / f"{split_name}_predictions.npz") as handle:
+            np.savez(handle, y_true=targets, y_pred=probs.argmax(axis=1), probs=probs)
+    with atomic_write(done, "w") as handle:
+        json.dump(record, handle)
+    return record
+
+
+def ensure_synthetic(config, progress):
+    """The synthetic set for the mix arms: the given one, or one synthesized once from the GAN run."""
+    from gan_aug.config import SynthConfig
+    from gan_aug.synth import MANIFEST, load_synthetic, synthesize
+
+    path = Path(config.synthetic_path)
+    if not config.synthetic and not (path / MANIFEST).is_file():
+        synthesize(SynthConfig(checkpoints=(config.gan_run,), out=str(path), n=config.synth_n,
+                               truncation=config.synth_truncation, distribution=config.synth_distribution,
+                               force=True), progress=progress)
+    return load_synthetic(path)
+
+
+def load_externals(config, image_size):
+    from classifier.evaluate import external_set
+
+    externals = {}
+    for entry in config.external:
+        name, _, rest = entry.partition("=")
+        source, _, root = rest.partition(":")
+        externals[name] = (external_set(source, root, image_size), "test")
+    return externals
+
+
+def summarize(config, records, splits, n_classes_by_split):
+    """Per split: each arm's seeds, mean/std/CI of BMA, mean per-class recall, and each generative arm's
+    paired-bootstrap gain over the baseline arm (best non-generative arm by mean val BMA)."""
+    arms, seeds = list(config.arms), list(config.seeds)
+    baselines = [a for a in arms if not is_generative(a)]
+    mean_val = {a: np.mean([records[(a, s)]["splits"]["val"]["bma"] for s in seeds]) for a in arms}
+    baseline = max(baselines, key=lambda a: mean_val[a]) if baselines else None
+    summary = {"baseline": baseline, "selected_on": "mean val BMA", "splits": {}}
+    for split in splits:
+        preds = {a: np.stack([np.load(run_dir(config.out, a, s) / f"{split}_predictions.npz")["y_pred"] for s in seeds])
+                 for a in arms}
+        y_true = np.load(run_dir(config.out, arms[0], seeds[0]) / f"{split}_predictions.npz")["y_true"]
+        k = n_classes_by_split[split]
+        rows = {}
+        for a in arms:
+            values = [records[(a, s)]["splits"][split]["bma"] for s in seeds]
+            per_class = [records[(a, s)]["splits"][split]["per_class"] for s in seeds]
+            rows[a] = {"bma_mean": float(np.mean(values)), "bma_std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+                       "bma_ci": bootstrap_mean_ci(y_true, preds[a], k, max(200, config.bootstrap // 2)),
+                       "bma_by_seed": values,
+                       "recall": {c: float(np.mean([p[c]["recall"] for p in per_class])) for c in per_class[0]}}
+            for metric in ("accuracy", "macro_f1", "auc_macro"):
+                rows[a][metric] = float(np.mean([records[(a, s)]["splits"][split][metric] for s in seeds]))
+            if baseline and is_generative(a):
+                gain, low, high = paired_bootstrap_gain(y_true, preds[a], preds[baseline], k, config.bootstrap)
+                rows[a]["gain"] = {"mean": gain, "ci_low": low, "ci_high": high}
+        summary["splits"][split] = rows
+    return summary
+
+
+def compare(config, progress=True):
+    """Run (or resume) every arm x seed, then write results.csv, report.md, plots and TensorBoard hparams."""
+    from gan_aug.config import to_yaml
+    from gan_aug.data.prepared import load_prepared
+    from gan_aug.report import write_report
+
+    prepared = load_prepared(config.data)
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(to_yaml(config))
+    synthetic = ensure_synthetic(config, progress) if any(is_generative(a) for a in config.arms) else None
+    externals = load_externals(config, prepared.image_size)
+    records = {}
+    total = len(config.arms) * len(config.seeds)
+    for i, (arm, seed) in enumerate((a, s) for a in config.arms for s in config.seeds):
+        if progress:
+            print(f"[{i + 1}/{total}] arm {arm}, seed {seed}", flush=True)
+        records[(arm, seed)] = run_arm(config, arm, seed, prepared, synthetic, externals, progress)
+    splits = ["test"] + list(externals)
+    n_classes = {s: len(records[(config.arms[0], config.seeds[0])]["splits"][s]["class_names"]) for s in splits}
+    summary = summarize(config, records, splits, n_classes)
+    write_report(config, prepared, records, summary, splits)
+    return summary

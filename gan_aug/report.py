@@ -1,0 +1,156 @@
+"""The compare report: results.csv (arm x seed x split), report.md with the headline, PNG plots, hparams."""
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from gan_aug.fileio import atomic_write
+
+RARE = ("df", "vasc", "akiec")
+
+
+def write_report(config, prepared, records, summary, splits):
+    out = Path(config.out)
+    write_results_csv(out / "results.csv", config, records, ["val"] + list(splits))
+    plots = {"bma": "bma_ci.png", "recall": "recall_per_class.png"}
+    plot_bma(summary, splits, out / plots["bma"])
+    plot_recall(summary["splits"]["test"], out / plots["recall"])
+    confusions = plot_confusions(config, records, out)
+    write_hparams(config, records, out / "tb")
+    (out / "report.md").write_text(report_markdown(config, prepared, summary, splits, plots, confusions))
+
+
+def write_results_csv(path, config, records, splits):
+    class_names = records[(config.arms[0], config.seeds[0])]["splits"]["test"]["class_names"]
+    columns = ["arm", "seed", "split", "bma", "accuracy", "macro_f1", "auc_macro", "best_epoch"] + \
+        [f"recall_{c}" for c in class_names]
+    with atomic_write(path, "w") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
+        writer.writeheader()
+        for (arm, seed), record in records.items():
+            for split in splits:
+                m = record["splits"][split]
+                row = {"arm": arm, "seed": seed, "split": split, "best_epoch": record["best_epoch"],
+                       **{k: f"{m[k]:.6f}" for k in ("bma", "accuracy", "macro_f1", "auc_macro")},
+                       **{f"recall_{c}": f"{r['recall']:.6f}" for c, r in m["per_class"].items()}}
+                writer.writerow(row)
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def plot_bma(summary, splits, path):
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(splits), figsize=(5 * len(splits), 3.8), squeeze=False)
+    for ax, split in zip(axes[0], splits):
+        rows = summary["splits"][split]
+        arms = list(rows)
+        means = np.array([rows[a]["bma_mean"] for a in arms])
+        lows = means - np.array([rows[a]["bma_ci"][0] for a in arms])
+        highs = np.array([rows[a]["bma_ci"][1] for a in arms]) - means
+        colours = ["tab:orange" if ":" in a else "tab:blue" for a in arms]
+        ax.bar(range(len(arms)), means, yerr=[lows, highs], color=colours, capsize=3)
+        ax.set_xticks(range(len(arms)), arms, rotation=40, ha="right")
+        ax.set_ylabel("balanced accuracy (mean over seeds, 95% CI)")
+        ax.set_title(split)
+        ax.set_ylim(max(0, means.min() - 0.1), min(1, means.max() + 0.08))
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_recall(rows, path):
+    plt = _plt()
+    arms = list(rows)
+    classes = list(rows[arms[0]]["recall"])
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(classes)), 3.8))
+    width = 0.8 / len(arms)
+    for i, arm in enumerate(arms):
+        ax.bar(np.arange(len(classes)) + i * width, [rows[arm]["recall"][c] for c in classes], width, label=arm)
+    ax.set_xticks(np.arange(len(classes)) + 0.4 - width / 2, classes)
+    ax.set_ylabel("test recall (mean over seeds)")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_confusions(config, records, out):
+    from classifier.metrics import save_confusion_png
+
+    files = {}
+    for arm in config.arms:
+        first = records[(arm, config.seeds[0])]["splits"]["test"]
+        total = sum(np.array(records[(arm, s)]["splits"]["test"]["confusion_matrix"]) for s in config.seeds)
+        name = f"confusion_{arm.replace(':', '_')}.png"
+        save_confusion_png({"confusion_matrix": total.tolist(), "class_names": first["class_names"], "bma": 0},
+                           out / name, title=f"{arm}: test, summed over {len(config.seeds)} seeds")
+        files[arm] = name
+    return files
+
+
+def write_hparams(config, records, logdir):
+    from gan_aug.logging import TensorBoardSink
+
+    sink = TensorBoardSink(logdir)
+    for (arm, seed), record in records.items():
+        metrics = {f"hparam/{split}_bma": m["bma"] for split, m in record["splits"].items()}
+        sink.hparams({"arm": arm, "seed": seed}, metrics, run_name=f"{arm}_seed{seed}")
+    sink.close()
+
+
+def _pct(x):
+    return f"{100 * x:.2f}"
+
+
+def report_markdown(config, prepared, summary, splits, plots, confusions):
+    baseline = summary["baseline"]
+    lines = [f"# gan-aug compare: {Path(config.data).name}", "",
+             f"Prepared set `{config.data}` (fingerprint `{prepared.fingerprint[:16]}`), {prepared.image_size} px, "
+             f"classes {', '.join(prepared.class_names)}. Arms x seeds: {len(config.arms)} x {len(config.seeds)} "
+             f"(seeds {', '.join(map(str, config.seeds))}); classifier `{config.model}`, task `{config.task}`, "
+             f"{config.epochs} epochs, batch {config.batch_size}, lr {config.lr}; best epoch chosen on val BMA.",
+             f"Synthetic set: `{config.synthetic_path}`." if any(":" in a for a in config.arms) else "", ""]
+    lines += ["## Headline", ""]
+    if baseline:
+        lines.append(f"Baseline: **{baseline}**, the non-generative arm with the best mean val BMA "
+                     "(chosen on val, never on test). Gains are in BMA points, mean over seeds, with a paired "
+                     "bootstrap 95% CI (pair by seed, resample evaluation images within seeds, "
+                     f"{config.bootstrap} resamples).")
+        lines.append("")
+        for split in splits:
+            for arm, row in summary["splits"][split].items():
+                if "gain" in row:
+                    g = row["gain"]
+                    verdict = "CI excludes 0" if g["ci_low"] > 0 or g["ci_high"] < 0 else "CI includes 0"
+                    lines.append(f"- {split}: **{arm}** vs {baseline}: {'+' if g['mean'] >= 0 else ''}{_pct(g['mean'])} "
+                                 f"BMA points, 95% CI [{_pct(g['ci_low'])}, {_pct(g['ci_high'])}] ({verdict})")
+        lines.append("")
+    for split in splits:
+        rows = summary["splits"][split]
+        lines += [f"## {split}", "", "| arm | BMA mean ± std | 95% CI | accuracy | macro-F1 | AUC | " +
+                  " | ".join(f"recall {c}" for c in next(iter(rows.values()))["recall"]) + " |",
+                  "|" + " --- |" * (6 + len(next(iter(rows.values()))["recall"]))]
+        for arm, row in rows.items():
+            lines.append(f"| {arm} | {row['bma_mean']:.4f} ± {row['bma_std']:.4f} | "
+                         f"[{row['bma_ci'][0]:.4f}, {row['bma_ci'][1]:.4f}] | {row['accuracy']:.4f} | "
+                         f"{row['macro_f1']:.4f} | {row['auc_macro']:.4f} | " +
+                         " | ".join(f"{v:.3f}" for v in row["recall"].values()) + " |")
+        lines.append("")
+    rare = [c for c in RARE if c in prepared.class_names]
+    if rare and baseline:
+        lines += ["## Rare classes (test recall, mean over seeds)", "",
+                  "| arm | " + " | ".join(rare) + " |", "|" + " --- |" * (1 + len(rare))]
+        for arm, row in summary["splits"]["test"].items():
+            lines.append(f"| {arm} | " + " | ".join(f"{row['recall'][c]:.3f}" for c in rare) + " |")
+        lines.append("")
+    lines += ["## Plots", "", f"![BMA per arm]({plots['bma']})", "", f"![recall per class]({plots['recall']})", ""]
+    lines += [f"![confusion {arm}]({name})" for arm, name in confusions.items()]
+    lines += ["", "Per-run rows: `results.csv` (arm x seed x split). Browse: `tensorboard --logdir "
+              f"{Path(config.out) / 'tb'}` (hparams).", ""]
+    return "\n".join(lines)

@@ -1,0 +1,192 @@
+"""Classifier: models and tasks train, the mixing sampler's semantics, leak refusal, metrics, evaluate."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import balanced_accuracy_score, f1_score, roc_auc_score
+
+from classifier.metrics import compute_metrics
+from classifier.sampling import EpochSampler
+from classifier.train import ClassifierTrainer
+from gan_aug.config import ClassifierConfig, PrepareConfig, build_config
+from gan_aug.data.prepare import prepare
+from gan_aug.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def toy32(tmp_path_factory):
+    out = tmp_path_factory.mktemp("toy32") / "toy32.npz"
+    prepare(PrepareConfig(out=str(out), source="toy", size=32, toy_count=120, workers=1), progress=False)
+    return out
+
+
+def config(data, out, **changes):
+    return build_config(ClassifierConfig, None, {"data": str(data), "out": str(out), "epochs": 1,
+                                                 "batch_size": 16, **changes})
+
+
+def few_steps(trainer, steps=2):
+    """Train `steps` batches; returns the losses."""
+    losses = []
+    order = trainer.sampler.epoch(trainer.generator)[: steps * trainer.config.batch_size]
+    trainer.sampler.epoch = lambda generator: order
+    losses.append(trainer.train_one_epoch())
+    return losses
+
+
+@pytest.mark.parametrize("model", ["small_cnn", "resnet18", "resnet50", "densenet121", "efficientnet_b0"])
+def test_every_model_trains(toy32, tmp_path, model):
+    trainer = ClassifierTrainer(config(toy32, tmp_path / "run", model=model), progress=False)
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    loss = few_steps(trainer)[0]
+    assert np.isfinite(loss)
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))
+
+
+@pytest.mark.parametrize("task, n_outputs", [("multiclass", 7), ("binary", 2), ("two-stage", 7)])
+def test_every_task_trains_and_gives_distributions(toy16, tmp_path, task, n_outputs):
+    trainer = ClassifierTrainer(config(toy16, tmp_path / "run", task=task), progress=False)
+    few_steps(trainer)
+    from classifier.train import predict
+    probs = predict(trainer.model, trainer.task, trainer.val.images, None)
+    assert probs.shape == (len(trainer.val.labels), n_outputs)
+    assert torch.allclose(probs.sum(1), torch.ones(len(probs)), atol=1e-5)
+
+
+def test_pretrained_weights_are_loaded(toy32, tmp_path):
+    import torchvision
+    reference = torchvision.models.resnet18(weights=None)
+    torch.save(reference.state_dict(), tmp_path / "r18.pth")
+    trainer = ClassifierTrainer(config(toy32, tmp_path / "run", model="resnet18", pretrained=str(tmp_path / "r18.pth")),
+                                progress=False)
+    assert torch.equal(trainer.model.backbone.conv1.weight, reference.conv1.weight)
+    torch.save({"conv1.weight": torch.zeros(1)}, tmp_path / "bad.pth")
+    with pytest.raises(UserError, match="does not fit resnet18|not a readable"):
+        ClassifierTrainer(config(toy32, tmp_path / "run2", model="resnet18", pretrained=str(tmp_path / "bad.pth")),
+                          progress=False)
+
+
+def test_metadata_branch(ham_root, tmp_path, toy16):
+    data = tmp_path / "ham.npz"
+    prepare(PrepareConfig(out=str(data), source="ham10000", root=str(ham_root), size=16, workers=1), progress=False)
+    trainer = ClassifierTrainer(config(data, tmp_path / "run", use_metadata=True), progress=False)
+    assert trainer.pool_meta.shape == (len(trainer.pool_labels), trainer.model_args["meta_dim"])
+    assert np.isfinite(few_steps(trainer)[0])
+    with pytest.raises(UserError, match="has no metadata"):
+        ClassifierTrainer(config(toy16, tmp_path / "run2", use_metadata=True), progress=False)
+
+
+def stream_stats(sampler, n_epochs=40, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    idx = torch.cat([sampler.epoch(gen) for _ in range(n_epochs)])
+    return idx
+
+
+def test_mixing_sampler_balance_and_synthetic_share():
+    real = torch.tensor([0] * 500 + [1] * 50 + [2] * 10)
+    synthetic = torch.tensor([1] * 100 + [2] * 100)  # class 0 has no synthetic images
+    labels = torch.cat([real, synthetic])
+    sampler = EpochSampler(real, synthetic, 3, balanced=True, mix=0.3)
+    idx = stream_stats(sampler)
+    n = len(idx)
+    counts = torch.bincount(labels[idx], minlength=3).float() / n
+    assert torch.allclose(counts, torch.full((3,), 1 / 3), atol=4 * (1 / 3 * 2 / 3 / n) ** 0.5)
+    is_syn = idx >= len(real)
+    for c, expected in ((0, 0.0), (1, 0.3), (2, 0.3)):
+        share = is_syn[labels[idx] == c].float().mean().item()
+        se = (max(expected * (1 - expected), 1e-9) / (n / 3)) ** 0.5
+        assert abs(share - expected) <= 4 * se + 1e-9, (c, share)
+
+
+def test_mix_zero_is_exactly_oversampling():
+    real = torch.tensor([0] * 300 + [1] * 30)
+    oversample = EpochSampler(real, torch.zeros(0, dtype=torch.long), 2, balanced=True)
+    mix0 = EpochSampler(real, torch.tensor([1] * 40), 2, balanced=True, mix=0.0)
+    assert torch.equal(stream_stats(oversample, 3), stream_stats(mix0, 3))
+    plain = EpochSampler(real, torch.zeros(0, dtype=torch.long), 2, balanced=False)
+    first = plain.epoch(torch.Generator().manual_seed(0))
+    assert sorted(first.tolist()) == list(range(330))  # unbalanced: a permutation of the real images
+
+
+def test_topup_fills_only_up_to_the_largest_class():
+    real = torch.tensor([0] * 100 + [1] * 75 + [2] * 10)
+    synthetic = torch.tensor([0] * 50 + [1] * 50 + [2] * 50)
+    sampler = EpochSampler(real, synthetic, 3, balanced=True, mix=0.5, policy="topup")
+    assert torch.allclose(sampler.share, torch.tensor([0.0, 0.25, 0.5], dtype=torch.float64))
+
+
+def test_leaking_synthetic_sets_are_refused(toy16, toy_gan, tmp_path, run_cli):
+    syn = tmp_path / "syn"
+    assert run_cli("synthesize", "--checkpoint", toy_gan, "-n", 14, "--out", syn).exit_code == 0
+    provenance = json.loads((syn / "synthetic.json").read_text())
+    for change, message in ((("split", "test"), "trained on the 'test' split"),
+                            (("fingerprint", "0" * 64), "different prepared set")):
+        leaked = dict(provenance, gan_data=dict(provenance["gan_data"], **dict([change])))
+        (syn / "synthetic.json").write_text(json.dumps(leaked))
+        result = run_cli("train-classifier", "--data", toy16, "--out", tmp_path / "clf", "--synthetic", syn,
+                         "--mix", 0.3, "--force")
+        assert result.exit_code != 0 and message in result.output
+    (syn / "synthetic.json").write_text(json.dumps(provenance))
+    result = run_cli("train-classifier", "--data", toy16, "--out", tmp_path / "clf", "--synthetic", syn, "--mix",
+                     0.3, "--epochs", 1, "--force")
+    assert result.exit_code == 0, result.output
+
+
+def test_metrics_agree_with_sklearn():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 200)
+    logits = rng.normal(size=(200, 4)) + np.eye(4)[y] * 1.5
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    names = ("akiec", "df", "mel", "nv")
+    m = compute_metrics(y, probs, names)
+    pred = probs.argmax(1)
+    assert m["bma"] == pytest.approx(balanced_accuracy_score(y, pred))
+    assert m["macro_f1"] == pytest.approx(f1_score(y, pred, average="macro"))
+    assert m["per_class"]["mel"]["auc"] == pytest.approx(roc_auc_score(y == 2, probs[:, 2]))
+    assert m["auc_macro"] == pytest.approx(roc_auc_score(y, probs, multi_class="ovr", average="macro"))
+    spec = 1 - ((pred != 2) & (y != 2)).sum() / (y != 2).sum()  # not the criterion; just sanity on bounds
+    assert 0 <= m["mel_sensitivity_at_spec90"] <= m["mel_sensitivity_at_spec80"] <= 1 and spec <= 1
+
+
+def test_evaluate_on_prepared_and_external_isic(ham_root, isic2018_root, isic2019_root, tmp_path, run_cli):
+    data = tmp_path / "ham.npz"
+    assert run_cli("prepare", "--source", "ham10000", "--root", ham_root, "--size", 16, "--out", data).exit_code == 0
+    run = tmp_path / "clf"
+    assert run_cli("train-classifier", "--data", data, "--out", run, "--epochs", 1).exit_code == 0
+    result = run_cli("evaluate", "--checkpoint", run / "best.pt", "--data", data, "--out", tmp_path / "m.json")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["split"] == "test" and metrics["n"] > 0 and (tmp_path / "m_confusion.png").is_file()
+    assert (tmp_path / "m_roc.png").is_file()
+    result = run_cli("evaluate", "--checkpoint", run / "best.pt", "--source", "isic-csv", "--root", isic2018_root,
+                     "--out", tmp_path / "isic.json")
+    assert result.exit_code == 0, result.output
+    isic = json.loads((tmp_path / "isic.json").read_text())
+    assert isic["n"] == 84 and isic["class_names"] == ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
+    assert isic["per_class"]["mel"]["support"] == 12  # MEL column mapped to the model's 'mel'
+    result = run_cli("evaluate", "--checkpoint", run / "best.pt", "--source", "isic-csv", "--root", isic2019_root,
+                     "--out", tmp_path / "x.json")
+    assert result.exit_code != 0 and "class(es) scc of the evaluation set are unknown to the model" in result.output
+
+
+def test_evaluate_bad_inputs(toy16, toy32, tmp_path, run_cli):
+    run = tmp_path / "clf"
+    assert run_cli("train-classifier", "--data", toy16, "--out", run, "--epochs", 1).exit_code == 0
+    cases = [
+        (["--checkpoint", tmp_path / "none.pt", "--data", toy16], "checkpoint not found"),
+        (["--checkpoint", run / "best.pt", "--data", toy32], "takes 16 px images"),
+        (["--checkpoint", run / "best.pt"], "give --data"),
+    ]
+    for args, message in cases:
+        result = run_cli("evaluate", *args, "--out", tmp_path / "m.json")
+        assert result.exit_code != 0 and message in result.output, result.output
+        assert len([l for l in result.output.splitlines() if l.strip()]) == 1
+
+
+def test_bad_training_options(toy16, tmp_path, run_cli):
+    for args, message in ((["--mix", 0.3], "--mix needs --synthetic"), (["--balance", "smote"], "unknown balance"),
+                          (["--model", "vit"], "unknown model"), (["--task", "ordinal"], "unknown task")):
+        result = run_cli("train-classifier", "--data", toy16, "--out", tmp_path / "r", *args)
+        assert result.exit_code != 0 and message in result.output

@@ -1,0 +1,98 @@
+"""score: metric correctness against direct computations, per-class KID, memorization, Inception paths."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from scipy import linalg
+
+from gan_aug.errors import UserError
+from gan_aug.metrics import fidelity, memorization
+
+
+def reference_frechet(a, b):
+    mu1, mu2 = a.mean(0), b.mean(0)
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean = linalg.sqrtm(s1 @ s2).real
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+
+
+def test_frechet_distance_matches_scipy():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(400, 16))
+    b = rng.normal(loc=0.3, scale=1.2, size=(300, 16))
+    assert fidelity.frechet_distance(a, b) == pytest.approx(reference_frechet(a, b), rel=1e-6)
+
+
+def test_self_zero_shift_large():
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(500, 8))
+    same = fidelity.set_scores(a, a)
+    shifted = fidelity.set_scores(a + 1.0, a)
+    assert abs(same[fidelity.FD]) < 1e-6 and same[fidelity.PRECISION] == 1.0 and same[fidelity.RECALL] == 1.0
+    assert shifted[fidelity.FD] == pytest.approx(8.0, rel=1e-6)  # |mean shift|^2, same covariance
+    assert abs(same[fidelity.KID]) < 0.05 * shifted[fidelity.KID]
+
+
+def test_kid_with_twenty_images_per_class():
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=(20, 8)), rng.normal(size=(20, 8))
+    near, near_std = fidelity.kernel_distance(a, b, subset_size=1000, subsets=50)
+    far, _ = fidelity.kernel_distance(a + 2, b, subset_size=1000, subsets=50)
+    assert np.isfinite(near) and np.isfinite(near_std) and far > near + 1
+
+
+def test_memorization_flags_copies():
+    rng = np.random.default_rng(3)
+    train = rng.integers(0, 256, (200, 8, 8, 3), dtype=np.uint8)
+    val = rng.integers(0, 256, (50, 8, 8, 3), dtype=np.uint8)
+    novel = rng.integers(0, 256, (40, 8, 8, 3), dtype=np.uint8)
+    copies = np.concatenate([novel[:30], train[:10]])  # a quarter copied from training patients
+    clean, _, _ = memorization.audit(*(memorization.pixels(x) for x in (novel, train, val)), "pixels")
+    leaky, dist, nn_idx = memorization.audit(*(memorization.pixels(x) for x in (copies, train, val)), "pixels")
+    assert clean["flagged"] <= 1
+    assert leaky["flagged"] >= 10 and (nn_idx[30:] == np.arange(10)).all() and (dist[30:] < 1e-2).all()
+
+
+def test_offline_inception_fails_with_instructions(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    with pytest.raises(UserError, match="never downloads.*--fid-weights PATH"):
+        fidelity.extract_features(np.zeros((2, 16, 16, 3), np.uint8), "inception")
+    with pytest.raises(UserError, match="Inception weights not found"):
+        fidelity.extract_features(np.zeros((2, 16, 16, 3), np.uint8), "inception", tmp_path / "nope.pth")
+
+
+def test_inception_path_with_local_weights(tmp_path, monkeypatch):
+    """torch-fidelity's Inception-v3, fed a weights file we make (random weights: the path, not the values)."""
+    from torch_fidelity import feature_extractor_inceptionv3 as inc
+
+    monkeypatch.setattr(inc.FeatureExtractorInceptionV3, "load_state_dict", lambda self, state: None)
+    monkeypatch.setattr(inc, "load_state_dict_from_url", lambda *a, **k: None)
+    net = inc.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    weights = tmp_path / "inception.pth"
+    torch.save(net.state_dict(), weights)
+    monkeypatch.undo()
+    images = np.random.default_rng(0).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8)
+    features = fidelity.extract_features(images, "inception", weights, batch_size=3)
+    assert features.shape == (3, 2048) and torch.isfinite(features).all()
+    torch.save({"not": object()}, tmp_path / "pickle.pth")
+    with pytest.raises(UserError, match="not a plain state-dict"):
+        fidelity.resolve_inception_weights(tmp_path / "pickle.pth")
+
+
+def test_score_command_end_to_end(toy16, toy_gan, tmp_path, run_cli):
+    clf = tmp_path / "clf"
+    assert run_cli("train-classifier", "--data", toy16, "--out", clf, "--epochs", 1, "--set", "batch_size=32").exit_code == 0
+    syn = tmp_path / "syn"
+    assert run_cli("synthesize", "--checkpoint", toy_gan, "-n", 70, "--out", syn, "--distribution", "uniform").exit_code == 0
+    out = tmp_path / "scores" / "scores.json"
+    result = run_cli("score", "--data", toy16, "--synthetic", syn, "--features", f"lesion:{clf}/best.pt",
+                     "--out", out, "--set", "cas_epochs=1", "--set", "embed_per_source=20")
+    assert result.exit_code == 0, result.output
+    scores = json.loads(out.read_text())
+    assert set(scores["per_class"]) == {"all", "akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"}
+    assert scores["per_class"]["df"]["n_synthetic"] == 10 and np.isfinite(scores["per_class"]["df"]["kid"])
+    assert 0 <= scores["cas"]["bma"] <= 1 and set(scores["memorization"]) == {"pixels", "features"}
+    assert (out.parent / "scores_closest_pairs.png").is_file()
+    assert (out.parent / "scores_tb" / "projector_config.pbtxt").is_file()
