@@ -323,23 +323,21 @@ def demo(data, out, force):
     click.echo(f"browse samples and curves: tensorboard --logdir {out}")
 
 
-PLANNED = {
-    "explain": "Grad-CAM overlays of a classifier's predictions.",
-}
+@cli.command()
+@click.option("--checkpoint", required=True, help="Classifier best.pt (or its run directory).")
+@click.argument("images", nargs=-1)
+@click.option("--out", default="explain_out", show_default=True, help="Folder for the overlays.")
+def explain(checkpoint, images, out):
+    """Grad-CAM overlays of a classifier's predictions, with class probabilities.
 
+    \b
+    Example:
+      gan-aug explain --checkpoint runs/clf/best.pt ISIC_0024306.jpg ISIC_0024307.jpg --out cams
+    """
+    from classifier.gradcam import explain as run_explain
 
-def _planned(name, summary):
-    @click.pass_context
-    def not_built(ctx, args):
-        raise click.ClickException(f"'{name}' is not implemented yet")
-
-    not_built.__doc__ = f"{summary} (not implemented yet)"
-    return cli.command(name, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})(
-        click.argument("args", nargs=-1, type=click.UNPROCESSED)(not_built))
-
-
-for _name, _summary in PLANNED.items():
-    _planned(_name, _summary)
+    for row in run_explain(checkpoint, list(images), out):
+        click.echo(f"{row['image']}: {row['predicted']} ({row['probabilities'][row['predicted']]:.3f}) -> {row['overlay']}")
 
 
 def main():

@@ -190,3 +190,23 @@ def test_bad_training_options(toy16, tmp_path, run_cli):
                           (["--model", "vit"], "unknown model"), (["--task", "ordinal"], "unknown task")):
         result = run_cli("train-classifier", "--data", toy16, "--out", tmp_path / "r", *args)
         assert result.exit_code != 0 and message in result.output
+
+
+def test_explain_writes_overlays(toy16, tmp_path, run_cli):
+    from PIL import Image
+    run = tmp_path / "clf"
+    assert run_cli("train-classifier", "--data", toy16, "--out", run, "--epochs", 1).exit_code == 0
+    from gan_aug.data.prepared import load_prepared
+    images = load_prepared(toy16).images[:2]
+    paths = []
+    for i, image in enumerate(images):
+        paths.append(tmp_path / f"lesion{i}.png")
+        Image.fromarray(image).resize((40, 30)).save(paths[-1])
+    result = run_cli("explain", "--checkpoint", run / "best.pt", *paths, "--out", tmp_path / "cams")
+    assert result.exit_code == 0, result.output
+    overlay = Image.open(tmp_path / "cams" / "lesion0_gradcam.png")
+    assert overlay.size[0] == 512
+    explanations = json.loads((tmp_path / "cams" / "explanations.json").read_text())
+    assert len(explanations) == 2 and abs(sum(explanations[0]["probabilities"].values()) - 1) < 1e-4
+    result = run_cli("explain", "--checkpoint", run / "best.pt", tmp_path / "missing.jpg", "--out", tmp_path / "c2")
+    assert result.exit_code != 0 and "image not found" in result.output

@@ -1,8 +1,6 @@
-"""The command surface: every planned command is listed; unbuilt ones refuse to pretend."""
+"""The command surface: every command is listed and documents an example."""
 
 import pytest
-
-from gan_aug.cli import PLANNED
 
 ALL_COMMANDS = ["prepare", "info", "train-gan", "synthesize", "score", "train-classifier", "evaluate",
                 "explain", "compare", "demo"]
@@ -15,11 +13,10 @@ def test_help_lists_every_command(run_cli):
         assert f"  {command} " in result.output, command
 
 
-@pytest.mark.parametrize("command", sorted(PLANNED))
-def test_unbuilt_commands_exit_nonzero(run_cli, command):
-    result = run_cli(command, "--class", "mel", "-n", "5")
-    assert result.exit_code != 0
-    assert "not implemented yet" in result.output
+@pytest.mark.parametrize("command", ALL_COMMANDS)
+def test_every_command_documents_an_example(run_cli, command):
+    result = run_cli(command, "--help")
+    assert result.exit_code == 0 and "gan-aug " + command in result.output
 
 
 def test_prepare_help_has_an_example(run_cli):

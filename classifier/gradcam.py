@@ -1,0 +1,93 @@
+"""`gan-aug explain`: Grad-CAM overlays (pytorch-grad-cam) with the predicted class and probabilities."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, UnidentifiedImageError
+from torch import nn
+
+from classifier.checkpoint import load_classifier
+from gan_aug.data.images import square_resize
+from gan_aug.errors import UserError
+from gan_aug.fileio import atomic_write
+
+DISPLAY = 256  # overlays are upscaled to this side so a 32 px lesion is visible
+
+
+def target_layer(model_name, backbone):
+    """The last convolutional stage: where Grad-CAM's class evidence is still spatial."""
+    layers = {"small_cnn": lambda b: b.body[-4],  # last ReLU before the final pool
+              "resnet18": lambda b: b.layer4[-1], "resnet50": lambda b: b.layer4[-1],
+              "densenet121": lambda b: b.features[-1], "efficientnet_b0": lambda b: b.features[-1]}
+    return layers[model_name](backbone)
+
+
+class LogProbabilities(nn.Module):
+    """The task's class log-probabilities as a plain tensor, the output Grad-CAM differentiates."""
+
+    def __init__(self, model, task):
+        super().__init__()
+        self.model, self.task = model, task
+
+    def forward(self, x):
+        return torch.log(self.task.probabilities(self.model(x, self._meta(x))).clamp(min=1e-12))
+
+    def _meta(self, x):
+        meta = self.model.meta
+        return None if meta is None else torch.zeros(len(x), meta[0].in_features, device=x.device)
+
+
+def load_images(paths, size):
+    images = []
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                images.append(np.asarray(square_resize(image, size)))
+        except FileNotFoundError:
+            raise UserError(f"image not found: {path}") from None
+        except (OSError, UnidentifiedImageError) as err:
+            raise UserError(f"unreadable image {path}: {err}") from None
+    return np.stack(images)
+
+
+def explain(checkpoint, image_paths, out):
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.image import show_cam_on_image
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    if not image_paths:
+        raise UserError("give at least one IMAGE to explain")
+    model, task, state = load_classifier(checkpoint)
+    args = state["model_args"]
+    images = load_images(image_paths, args["image_size"])
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+    wrapped = LogProbabilities(model, task).eval()
+    with torch.no_grad():
+        probs = wrapped(x).exp().numpy()
+    predicted = probs.argmax(1)
+    with GradCAM(model=wrapped, target_layers=[target_layer(args["model"], model.backbone)]) as cam:
+        maps = cam(input_tensor=x, targets=[ClassifierOutputTarget(int(p)) for p in predicted])  # (B, H, W)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = []
+    for path, image, heat, p, row in zip(image_paths, images, maps, predicted, probs):
+        overlay = show_cam_on_image(image.astype(np.float32) / 255, heat, use_rgb=True)
+        panel = np.concatenate([image, overlay], axis=1)
+        picture = Image.fromarray(panel).resize((2 * DISPLAY, DISPLAY), Image.Resampling.NEAREST)
+        canvas = Image.new("RGB", (2 * DISPLAY, DISPLAY + 18 * min(len(row), 4) + 8), "white")
+        canvas.paste(picture, (0, 0))
+        draw = ImageDraw.Draw(canvas)
+        top = np.argsort(row)[::-1][:4]
+        for line, k in enumerate(top):
+            draw.text((6, DISPLAY + 4 + 18 * line), f"{'>' if k == p else ' '} {task.output_names[k]}: {row[k]:.3f}",
+                      fill="black")
+        target = out / f"{Path(path).stem}_gradcam.png"
+        with atomic_write(target) as handle:
+            canvas.save(handle, format="PNG")
+        summary.append({"image": str(path), "overlay": str(target), "predicted": task.output_names[p],
+                        "probabilities": {n: float(v) for n, v in zip(task.output_names, row)}})
+    with atomic_write(out / "explanations.json", "w") as handle:
+        json.dump(summary, handle, indent=2)
+    return summary

@@ -1,0 +1,78 @@
+"""compare: rows of results.csv and report.md, resumability, and the bootstrap's coverage."""
+
+import csv
+
+import numpy as np
+import pytest
+
+from gan_aug.config import CompareConfig, build_config
+from gan_aug.errors import UserError
+from gan_aug.experiment import bma, compare, paired_bootstrap_gain, parse_arm, run_dir
+
+
+def test_bootstrap_ci_covers_a_known_difference():
+    rng = np.random.default_rng(0)
+    n, k = 3000, 3
+    y = rng.integers(0, k, n)
+    # Arm a is right 80% of the time, arm b 70%, independently per image and seed: true gain 0.10.
+    seeds = 3
+    a = np.where(rng.random((seeds, n)) < 0.8, y, (y + 1) % k)
+    b = np.where(rng.random((seeds, n)) < 0.7, y, (y + 1) % k)
+    gain, low, high = paired_bootstrap_gain(y, a, b, k, iterations=400)
+    assert low < 0.10 < high and low > 0.05
+    same, low0, high0 = paired_bootstrap_gain(y, a, a, k, iterations=100)
+    assert same == 0 and low0 == high0 == 0
+
+
+def test_bma_matches_definition():
+    y = np.array([0, 0, 0, 1, 2, 2])
+    p = np.array([0, 1, 0, 1, 0, 2])
+    assert bma(y, p, 3) == pytest.approx((2 / 3 + 1 + 1 / 2) / 3)
+
+
+def test_arm_parsing():
+    assert parse_arm("focal") == {"balance": "focal"}
+    assert parse_arm("mix:0.3") == {"balance": "oversample", "mix": 0.3, "mix_policy": "balanced"}
+    assert parse_arm("topup:1") == {"balance": "oversample", "mix": 1.0, "mix_policy": "topup"}
+    for bad in ("mix:2", "mix:x", "smote"):
+        with pytest.raises(UserError, match="unknown arm"):
+            parse_arm(bad)
+
+
+def test_compare_on_toy_writes_results_and_resumes(toy16, toy_gan, tmp_path, run_cli):
+    syn = tmp_path / "syn"
+    assert run_cli("synthesize", "--checkpoint", toy_gan, "-n", 60, "--out", syn).exit_code == 0
+    out = tmp_path / "cmp"
+    cfg = tmp_path / "compare.yaml"
+    cfg.write_text(f"data: {toy16}\nsynthetic: {syn}\narms: [none, oversample, mix:0.5]\nseeds: [0, 1]\n"
+                   "epochs: 1\nbatch_size: 32\nbootstrap: 200\n")
+    result = run_cli("compare", "--config", cfg, "--out", out)
+    assert result.exit_code == 0, result.output
+    with open(out / "results.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 3 * 2 * 2  # arm x seed x {val, test}
+    assert {(r["arm"], r["seed"], r["split"]) for r in rows} == {
+        (a, s, sp) for a in ("none", "oversample", "mix:0.5") for s in ("0", "1") for sp in ("val", "test")}
+    report = (out / "report.md").read_text()
+    assert "## Headline" in report and "**mix:0.5** vs" in report and "95% CI" in report
+    assert "| none |" in report and "df" in report
+    for png in ("bma_ci.png", "recall_per_class.png", "confusion_mix_0.5.png"):
+        assert (out / png).is_file()
+    assert list((out / "tb").rglob("events.out.tfevents.*"))
+
+    # Re-running skips finished runs: their files stay untouched.
+    done = run_dir(out, "none", 0) / "done.json"
+    stamp = done.stat().st_mtime_ns
+    best = run_dir(out, "none", 0) / "best.pt"
+    best_stamp = best.stat().st_mtime_ns
+    result = run_cli("compare", "--config", cfg, "--out", out, "--set", "arms=[none, oversample, mix:0.5, focal]")
+    assert result.exit_code == 0, result.output
+    assert done.stat().st_mtime_ns == stamp and best.stat().st_mtime_ns == best_stamp
+    assert (run_dir(out, "focal", 1) / "done.json").is_file()
+
+
+def test_compare_config_errors(toy16, tmp_path):
+    with pytest.raises(UserError, match="need `synthetic: SYN` or `gan_run: RUN`"):
+        build_config(CompareConfig, None, {"data": str(toy16), "out": str(tmp_path)})
+    with pytest.raises(UserError, match="must not repeat"):
+        build_config(CompareConfig, None, {"data": str(toy16), "out": str(tmp_path), "arms": "none,none"})
