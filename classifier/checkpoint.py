@@ -2,11 +2,10 @@
 
 from pathlib import Path
 
-import torch
-
 from classifier.models import LesionClassifier
 from classifier.tasks import TASKS
 from gan_aug.errors import UserError
+from gan_aug.fileio import load_checkpoint_file
 
 FORMAT = "gan-aug/classifier-checkpoint/1"
 
@@ -25,12 +24,7 @@ def load_classifier(path, device="cpu"):
         path = path / "best.pt"
     if not path.is_file():
         raise UserError(f"classifier checkpoint not found: {path}")
-    try:
-        state = torch.load(path, map_location=device, weights_only=True)
-    except Exception as err:  # torch raises many types for a damaged or foreign file
-        raise UserError(f"{path} is not a readable checkpoint: {str(err).splitlines()[0]}") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise UserError(f"{path} is not a gan-aug classifier checkpoint")
+    state = load_checkpoint_file(path, FORMAT, "classifier", device)
     model, task = build_from_args(state["model_args"])
     model.load_state_dict(state["model"])
     return model.to(device).eval(), task, state

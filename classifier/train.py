@@ -19,7 +19,7 @@ from classifier.sampling import EpochSampler
 from classifier.tasks import TASKS
 from gan_aug.config import to_yaml
 from gan_aug.data.prepared import load_prepared
-from gan_aug.fileio import atomic_write, prepare_run_dir
+from gan_aug.fileio import atomic_write, load_checkpoint_file, prepare_run_dir
 from gan_aug.gan.train import _cpu_has_bf16, resolve_device
 from gan_aug.logging import JsonlSink, Sinks, TensorBoardSink
 
@@ -106,7 +106,7 @@ class ClassifierTrainer:
         self.generator = torch.Generator().manual_seed(config.seed)
         self.epoch, self.best, self.history = 0, {"bma": -1.0, "epoch": -1}, []
         if config.resume:
-            self._restore(torch.load(self.run_dir / "latest.pt", map_location=self.device, weights_only=True))
+            self._restore(load_checkpoint_file(self.run_dir / "latest.pt", FORMAT, "classifier", self.device))
 
     def _restore(self, state):
         from gan_aug.errors import UserError

@@ -40,6 +40,23 @@ def config_options(func):
     return func
 
 
+def build_or_print(cls_name, config_path, flags, sets, dry_run):
+    """The command's validated config, or None after printing it for --dry-run.
+
+    A resumed run starts from the config.yaml saved in its --out, so only what changes need be given.
+    """
+    from gan_aug import config as configs
+
+    if flags.get("resume") and not config_path and flags.get("out"):
+        saved = Path(flags["out"]) / "config.yaml"
+        config_path = saved if saved.is_file() else None
+    config = configs.build_config(getattr(configs, cls_name), config_path, flags, sets)
+    if dry_run:
+        click.echo(configs.to_yaml(config), nl=False)
+        return None
+    return config
+
+
 @cli.command()
 @click.option("--source", type=str, help="Reader: ham10000, isic-csv, medmnist-npz, imagefolder or toy [toy].")
 @click.option("--root", type=str, help="Folder holding the source (the .npz file for medmnist-npz).")
@@ -63,11 +80,8 @@ def prepare(config_path, sets, dry_run, **flags):
     Example:
       gan-aug prepare --source ham10000 --root data/ham10000 --size 64 --out ham64.npz
     """
-    from gan_aug.config import PrepareConfig, build_config, to_yaml
-
-    config = build_config(PrepareConfig, config_path, flags, sets)
-    if dry_run:
-        click.echo(to_yaml(config), nl=False)
+    config = build_or_print("PrepareConfig", config_path, flags, sets, dry_run)
+    if config is None:
         return
     from gan_aug.data.prepare import prepare as run_prepare
     from gan_aug.data.prepared import load_prepared, summary_table
@@ -114,17 +128,11 @@ def train_gan(config_path, sets, dry_run, class_, classes, **flags):
       gan-aug train-gan --data ham32.npz --out runs/mel --class mel --kimg 200
       gan-aug train-gan --data ham32.npz --out runs/gan32 --resume --kimg 400
     """
-    from gan_aug.config import GanConfig, build_config, to_yaml
-
     if class_ and classes:
         raise UserError("give --class or --classes, not both")
     flags["classes"] = class_ or classes
-    if flags["resume"] and not config_path and flags.get("out"):
-        saved = Path(flags["out"]) / "config.yaml"
-        config_path = saved if saved.is_file() else None  # resume with the run's own settings
-    config = build_config(GanConfig, config_path, flags, sets)
-    if dry_run:
-        click.echo(to_yaml(config), nl=False)
+    config = build_or_print("GanConfig", config_path, flags, sets, dry_run)
+    if config is None:
         return
     from gan_aug.gan.train import train_gan as run_training
 
@@ -155,12 +163,9 @@ def synthesize(config_path, sets, dry_run, class_, format_, **flags):
       gan-aug synthesize --checkpoint runs/gan32 -n 5000 --out syn32
       gan-aug synthesize --checkpoint runs/mel --checkpoint runs/df -n 2000 --out syn --distribution uniform
     """
-    from gan_aug.config import SynthConfig, build_config, to_yaml
-
     flags.update(classes=class_, format=format_, checkpoints=flags["checkpoints"] or None)
-    config = build_config(SynthConfig, config_path, flags, sets)
-    if dry_run:
-        click.echo(to_yaml(config), nl=False)
+    config = build_or_print("SynthConfig", config_path, flags, sets, dry_run)
+    if config is None:
         return
     from gan_aug.synth import synthesize as run_synthesis
 
@@ -193,14 +198,8 @@ def train_classifier(config_path, sets, dry_run, **flags):
       gan-aug train-classifier --data ham32.npz --out runs/clf --balance oversample
       gan-aug train-classifier --data ham32.npz --out runs/clf_mix --synthetic syn32 --mix 0.3
     """
-    from gan_aug.config import ClassifierConfig, build_config, to_yaml
-
-    if flags["resume"] and not config_path and flags.get("out"):
-        saved = Path(flags["out"]) / "config.yaml"
-        config_path = saved if saved.is_file() else None
-    config = build_config(ClassifierConfig, config_path, flags, sets)
-    if dry_run:
-        click.echo(to_yaml(config), nl=False)
+    config = build_or_print("ClassifierConfig", config_path, flags, sets, dry_run)
+    if config is None:
         return
     from classifier.train import train_classifier as run_training
 
@@ -259,15 +258,12 @@ def score(config_path, sets, dry_run, cas, memorization, **flags):
       gan-aug score --data ham32.npz --synthetic syn32 --features lesion:runs/clf/best.pt --out scores.json
       gan-aug score --data ham32.npz --synthetic syn32 --features inception --fid-weights inception.pth
     """
-    from gan_aug.config import ScoreConfig, build_config, to_yaml
-
     if cas is False:
         sets = sets + ("cas=false",)
     if memorization is False:
         sets = sets + ("memorization=false",)
-    config = build_config(ScoreConfig, config_path, flags, sets)
-    if dry_run:
-        click.echo(to_yaml(config), nl=False)
+    config = build_or_print("ScoreConfig", config_path, flags, sets, dry_run)
+    if config is None:
         return
     from gan_aug.metrics.score import score as run_score, scores_table
 
@@ -287,11 +283,8 @@ def compare(config_path, sets, dry_run, **flags):
     Example:
       gan-aug compare --config configs/compare_ham32.yaml --out results/ham32
     """
-    from gan_aug.config import CompareConfig, build_config, to_yaml
-
-    config = build_config(CompareConfig, config_path, flags, sets)
-    if dry_run:
-        click.echo(to_yaml(config), nl=False)
+    config = build_or_print("CompareConfig", config_path, flags, sets, dry_run)
+    if config is None:
         return
     from gan_aug.experiment import compare as run_compare
 

@@ -57,3 +57,16 @@ def prepare_run_dir(run_dir, resume, force, artifacts, latest="latest.pt"):
             elif target.exists():
                 target.unlink()
     run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def load_checkpoint_file(path, expected_format, kind, map_location="cpu"):
+    """A gan-aug checkpoint dict, loaded with weights_only=True (never unpickling code); one-line errors."""
+    import torch
+
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises many types for a damaged or foreign file
+        raise UserError(f"{path} is not a readable checkpoint: {str(err).splitlines()[0]}") from None
+    if not isinstance(state, dict) or state.get("format") != expected_format:
+        raise UserError(f"{path} is not a gan-aug {kind} checkpoint")
+    return state

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from gan_aug.errors import UserError
-from gan_aug.fileio import atomic_write
+from gan_aug.fileio import atomic_write, load_checkpoint_file
 
 FORMAT = "gan-aug/gan-checkpoint/1"
 LATEST = "latest.pt"
@@ -48,11 +48,4 @@ def resolve_checkpoint(path):
 
 
 def load_checkpoint(path, map_location="cpu"):
-    path = resolve_checkpoint(path)
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # torch raises many types for a damaged or foreign file
-        raise UserError(f"{path} is not a readable checkpoint: {str(err).splitlines()[0]}") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise UserError(f"{path} is not a gan-aug GAN checkpoint")
-    return state
+    return load_checkpoint_file(resolve_checkpoint(path), FORMAT, "GAN", map_location)
