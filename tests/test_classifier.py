@@ -210,3 +210,28 @@ def test_explain_writes_overlays(toy16, tmp_path, run_cli):
     assert len(explanations) == 2 and abs(sum(explanations[0]["probabilities"].values()) - 1) < 1e-4
     result = run_cli("explain", "--checkpoint", run / "best.pt", tmp_path / "missing.jpg", "--out", tmp_path / "c2")
     assert result.exit_code != 0 and "image not found" in result.output
+
+
+def test_resume_continues_exactly(toy16, tmp_path, run_cli, monkeypatch):
+    common = ["--data", toy16, "--balance", "oversample", "--epochs", 2, "--set", "batch_size=32"]
+    assert run_cli("train-classifier", *common, "--out", tmp_path / "full").exit_code == 0
+    calls = []
+    original = ClassifierTrainer.train_one_epoch
+
+    def crash_in_second_epoch(self):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(ClassifierTrainer, "train_one_epoch", crash_in_second_epoch)
+    assert run_cli("train-classifier", *common, "--out", tmp_path / "part").exit_code != 0  # Ctrl-C: "Aborted!"
+    assert len(calls) == 2
+    monkeypatch.undo()
+    result = run_cli("train-classifier", "--out", tmp_path / "part", "--resume")  # settings from its config.yaml
+    assert result.exit_code == 0, result.output
+    full = torch.load(tmp_path / "full" / "latest.pt", weights_only=True)
+    part = torch.load(tmp_path / "part" / "latest.pt", weights_only=True)
+    assert part["epoch"] == 2 and [h["val_bma"] for h in part["history"]] == [h["val_bma"] for h in full["history"]]
+    for key, value in full["model"].items():
+        assert torch.equal(value, part["model"][key]), key
