@@ -18,7 +18,8 @@ def _step(message):
     print(f"\n== {message}", flush=True)
 
 
-def run_demo(out, data=None, force=False, gan_kimg=20.0, epochs=8, seeds=(0, 1), toy_count=1500):
+def run_demo(out, data=None, force=False, gan_kimg=20.0, epochs=8, seeds=(0, 1), toy_count=1500, n_synthetic=1000,
+             cas_epochs=3):
     from gan_aug.config import (CompareConfig, GanConfig, PrepareConfig, ScoreConfig, SynthConfig, build_config)
     from gan_aug.data.prepare import prepare
     from gan_aug.experiment import compare, run_dir
@@ -44,8 +45,8 @@ def run_demo(out, data=None, force=False, gan_kimg=20.0, epochs=8, seeds=(0, 1),
     gan = build_config(GanConfig, None, {"data": str(data), "out": str(out / "gan"), "kimg": gan_kimg,
                                          "balanced_classes": True, "snapshot_every": 5, "ckpt_every": 10})
     train_gan(gan)
-    _step("synthesize: 1000 images, most of them for the rarest classes")
-    synthesize(SynthConfig(checkpoints=(str(out / "gan"),), out=str(out / "synthetic"), n=1000))
+    _step(f"synthesize: {n_synthetic} images, most of them for the rarest classes")
+    synthesize(SynthConfig(checkpoints=(str(out / "gan"),), out=str(out / "synthetic"), n=n_synthetic))
     _step(f"compare: 6 arms x {len(seeds)} seeds, {epochs} epochs each")
     arms = ("none", "oversample", "class-weight", "focal", "mix:0.3", "topup:0.5")
     compare_config = build_config(CompareConfig, None, {
@@ -55,7 +56,7 @@ def run_demo(out, data=None, force=False, gan_kimg=20.0, epochs=8, seeds=(0, 1),
     _step("score: synthetic-set quality in the oversampling classifier's feature space")
     classifier = run_dir(out / "compare", "oversample", seeds[0]) / "best.pt"
     results = score(ScoreConfig(data=str(data), synthetic=str(out / "synthetic"), features=f"lesion:{classifier}",
-                                out=str(out / "scores" / "scores.json"), cas_epochs=3, embed_per_source=300))
+                                out=str(out / "scores" / "scores.json"), cas_epochs=cas_epochs, embed_per_source=300))
     table = scores_table(results)
     print(table)
     report = out / "compare" / "report.md"
