@@ -19,7 +19,7 @@ from classifier.sampling import EpochSampler
 from classifier.tasks import TASKS
 from gan_aug.config import to_yaml
 from gan_aug.data.prepared import load_prepared
-from gan_aug.fileio import atomic_write, load_checkpoint_file, prepare_run_dir
+from gan_aug.fileio import atomic_write, check_run_dir, clear_run_dir, load_checkpoint_file
 from gan_aug.gan.train import _cpu_has_bf16, resolve_device
 from gan_aug.logging import JsonlSink, Sinks, TensorBoardSink
 
@@ -54,7 +54,7 @@ def evaluate(model, task, split, autocast=None):
 class ClassifierTrainer:
     def __init__(self, config, progress=True, prepared=None, synthetic=None):
         self.config, self.progress = config, progress
-        prepare_run_dir(config.out, config.resume, config.force, RUN_ARTIFACTS)
+        check_run_dir(config.out, config.resume, config.force, RUN_ARTIFACTS)
         self.run_dir = Path(config.out)
         prepared = prepared or load_prepared(config.data)
         self.prepared = prepared
@@ -107,6 +107,8 @@ class ClassifierTrainer:
         self.epoch, self.best, self.history = 0, {"bma": -1.0, "epoch": -1}, []
         if config.resume:
             self._restore(load_checkpoint_file(self.run_dir / "latest.pt", FORMAT, "classifier", self.device))
+        else:  # every input checked: only now may --force remove the old run
+            clear_run_dir(self.run_dir, RUN_ARTIFACTS)
 
     def _restore(self, state):
         from gan_aug.errors import UserError

@@ -32,11 +32,9 @@ def atomic_write(path, mode="wb", durable=True):
         raise
 
 
-def prepare_run_dir(run_dir, resume, force, artifacts, latest="latest.pt"):
-    """Check a run directory against --resume/--force before any work; on --force remove `artifacts`.
-
-    Refuses to start over in a non-empty folder without --force, and to resume without `latest`.
-    """
+def check_run_dir(run_dir, resume, force, artifacts, latest="latest.pt"):
+    """Refuse, before any work, to start over in a non-empty folder without --force, or to resume
+    without `latest`. Changes nothing: clearing waits until the run's inputs are known to be good."""
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"{run_dir} exists and is not a directory")
@@ -44,18 +42,21 @@ def prepare_run_dir(run_dir, resume, force, artifacts, latest="latest.pt"):
         if not (run_dir / latest).is_file():
             raise UserError(f"nothing to resume: {run_dir / latest} does not exist")
         return
-    contents = list(run_dir.iterdir()) if run_dir.is_dir() else []
-    holds_run = any((run_dir / name).exists() for name in artifacts)
-    if contents and not force:
+    if run_dir.is_dir() and any(run_dir.iterdir()) and not force:
+        holds_run = any((run_dir / name).exists() for name in artifacts)
         what = "holds another run" if holds_run else "is not empty"
         raise UserError(f"{run_dir} {what} (use --resume to continue it or --force to start over)")
-    if force:
-        for name in artifacts:
-            target = run_dir / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
+
+
+def clear_run_dir(run_dir, artifacts):
+    """Remove a previous run's `artifacts` (other files stay) and make sure the folder exists."""
+    run_dir = Path(run_dir)
+    for name in artifacts:
+        target = run_dir / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
     run_dir.mkdir(parents=True, exist_ok=True)
 
 

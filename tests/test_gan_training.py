@@ -160,3 +160,11 @@ def test_dry_run_prints_resolved_config(toy16, tmp_path, run_cli):
     assert result.exit_code == 0
     assert "g_channels: 32" in result.output and "- mel" in result.output
     assert not (tmp_path / "r").exists()
+
+
+def test_force_with_bad_input_keeps_the_old_run(toy16, tmp_path, run_cli):
+    run = tmp_path / "run"
+    assert run_cli(*gan_args(toy16, run)).exit_code == 0
+    before = (run / "latest.pt").read_bytes()
+    assert "unknown class(es) xyz" in error_line(run_cli(*gan_args(toy16, run, "--force", "--class", "xyz")))
+    assert (run / "latest.pt").read_bytes() == before

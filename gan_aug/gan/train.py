@@ -16,7 +16,7 @@ from tqdm import tqdm
 from gan_aug.config import to_yaml
 from gan_aug.data.prepared import load_prepared
 from gan_aug.errors import UserError
-from gan_aug.fileio import atomic_write, prepare_run_dir
+from gan_aug.fileio import atomic_write, check_run_dir, clear_run_dir
 from gan_aug.gan.augment import AdaptiveProbability, augment
 from gan_aug.gan.checkpoint import RUN_ARTIFACTS, load_checkpoint, save_checkpoint
 from gan_aug.gan.ema import ema_beta, make_ema, refresh_standing_stats, update_ema
@@ -80,7 +80,7 @@ class GanTrainer:
 
     def __init__(self, config, progress=True):
         self.config, self.progress = config, progress
-        prepare_run_dir(config.out, config.resume, config.force, RUN_ARTIFACTS)
+        check_run_dir(config.out, config.resume, config.force, RUN_ARTIFACTS)
         self.run_dir = Path(config.out)
         prepared = load_prepared(config.data)
         arch = NETWORKS[config.arch]
@@ -126,6 +126,8 @@ class GanTrainer:
         self.D_train = torch.compile(self.D) if compile_ else self.D
         self.d_loss_fn, self.g_loss_fn = LOSSES[config.loss]
         self.grid_z, self.grid_c = grid_latents(len(self.class_names), config.grid_columns, config.z_dim)
+        if not config.resume:  # every input checked: only now may --force remove the old run
+            clear_run_dir(self.run_dir, RUN_ARTIFACTS)
 
     # -- state ---------------------------------------------------------------------------------
     def _restore(self, state):
