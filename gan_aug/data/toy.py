@@ -16,6 +16,7 @@ from gan_aug.data.records import HAM_CLASSES, SourceRecords
 # HAM10000 class counts (SOURCE.md), used for the toy set's imbalance.
 HAM_COUNTS = {"akiec": 327, "bcc": 514, "bkl": 1099, "df": 115, "mel": 1113, "nv": 6705, "vasc": 142}
 MIN_PER_CLASS = 8
+FEATURE_RATE = 0.6  # how often a lesion shows its class-specific structure
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,17 +64,21 @@ def render(style, size, rng):
     v = ((y - cy) * np.cos(angle) - (x - cx) * np.sin(angle)) * rng.uniform(1.0, 1.4)
     dist, theta = np.hypot(u, v), np.arctan2(v, u)
     radius = rng.uniform(*style.radius) * np.ones_like(theta)
+    irregularity = style.irregularity * rng.uniform(0.3, 1.2)  # classes overlap, as real lesions do
     for k in range(2, 7):
-        radius *= 1 + style.irregularity * rng.normal() / k ** 0.5 * np.cos(k * theta + rng.uniform(0, 2 * np.pi))
+        radius *= 1 + irregularity * rng.normal() / k ** 0.5 * np.cos(k * theta + rng.uniform(0, 2 * np.pi))
     mask = 1 / (1 + np.exp(-(radius - dist) / style.softness))  # (S, S) in (0, 1)
 
     # Lesion colour: palette colours blended by a smooth random field, plus fine texture.
-    palette = np.array(style.palette) * rng.uniform(0.9, 1.1)
+    # Each lesion's colours drift towards a generic brown by a random amount: colour alone is not enough.
+    palette = np.array(style.palette) * rng.uniform(0.85, 1.15)
+    palette = palette + rng.uniform(0, 0.45) * (np.array([0.45, 0.32, 0.24]) - palette)
     field = _smooth_field(x, y, rng)
     weights = np.stack([np.exp(3 * field * np.cos(i * 2.1 + 0.5)) for i in range(len(palette))], -1)
     colour = weights @ palette / weights.sum(-1, keepdims=True)
     colour += style.texture * rng.normal(size=(size, size, 1)) * np.array([1.0, 0.9, 0.8])
-    _FEATURES.get(style.feature, lambda *a: None)(colour, x - cx, y - cy, dist / radius, rng)
+    if rng.uniform() < FEATURE_RATE:  # the telltale structure is often absent, as in real dermoscopy
+        _FEATURES.get(style.feature, lambda *a: None)(colour, x - cx, y - cy, dist / radius, rng)
     image = image * (1 - mask[..., None]) + colour * mask[..., None]
     for _ in range(rng.choice([0, 0, 1, 2, 3])):
         _draw_hair(image, x, y, rng)
