@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from classifier.checkpoint import load_classifier
-from classifier.data import encode_metadata, split_tensors
+from classifier.data import encode_metadata
 from classifier.metrics import compute_metrics, save_confusion_png, save_roc_png
 from classifier.train import autocast_for, predict
 from gan_aug.errors import UserError

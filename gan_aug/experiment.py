@@ -7,7 +7,6 @@ BMA (never chosen on test). Gains come with a paired bootstrap 95% CI: pair by s
 images within each seed, the same resample for both arms.
 """
 
-import csv
 import json
 from pathlib import Path
 

@@ -7,7 +7,7 @@ import pytest
 
 from gan_aug.config import CompareConfig, build_config
 from gan_aug.errors import UserError
-from gan_aug.experiment import bma, compare, paired_bootstrap_gain, parse_arm, run_dir
+from gan_aug.experiment import bma, paired_bootstrap_gain, parse_arm, run_dir
 
 
 def test_bootstrap_ci_covers_a_known_difference():

@@ -1,7 +1,6 @@
 """synthesize: counts, determinism, manifest/provenance, crash safety, formats, several checkpoints."""
 
 import csv
-import json
 
 import numpy as np
 import pytest
