@@ -72,13 +72,15 @@ class SplitTensors:
     meta: Optional[torch.Tensor]  # (N, M) float32 or None
 
 
+def rows_metadata(prepared, idx, vocab):
+    """(len(idx), M) encoded metadata of the prepared set's rows `idx`."""
+    pick = lambda a: None if a is None else a[idx]
+    return encode_metadata(vocab, len(idx), pick(prepared.age), pick(prepared.sex), pick(prepared.site))
+
+
 def split_tensors(prepared, split, vocab, device):
     idx = prepared.indices(split)
-    meta = None
-    if vocab is not None:
-        pick = lambda a: None if a is None else a[idx]
-        meta = torch.from_numpy(encode_metadata(vocab, len(idx), pick(prepared.age), pick(prepared.sex),
-                                                pick(prepared.site))).to(device)
+    meta = None if vocab is None else torch.from_numpy(rows_metadata(prepared, idx, vocab)).to(device)
     return SplitTensors(torch.from_numpy(prepared.images[idx]).permute(0, 3, 1, 2).contiguous().to(device),
                         torch.from_numpy(prepared.labels[idx]).to(device), meta)
 

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from classifier.checkpoint import load_classifier
-from classifier.data import encode_metadata
+from classifier.data import rows_metadata
 from classifier.metrics import compute_metrics, save_confusion_png, save_roc_png
 from classifier.train import autocast_for, predict
 from gan_aug.errors import UserError
@@ -63,9 +63,7 @@ def evaluate_checkpoint(checkpoint, prepared, split, out, device="auto", amp=Tru
     images = torch.from_numpy(prepared.images[idx]).permute(0, 3, 1, 2).to(device)
     meta = None
     if args["metadata_vocab"] is not None:
-        pick = lambda a: None if a is None else a[idx]
-        meta = torch.from_numpy(encode_metadata(args["metadata_vocab"], len(idx), pick(prepared.age),
-                                                pick(prepared.sex), pick(prepared.site))).to(device)
+        meta = torch.from_numpy(rows_metadata(prepared, idx, args["metadata_vocab"])).to(device)
     probs = predict(model, task, images, meta, autocast=autocast_for(device, amp)).numpy()
     targets = task.targets(torch.from_numpy(labels[idx])).numpy()
     metrics = compute_metrics(targets, probs, task.output_names)

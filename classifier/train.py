@@ -12,8 +12,8 @@ import torch
 from tqdm import tqdm
 
 from classifier.checkpoint import FORMAT, build_from_args
-from classifier.data import (align_synthetic, augment_batch, metadata_vocabulary, metadata_width, split_tensors,
-                             to_float)
+from classifier.data import (align_synthetic, augment_batch, encode_metadata, metadata_vocabulary, metadata_width,
+                             split_tensors, to_float)
 from classifier.metrics import compute_metrics
 from classifier.sampling import EpochSampler
 from classifier.tasks import TASKS
@@ -85,7 +85,6 @@ class ClassifierTrainer:
         self.pool_labels = torch.cat([train.labels, torch.from_numpy(syn_labels).to(self.device)])
         self.pool_meta = None
         if vocab is not None:  # synthetic images carry no metadata: all 'unknown'
-            from classifier.data import encode_metadata
             unknown = torch.from_numpy(encode_metadata(vocab, len(syn_labels))).to(self.device)
             self.pool_meta = torch.cat([train.meta, unknown])
         self.sampler = EpochSampler(train.labels.cpu(), syn_labels, len(prepared.class_names),
