@@ -29,9 +29,11 @@ class ConditionalBatchNorm(nn.Module):
         nn.init.zeros_(self.beta.weight)
 
     def forward(self, x, c, cond_weight):
-        gain = 1 + cond_weight * self.gamma(c)[:, :, None, None]  # (B, C, 1, 1)
-        bias = cond_weight * self.beta(c)[:, :, None, None]
-        return self.norm(x) * gain + bias
+        x = self.norm(x)
+        # In x's dtype: fp32 embeddings would promote bf16 activations, and every later op would pay for it.
+        gain = (1 + cond_weight * self.gamma(c)[:, :, None, None]).to(x.dtype)  # (B, C, 1, 1)
+        bias = (cond_weight * self.beta(c)[:, :, None, None]).to(x.dtype)
+        return x * gain + bias
 
 
 class UpBlock(nn.Module):
@@ -62,6 +64,8 @@ class Generator(nn.Module):
         # Truncation shrinks z towards 0: fewer, more typical samples (the simple form of BigGAN's trick).
         h = torch.cat([z * truncation, cond_weight * self.embed(c)], dim=1)
         x = self.stem(h).view(len(z), -1, 4, 4)  # (B, C0, 4, 4)
+        if self.to_rgb.weight.is_contiguous(memory_format=torch.channels_last):
+            x = x.contiguous(memory_format=torch.channels_last)  # match the weights: no layout switch later
         for block in self.blocks:
             x = block(x, c, cond_weight)
         x = torch.relu(self.out_norm(x, c, cond_weight))
@@ -73,10 +77,10 @@ class Discriminator(nn.Module):
         super().__init__()
         n_blocks = int(math.log2(img_size)) - 2
         widths = list(reversed(_widths(channels, n_blocks)))  # small -> large going down
-        layers = [spectral_norm(nn.Conv2d(3, widths[0], 3, padding=1)), nn.LeakyReLU(0.1)]
+        layers = [spectral_norm(nn.Conv2d(3, widths[0], 3, padding=1)), nn.LeakyReLU(0.1, inplace=True)]
         for a, b in zip(widths, widths[1:]):
-            layers += [spectral_norm(nn.Conv2d(a, b, 4, stride=2, padding=1)), nn.LeakyReLU(0.1),
-                       spectral_norm(nn.Conv2d(b, b, 3, padding=1)), nn.LeakyReLU(0.1)]
+            layers += [spectral_norm(nn.Conv2d(a, b, 4, stride=2, padding=1)), nn.LeakyReLU(0.1, inplace=True),
+                       spectral_norm(nn.Conv2d(b, b, 3, padding=1)), nn.LeakyReLU(0.1, inplace=True)]
         self.features = nn.Sequential(*layers)
         self.linear = spectral_norm(nn.Linear(widths[-1], 1))
         self.project = spectral_norm(nn.Embedding(n_classes, widths[-1]))

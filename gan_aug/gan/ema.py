@@ -15,8 +15,7 @@ def make_ema(G):
 @torch.no_grad()
 def update_ema(G, G_ema, beta):
     """G_ema <- beta * G_ema + (1 - beta) * G for parameters; buffers are copied."""
-    for p_ema, p in zip(G_ema.parameters(), G.parameters()):
-        p_ema.lerp_(p.detach(), 1 - beta)
+    torch._foreach_lerp_(list(G_ema.parameters()), [p.detach() for p in G.parameters()], 1 - beta)
     for b_ema, b in zip(G_ema.buffers(), G.buffers()):
         b_ema.copy_(b)
 

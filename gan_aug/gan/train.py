@@ -114,8 +114,8 @@ class GanTrainer:
         self.D.to(self.device, memory_format=self.memory_format)
         self.G_ema = make_ema(self.G)
         betas = (config.beta1, config.beta2)
-        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=config.lr_g, betas=betas)
-        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=config.lr_d, betas=betas)
+        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=config.lr_g, betas=betas, foreach=True)
+        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=config.lr_d, betas=betas, foreach=True)
         self.ada = AdaptiveProbability(config.ada_target, speed_kimg=config.ada_speed_kimg,
                                        p=0.0 if config.ada_target > 0 else 1.0)
         self.step, self.images_seen = 0, 0
@@ -173,13 +173,19 @@ class GanTrainer:
 
         # Discriminator: real vs detached fakes, both augmented; R1 (lazy) on the augmented reals.
         self.D.requires_grad_(True)
-        with torch.no_grad(), self.autocast:
+        # One generator forward per step: the D step sees these fakes detached, the G step reuses them.
+        with self.autocast:
             fake = self.G_train(torch.randn(B, cfg.z_dim, device=self.device), c, cond)
         real_aug = augment(real, cfg.diffaugment, self.ada.p).requires_grad_(do_r1)
-        with (contextlib.nullcontext() if do_r1 else self.autocast):  # R1's double backward in fp32
+        fake_aug = augment(fake.detach(), cfg.diffaugment, self.ada.p)
+        if do_r1:  # R1's double backward in fp32, on the reals alone
             real_logits = self.D_train(real_aug, c, cond).float()
-        with self.autocast:
-            fake_logits = self.D_train(augment(fake, cfg.diffaugment, self.ada.p), c, cond).float()
+            with self.autocast:
+                fake_logits = self.D_train(fake_aug, c, cond).float()
+        else:  # one D pass over reals and fakes: half the kernel launches on small batches
+            with self.autocast:
+                real_logits, fake_logits = self.D_train(torch.cat([real_aug, fake_aug.to(real_aug.dtype)]),
+                                                        torch.cat([c, c]), cond).float().split(B)
         d_loss = self.d_loss_fn(real_logits, fake_logits)
         total = d_loss
         if do_r1:
@@ -195,7 +201,6 @@ class GanTrainer:
         # Generator: fool D on augmented fakes of the same classes.
         self.D.requires_grad_(False)
         with self.autocast:
-            fake = self.G_train(torch.randn(B, cfg.z_dim, device=self.device), c, cond)
             g_loss = self.g_loss_fn(self.D_train(augment(fake, cfg.diffaugment, self.ada.p), c, cond).float())
         self.opt_G.zero_grad(set_to_none=True)
         g_loss.backward()
