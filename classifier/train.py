@@ -39,7 +39,8 @@ def predict(model, task, images, meta, batch_size=512, autocast=None):
     out = []
     for i in range(0, len(images), batch_size):
         with autocast or contextlib.nullcontext():
-            outputs = model(to_float(images[i:i + batch_size]), None if meta is None else meta[i:i + batch_size])
+            x = to_float(images[i:i + batch_size]).contiguous(memory_format=torch.channels_last)
+            outputs = model(x, None if meta is None else meta[i:i + batch_size])
         out.append(task.probabilities(outputs).cpu())
     return torch.cat(out) if out else torch.zeros(0, len(task.output_names))
 
@@ -71,7 +72,7 @@ class ClassifierTrainer:
                            "class_names": list(prepared.class_names), "image_size": prepared.image_size}
         torch.manual_seed(config.seed)
         self.model, self.task = build_from_args(self.model_args, pretrained=config.pretrained)
-        self.model.to(self.device)
+        self.model.to(self.device, memory_format=torch.channels_last)  # 1.3x faster convs on CPU (oneDNN)
 
         train = split_tensors(prepared, "train", vocab, self.device)
         self.val = split_tensors(prepared, "val", vocab, self.device)
@@ -139,6 +140,7 @@ class ClassifierTrainer:
         for start in bar:
             idx = order[start:start + bs]
             x = augment_batch(to_float(self.pool_images[idx]), self.generator)
+            x = x.contiguous(memory_format=torch.channels_last)
             meta = None if self.pool_meta is None else self.pool_meta[idx]
             with self.autocast:
                 outputs = self.model(x, meta)
