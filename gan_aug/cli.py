@@ -153,6 +153,9 @@ def train_gan(config_path, sets, dry_run, class_, classes, **flags):
 @click.option("--truncation", type=float, help="Truncation psi, 1 = none [1].")
 @click.option("--seed", type=int, help="Sampling seed [0]; same arguments give byte-identical files.")
 @click.option("--format", "format_", type=click.Choice(["png", "npz"]), help="png (ImageFolder) or npz [png].")
+@click.option("--filter-checkpoint", type=str, help="Classifier (run dir or .pt) trained on the GAN's prepared "
+                                                     "set: keep only samples it puts in their class ...")
+@click.option("--min-confidence", type=float, help="... with at least this probability [0.5].")
 @click.option("--force", is_flag=True, help="Replace an existing synthetic set.")
 @config_options
 def synthesize(config_path, sets, dry_run, class_, format_, **flags):
@@ -162,6 +165,7 @@ def synthesize(config_path, sets, dry_run, class_, format_, **flags):
     Examples:
       gan-aug synthesize --checkpoint runs/gan32 -n 5000 --out syn32
       gan-aug synthesize --checkpoint runs/mel --checkpoint runs/df -n 2000 --out syn --distribution uniform
+      gan-aug synthesize --checkpoint runs/gan32 -n 5000 --out syn32f --filter-checkpoint runs/clf --min-confidence 0.5
     """
     flags.update(classes=class_, format=format_, checkpoints=flags["checkpoints"] or None)
     config = build_or_print("SynthConfig", config_path, flags, sets, dry_run)
@@ -172,6 +176,9 @@ def synthesize(config_path, sets, dry_run, class_, format_, **flags):
     provenance = run_synthesis(config)
     counts = ", ".join(f"{c} {n}" for c, n in provenance["counts"].items())
     click.echo(f"wrote {sum(provenance['counts'].values())} images to {config.out} ({counts})")
+    if "filter" in provenance:
+        kept = ", ".join(f"{c} {rate:.0%}" for c, rate in provenance["filter"]["acceptance"].items())
+        click.echo(f"kept at confidence >= {config.min_confidence}: {kept} of the candidates")
 
 
 @cli.command("train-classifier")

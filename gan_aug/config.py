@@ -245,6 +245,9 @@ class SynthConfig:
     truncation: float = 1.0
     seed: int = 0
     format: str = "png"  # png (ImageFolder + manifest) or npz
+    filter_checkpoint: typing.Optional[str] = None  # a classifier: keep samples it assigns to their class ...
+    min_confidence: float = 0.5  # ... with at least this probability
+    max_draws: int = 20  # give up on a class after this many candidates per image asked for
     batch_size: int = 256
     device: str = "auto"
     force: bool = False
@@ -258,6 +261,10 @@ class SynthConfig:
             raise UserError(f"--truncation must be in (0, 2], got {self.truncation}")
         if self.format not in ("png", "npz"):
             raise UserError(f"--format must be png or npz, got {self.format}")
+        if not 0 < self.min_confidence < 1:
+            raise UserError(f"--min-confidence must be in (0, 1), got {self.min_confidence}")
+        if self.max_draws < 1:
+            raise UserError(f"max_draws must be >= 1, got {self.max_draws}")
         if (self.format == "npz") != self.out.endswith(".npz"):
             raise UserError("--format npz writes a .npz file: name --out FILE.npz (and a folder for png)")
         if self.batch_size < 1:

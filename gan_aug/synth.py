@@ -55,16 +55,67 @@ class GanSource:
         self.device = device
 
     @torch.no_grad()
-    def sample(self, class_index, n, seed, truncation, batch_size):
-        """(n, H, W, 3) uint8 images of one class; depends only on (seed, class_index, n)."""
-        gen = torch.Generator().manual_seed(seed * 1_000_003 + class_index)
-        z = torch.randn(n, self.z_dim, generator=gen)
+    def _generate(self, z, class_index, truncation, batch_size):
         out = []
-        for i in range(0, n, batch_size):
+        for i in range(0, len(z), batch_size):
             zb = z[i:i + batch_size].to(self.device)
             c = torch.full((len(zb),), class_index, dtype=torch.long, device=self.device)
             out.append(to_uint8(self.G(zb, c, truncation=truncation)))
         return np.concatenate(out) if out else np.zeros((0, self.image_size, self.image_size, 3), np.uint8)
+
+    def sample(self, class_index, n, seed, truncation, batch_size):
+        """(n, H, W, 3) uint8 images of one class; depends only on (seed, class_index, n)."""
+        gen = torch.Generator().manual_seed(seed * 1_000_003 + class_index)
+        return self._generate(torch.randn(n, self.z_dim, generator=gen), class_index, truncation, batch_size)
+
+    def sample_filtered(self, class_index, n, seed, truncation, batch_size, accept, max_draws):
+        """(images, candidates drawn): the first n candidates of one class that `accept` keeps."""
+        gen = torch.Generator().manual_seed(seed * 1_000_003 + class_index)
+        kept, n_kept, drawn = [], 0, 0
+        while n_kept < n and drawn < max_draws:
+            images = self._generate(torch.randn(batch_size, self.z_dim, generator=gen), class_index, truncation,
+                                    batch_size)
+            drawn += batch_size
+            kept.append(images[accept(images)])
+            n_kept += len(kept[-1])
+        images = np.concatenate(kept) if kept else np.zeros((0, self.image_size, self.image_size, 3), np.uint8)
+        return images[:n], drawn
+
+
+class ConfidenceFilter:
+    """Keeps a synthetic image only when a trained classifier gives its intended class at least
+    `min_confidence`: drops samples that do not look like their label (off-class or blank ones).
+
+    The classifier must come from the same prepared set as the GAN (trained on its train split,
+    selected on val), so the filter brings no test information into the synthetic set.
+    """
+
+    def __init__(self, checkpoint, min_confidence, gan_data, image_size, device):
+        from classifier.checkpoint import load_classifier
+        from classifier.train import autocast_for
+
+        self.path = Path(checkpoint) / "best.pt" if Path(checkpoint).is_dir() else Path(checkpoint)
+        self.model, self.task, state = load_classifier(self.path, device)
+        args = state["model_args"]
+        if args["task"] != "multiclass" or args["meta_dim"]:
+            raise UserError(f"{checkpoint}: the filter must be an image-only multiclass classifier "
+                            "(trained with --task multiclass, without --use-metadata)")
+        if state["data"]["fingerprint"] != gan_data["fingerprint"]:
+            raise UserError(f"{checkpoint} was trained on another prepared set than the GAN: filter with a "
+                            "classifier trained on the GAN's own prepared set (train split, selected on val)")
+        if args["image_size"] != image_size:
+            raise UserError(f"{checkpoint} takes {args['image_size']} px images, the GAN makes {image_size} px")
+        self.class_names, self.min_confidence, self.device = list(args["class_names"]), min_confidence, device
+        self.sha256 = sha256_file(self.path)
+        self.autocast = autocast_for(device, True)
+
+    def accepts(self, images, class_name):
+        """(n,) bool mask over (n, H, W, 3) uint8 images meant to show `class_name`."""
+        from classifier.train import predict
+
+        x = torch.from_numpy(images).permute(0, 3, 1, 2).to(self.device)
+        probs = predict(self.model, self.task, x, None, autocast=self.autocast)
+        return (probs[:, self.class_names.index(class_name)] >= self.min_confidence).numpy()
 
 
 def split_counts(distribution, n, class_names, real_counts):
@@ -104,19 +155,26 @@ def load_sources(checkpoints, device):
     return sources, by_class
 
 
-def prepare_out(out, force, is_npz):
+def check_out(out, force, is_npz):
+    """Refuse an --out that holds something we may not replace."""
     out = Path(out)
     if is_npz:
         if out.exists() and not force:
             raise UserError(f"{out} already exists (use --force to overwrite)")
-        return
-    if out.exists() and any(out.iterdir()):
+    elif out.exists() and any(out.iterdir()):
         if not force:
             raise UserError(f"{out} is not empty (use --force to replace a synthetic set there)")
         if not (out / PROVENANCE).exists() and not (out / MANIFEST).exists():
             raise UserError(f"{out} is not a synthetic set; refusing to delete it even with --force")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+
+
+def prepare_out(out, force, is_npz):
+    check_out(out, force, is_npz)
+    out = Path(out)
+    if not is_npz:
+        if out.exists():
+            shutil.rmtree(out)
+        out.mkdir(parents=True)
 
 
 def synthesize(config, progress=True):
@@ -133,26 +191,47 @@ def synthesize(config, progress=True):
         counts = source.data.get("class_counts") or [0] * len(source.class_names)
         real_counts.update(zip(source.class_names, counts))
     counts = split_counts(config.distribution, config.n, wanted, real_counts)
+    check_out(config.out, config.force, is_npz)
+    confidence_filter = None
+    if config.filter_checkpoint:
+        confidence_filter = ConfidenceFilter(config.filter_checkpoint, config.min_confidence, sources[0].data,
+                                             sources[0].image_size, device)
+        missing = [c for c in wanted if c not in confidence_filter.class_names]
+        if missing:
+            raise UserError(f"the filter classifier does not know class(es) {', '.join(missing)}")
+
+    # Sample everything before touching --out: a failure here (a filter that rejects too much) loses nothing.
+    per_class, acceptance = {}, {}
+    bar = tqdm(total=sum(counts.values()), unit="img", desc="synthesize", disable=not progress)
+    for name in wanted:
+        source, gan_index = by_class[name]
+        n = counts.get(name, 0)
+        if confidence_filter is None:
+            per_class[name] = source.sample(gan_index, n, config.seed, config.truncation, config.batch_size)
+        elif n:
+            images, drawn = source.sample_filtered(
+                gan_index, n, config.seed, config.truncation, config.batch_size,
+                lambda batch, name=name: confidence_filter.accepts(batch, name), max_draws=config.max_draws * n)
+            if len(images) < n:
+                raise UserError(f"only {len(images)} of {n} {name} samples reached confidence "
+                                f"{config.min_confidence} in {drawn} draws: lower --min-confidence")
+            per_class[name], acceptance[name] = images, round(n / drawn, 4)
+        bar.update(n)
+    bar.close()
+
     prepare_out(config.out, config.force, is_npz)
     out = Path(config.out)
-
-    rows, arrays, labels = [], [], []
-    bar = tqdm(total=sum(counts.values()), unit="img", desc="synthesize", disable=not progress)
-    for class_index, name in enumerate(wanted):
-        source, gan_index = by_class[name]
-        images = source.sample(gan_index, counts.get(name, 0), config.seed, config.truncation, config.batch_size)
-        for i, image in enumerate(images):
+    rows, labels = [], []
+    for class_index, name in enumerate(tqdm(wanted, desc="write", unit="class", disable=not progress or is_npz)):
+        source, _ = by_class[name]
+        for i, image in enumerate(per_class.get(name, [])):
             file = f"{name}/{i:06d}.png"
             if not is_npz:
                 with atomic_write(out / file, durable=False) as handle:  # the manifest, last, is fsynced
                     Image.fromarray(image).save(handle, format="PNG")
             rows.append({"file": file, "class": name, "class_index": class_index, "seed": config.seed,
                          "truncation": config.truncation, "checkpoint_sha256": source.sha256, "step": source.step})
-        if is_npz:
-            arrays.append(images)
-            labels += [class_index] * len(images)
-        bar.update(len(images))
-    bar.close()
+            labels.append(class_index)
 
     provenance = {
         "format": "gan-aug/synthetic/1", "class_names": wanted, "image_size": sources[0].image_size,
@@ -162,8 +241,12 @@ def synthesize(config, progress=True):
         "gans": [{"checkpoint": str(s.path), "sha256": s.sha256, "step": s.step, "classes": list(s.class_names),
                   "data": s.data, "model_args": s.model_args, "config": s.config} for s in sources],
     }
+    if confidence_filter is not None:
+        provenance["filter"] = {"checkpoint": str(confidence_filter.path), "sha256": confidence_filter.sha256,
+                                "min_confidence": config.min_confidence, "acceptance": acceptance}
     if is_npz:
         size = sources[0].image_size
+        arrays = [per_class[c] for c in wanted if c in per_class]
         images = np.concatenate(arrays) if arrays else np.zeros((0, size, size, 3), np.uint8)
         _write_npz(out, images, np.array(labels, dtype=np.int64), rows, provenance)
     else:

@@ -3,6 +3,7 @@
 import csv
 
 import numpy as np
+import torch
 import pytest
 
 from conftest import tiny_gan
@@ -137,3 +138,54 @@ def test_bad_inputs(toy_gan, tmp_path, run_cli):
     (tmp_path / "junk.pt").write_bytes(b"junk")
     result = run_cli("synthesize", "--checkpoint", tmp_path / "junk.pt", "-n", 5, "--out", out, "--force")
     assert "not a readable checkpoint" in result.output
+
+
+def test_confidence_filter_keeps_only_confident_samples(toy16, toy_gan, tmp_path, run_cli):
+    from classifier.checkpoint import load_classifier
+    from classifier.train import predict
+
+    clf = tmp_path / "clf"
+    assert run_cli("train-classifier", "--data", toy16, "--out", clf, "--epochs", 1, "--balance", "oversample",
+                   "--set", "deterministic=true").exit_code == 0
+    model, task, _ = load_classifier(clf)
+    # A threshold every class passes sometimes and one class mostly fails: the lowest per-class
+    # 90th percentile of the intended class's probability over the first 256 candidates.
+    source = GanSource(toy_gan, torch.device("cpu"))
+    threshold = min(float(np.quantile(predict(model, task, torch.from_numpy(source.sample(k, 256, 0, 1.0, 256))
+                                              .permute(0, 3, 1, 2), None)[:, k].numpy(), 0.9)) for k in range(7))
+    out = tmp_path / "syn"
+    result = run_cli("synthesize", "--checkpoint", toy_gan, "-n", 14, "--out", out, "--distribution", "uniform",
+                     "--filter-checkpoint", clf, "--min-confidence", threshold, "--set", "max_draws=200")
+    assert result.exit_code == 0, result.output
+    assert "kept at confidence >=" in result.output
+    images, labels, names, provenance = load_synthetic(out)
+    assert np.bincount(labels, minlength=7).tolist() == [2] * 7
+    probs = predict(model, task, torch.from_numpy(images).permute(0, 3, 1, 2), None).numpy()
+    assert (probs[np.arange(len(labels)), labels] >= threshold - 0.02).all()  # bf16 vs fp32 rounding
+    acceptance = provenance["filter"]["acceptance"]
+    assert set(acceptance) == set(names) and all(0 < rate <= 1 for rate in acceptance.values())
+    assert min(acceptance.values()) < 1  # the filter did reject something: otherwise this test proves nothing
+
+    # A threshold nothing reaches: one-line error, and the existing set is left as it was.
+    before = files_of(out)
+    result = run_cli("synthesize", "--checkpoint", toy_gan, "-n", 14, "--out", out, "--force",
+                     "--filter-checkpoint", clf, "--min-confidence", 0.999, "--set", "max_draws=2")
+    assert result.exit_code != 0 and "lower --min-confidence" in result.output
+    assert files_of(out) == before
+
+
+def test_confidence_filter_refuses_a_classifier_of_another_prepared_set(toy_gan, tmp_path, run_cli):
+    from gan_aug.config import PrepareConfig
+    from gan_aug.data.prepare import prepare
+
+    other = tmp_path / "other16.npz"
+    prepare(PrepareConfig(out=str(other), source="toy", size=16, toy_count=150, workers=1), progress=False)
+    clf = tmp_path / "clf"
+    assert run_cli("train-classifier", "--data", other, "--out", clf, "--epochs", 1).exit_code == 0
+    result = run_cli("synthesize", "--checkpoint", toy_gan, "-n", 7, "--out", tmp_path / "syn",
+                     "--filter-checkpoint", clf)
+    assert result.exit_code != 0 and "trained on another prepared set" in result.output
+    assert not (tmp_path / "syn").exists()
+    result = run_cli("synthesize", "--checkpoint", toy_gan, "-n", 7, "--out", tmp_path / "syn",
+                     "--filter-checkpoint", clf, "--min-confidence", 1.5)
+    assert result.exit_code != 0 and "--min-confidence must be in (0, 1)" in result.output
