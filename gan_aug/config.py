@@ -368,6 +368,7 @@ class CompareConfig:
     seeds: typing.Tuple[int, ...] = (0, 1, 2, 3, 4)
     synthetic: typing.Optional[str] = None  # a synthetic set for the mix arms ...
     gan_run: typing.Optional[str] = None  # ... or a GAN run to synthesize one from (into OUT/synthetic)
+    synthetic_sets: typing.Tuple[str, ...] = ()  # more sets, NAME=PATH, for arms like mix:0.3@NAME
     synth_n: int = 5000
     synth_truncation: float = 1.0
     synth_distribution: str = "balance"
@@ -387,14 +388,23 @@ class CompareConfig:
     bootstrap: int = 2000
 
     def validate(self):
-        from gan_aug.experiment import is_generative, parse_arm
+        from gan_aug.experiment import is_generative, parse_arm, synthetic_set_name
 
         for arm in self.arms:
             parse_arm(arm)
         if len(set(self.arms)) != len(self.arms) or len(set(self.seeds)) != len(self.seeds):
             raise UserError("arms and seeds must not repeat")
-        if any(is_generative(a) for a in self.arms) and not (self.synthetic or self.gan_run):
+        for entry in self.synthetic_sets:
+            name, sep, path = entry.partition("=")
+            if not sep or not name or not path or not name.replace("_", "").replace("-", "").isalnum():
+                raise UserError(f"synthetic_sets entries look like NAME=PATH (NAME: letters, digits, - or _), "
+                                f"got '{entry}'")
+        generative = {synthetic_set_name(a) for a in self.arms if is_generative(a)}
+        if "" in generative and not (self.synthetic or self.gan_run):
             raise UserError("mix/topup arms need `synthetic: SYN` or `gan_run: RUN` in the config")
+        unknown = sorted(generative - {""} - set(self.synthetic_paths()))
+        if unknown:
+            raise UserError(f"arms name synthetic set(s) {', '.join(unknown)}, which synthetic_sets does not define")
         if not self.seeds:
             raise UserError("give at least one seed")
         for entry in self.external:
@@ -410,6 +420,7 @@ class CompareConfig:
                 "pretrained", "threads", "device")
         return {k: getattr(self, k) for k in keys}
 
-    @property
-    def synthetic_path(self):
-        return self.synthetic or str(Path(self.out) / "synthetic")
+    def synthetic_paths(self):
+        """Synthetic set name -> path; '' is the default set (`synthetic`, or OUT/synthetic from `gan_run`)."""
+        named = dict(entry.partition("=")[::2] for entry in self.synthetic_sets)
+        return {"": self.synthetic or str(Path(self.out) / "synthetic"), **named}

@@ -1,6 +1,7 @@
 """`gan-aug compare`: every arm x seed with identical settings, then a report that holds up (PROTOCOL.md).
 
-Arms: none, oversample, class-weight, focal (non-generative) and mix:R / topup:R (GAN). Each arm x seed
+Arms: none, oversample, class-weight, focal (non-generative) and mix:R / topup:R (GAN; mix:R@NAME uses
+the synthetic set NAME of `synthetic_sets`, so several sets compete in one report). Each arm x seed
 is one classifier run under DIR/runs/; a finished run leaves done.json and its test predictions, so a
 re-run skips it. The baseline for the headline is the non-generative arm with the best mean *val*
 BMA (never chosen on test). Gains come with a paired bootstrap 95% CI: pair by seed, resample test
@@ -20,10 +21,12 @@ MIX_POLICIES = {"mix": "balanced", "topup": "topup"}
 
 
 def parse_arm(arm):
-    """'none' | 'oversample' | 'class-weight' | 'focal' | 'mix:0.3' | 'topup:0.5' -> ClassifierConfig overrides."""
+    """'none' | 'oversample' | 'class-weight' | 'focal' | 'mix:0.3' | 'topup:0.5' -> ClassifierConfig overrides.
+    A generative arm may name its synthetic set: 'mix:0.3@filtered' (see CompareConfig.synthetic_sets)."""
     if arm in BASELINE_ARMS:
         return {"balance": arm}
-    kind, _, ratio = arm.partition(":")
+    base, at, set_name = arm.partition("@")
+    kind, _, ratio = base.partition(":") if set_name or not at else ("", "", "")
     if kind in MIX_POLICIES:
         try:
             mix = float(ratio)
@@ -36,6 +39,11 @@ def parse_arm(arm):
 
 def is_generative(arm):
     return arm not in BASELINE_ARMS
+
+
+def synthetic_set_name(arm):
+    """The named synthetic set of a generative arm ('' = the config's default `synthetic`/`gan_run`)."""
+    return arm.partition("@")[2]
 
 
 def bma(y_true, y_pred, n_classes):
@@ -84,7 +92,7 @@ def run_dir(out, arm, seed):
     return Path(out) / "runs" / f"{arm.replace(':', '_')}_seed{seed}"
 
 
-def run_arm(config, arm, seed, prepared, synthetic, externals, progress):
+def run_arm(config, arm, seed, prepared, synthetics, externals, progress):
     """Train + evaluate one arm x seed unless its done.json exists; returns the done record."""
     from classifier.evaluate import evaluate_checkpoint
     from classifier.train import train_classifier
@@ -98,10 +106,10 @@ def run_arm(config, arm, seed, prepared, synthetic, externals, progress):
     flags = {"data": config.data, "out": str(directory), "seed": seed, "force": True, **config.classifier_flags(),
              **overrides}
     if "mix" in overrides:
-        flags["synthetic"] = config.synthetic_path
+        flags["synthetic"] = config.synthetic_paths()[synthetic_set_name(arm)]
     clf_config = build_config(ClassifierConfig, None, flags)
     summary = train_classifier(clf_config, progress=progress, prepared=prepared,
-                               synthetic=synthetic if "mix" in overrides else None)
+                               synthetic=synthetics[synthetic_set_name(arm)] if "mix" in overrides else None)
     record = {"arm": arm, "seed": seed, "best_epoch": summary["best_epoch"], "splits": {}}
     for split_name, (dataset, split) in {"val": (prepared, "val"), "test": (prepared, "test"), **externals}.items():
         metrics, targets, probs = evaluate_checkpoint(directory / "best.pt", dataset, split,
@@ -114,17 +122,18 @@ def run_arm(config, arm, seed, prepared, synthetic, externals, progress):
     return record
 
 
-def ensure_synthetic(config, progress):
-    """The synthetic set for the mix arms: the given one, or one synthesized once from the GAN run."""
+def load_synthetic_sets(config, progress):
+    """Set name -> loaded synthetic set, for the sets the arms use. The default set ('') is the given
+    `synthetic`, or one synthesized once from `gan_run`."""
     from gan_aug.config import SynthConfig
     from gan_aug.synth import MANIFEST, load_synthetic, synthesize
 
-    path = Path(config.synthetic_path)
-    if not config.synthetic and not (path / MANIFEST).is_file():
-        synthesize(SynthConfig(checkpoints=(config.gan_run,), out=str(path), n=config.synth_n,
+    paths, used = config.synthetic_paths(), {synthetic_set_name(a) for a in config.arms if is_generative(a)}
+    if "" in used and not config.synthetic and not (Path(paths[""]) / MANIFEST).is_file():
+        synthesize(SynthConfig(checkpoints=(config.gan_run,), out=paths[""], n=config.synth_n,
                                truncation=config.synth_truncation, distribution=config.synth_distribution,
                                force=True), progress=progress)
-    return load_synthetic(path)
+    return {name: load_synthetic(paths[name]) for name in sorted(used)}
 
 
 def load_externals(config, image_size):
@@ -178,14 +187,14 @@ def compare(config, progress=True):
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(to_yaml(config))
-    synthetic = ensure_synthetic(config, progress) if any(is_generative(a) for a in config.arms) else None
+    synthetics = load_synthetic_sets(config, progress)
     externals = load_externals(config, prepared.image_size)
     records = {}
     total = len(config.arms) * len(config.seeds)
     for i, (arm, seed) in enumerate((a, s) for a in config.arms for s in config.seeds):
         if progress:
             print(f"[{i + 1}/{total}] arm {arm}, seed {seed}", flush=True)
-        records[(arm, seed)] = run_arm(config, arm, seed, prepared, synthetic, externals, progress)
+        records[(arm, seed)] = run_arm(config, arm, seed, prepared, synthetics, externals, progress)
     splits = ["test"] + list(externals)
     n_classes = {s: len(records[(config.arms[0], config.seeds[0])]["splits"][s]["class_names"]) for s in splits}
     summary = summarize(config, records, splits, n_classes)

@@ -108,6 +108,15 @@ def _pct(x):
     return f"{100 * x:.2f}"
 
 
+def synthetic_line(config):
+    """Which synthetic set each generative arm used ('' when no arm used one)."""
+    from gan_aug.experiment import is_generative, synthetic_set_name
+
+    used = sorted({synthetic_set_name(a) for a in config.arms if is_generative(a)})
+    paths = config.synthetic_paths()
+    return "; ".join(f"Synthetic set{' ' + name if name else ''}: `{paths[name]}`" for name in used) + ("." if used else "")
+
+
 def report_markdown(config, prepared, summary, splits, plots, confusions):
     baseline = summary["baseline"]
     lines = [f"# gan-aug compare: {Path(config.data).name}", "",
@@ -115,7 +124,7 @@ def report_markdown(config, prepared, summary, splits, plots, confusions):
              f"classes {', '.join(prepared.class_names)}. Arms x seeds: {len(config.arms)} x {len(config.seeds)} "
              f"(seeds {', '.join(map(str, config.seeds))}); classifier `{config.model}`, task `{config.task}`, "
              f"{config.epochs} epochs, batch {config.batch_size}, lr {config.lr}; best epoch chosen on val BMA.",
-             f"Synthetic set: `{config.synthetic_path}`." if any(":" in a for a in config.arms) else "", ""]
+             synthetic_line(config), ""]
     lines += ["## Headline", ""]
     if baseline:
         lines.append(f"Baseline: **{baseline}**, the non-generative arm with the best mean val BMA "

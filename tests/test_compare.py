@@ -34,7 +34,8 @@ def test_arm_parsing():
     assert parse_arm("focal") == {"balance": "focal"}
     assert parse_arm("mix:0.3") == {"balance": "oversample", "mix": 0.3, "mix_policy": "balanced"}
     assert parse_arm("topup:1") == {"balance": "oversample", "mix": 1.0, "mix_policy": "topup"}
-    for bad in ("mix:2", "mix:x", "smote"):
+    assert parse_arm("mix:0.3@filtered") == parse_arm("mix:0.3")
+    for bad in ("mix:2", "mix:x", "smote", "mix:0.3@", "oversample@filtered"):
         with pytest.raises(UserError, match="unknown arm"):
             parse_arm(bad)
 
@@ -65,14 +66,27 @@ def test_compare_on_toy_writes_results_and_resumes(toy16, toy_gan, tmp_path, run
     stamp = done.stat().st_mtime_ns
     best = run_dir(out, "none", 0) / "best.pt"
     best_stamp = best.stat().st_mtime_ns
-    result = run_cli("compare", "--config", cfg, "--out", out, "--set", "arms=[none, oversample, mix:0.5, focal]")
+    # ... and new arms join, here one mixing a second, named synthetic set.
+    other = tmp_path / "syn_other"
+    assert run_cli("synthesize", "--checkpoint", toy_gan, "-n", 30, "--out", other, "--seed", 1).exit_code == 0
+    result = run_cli("compare", "--config", cfg, "--out", out, "--set", "arms=[none, oversample, mix:0.5, focal, "
+                     "mix:0.5@other]", "--set", f"synthetic_sets=[other={other}]")
     assert result.exit_code == 0, result.output
     assert done.stat().st_mtime_ns == stamp and best.stat().st_mtime_ns == best_stamp
     assert (run_dir(out, "focal", 1) / "done.json").is_file()
+    assert f"synthetic: {other}" in (run_dir(out, "mix:0.5@other", 0) / "config.yaml").read_text()
+    assert f"synthetic: {syn}\n" in (run_dir(out, "mix:0.5", 0) / "config.yaml").read_text()
+    report = (out / "report.md").read_text()
+    assert "**mix:0.5@other** vs" in report and f"Synthetic set other: `{other}`" in report
 
 
 def test_compare_config_errors(toy16, tmp_path):
     with pytest.raises(UserError, match="need `synthetic: SYN` or `gan_run: RUN`"):
         build_config(CompareConfig, None, {"data": str(toy16), "out": str(tmp_path)})
+    with pytest.raises(UserError, match="synthetic_sets does not define"):
+        build_config(CompareConfig, None, {"data": str(toy16), "out": str(tmp_path), "synthetic": "s",
+                                           "arms": "none,mix:0.3@filtered"})
+    with pytest.raises(UserError, match="NAME=PATH"):
+        build_config(CompareConfig, None, {"data": str(toy16), "out": str(tmp_path), "synthetic_sets": "filtered"})
     with pytest.raises(UserError, match="must not repeat"):
         build_config(CompareConfig, None, {"data": str(toy16), "out": str(tmp_path), "arms": "none,none"})
