@@ -26,8 +26,8 @@ def parse_arm(arm):
     if arm in BASELINE_ARMS:
         return {"balance": arm}
     base, at, set_name = arm.partition("@")
-    kind, _, ratio = base.partition(":") if set_name or not at else ("", "", "")
-    if kind in MIX_POLICIES:
+    kind, _, ratio = base.partition(":")
+    if kind in MIX_POLICIES and (set_name or not at):  # 'mix:0.3@' names no set
         try:
             mix = float(ratio)
         except ValueError:
