@@ -119,6 +119,7 @@ def test_bad_inputs(toy_gan, tmp_path, run_cli):
         (["--checkpoint", toy_gan, "-n", 5, "--out", out, "--class", "wart"], "unknown class(es) wart"),
         (["--checkpoint", toy_gan, "-n", 5, "--out", out, "--format", "npz"], "--format npz writes a .npz"),
         (["--checkpoint", toy_gan, "-n", 5, "--out", out, "--truncation", 0], "--truncation"),
+        (["--checkpoint", toy_gan, "-n", 5, "--out", out, "--min-confidence", 0.6], "needs --filter-checkpoint"),
     ]
     for args, message in cases:
         result = run_cli("synthesize", *args)
