@@ -17,11 +17,15 @@ def build_from_args(model_args, pretrained=None):
     return model, task
 
 
+def classifier_file(path):
+    """The checkpoint file a user means: the path itself, or a run directory's best.pt."""
+    path = Path(path)
+    return path / "best.pt" if path.is_dir() else path
+
+
 def load_classifier(path, device="cpu"):
     """(model in eval mode, task, checkpoint state) from best.pt/latest.pt or a run directory (best.pt)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "best.pt"
+    path = classifier_file(path)
     if not path.is_file():
         raise UserError(f"classifier checkpoint not found: {path}")
     state = load_checkpoint_file(path, FORMAT, "classifier", device)

@@ -171,8 +171,6 @@ def synthesize(config_path, sets, dry_run, class_, format_, **flags):
     config = build_or_print("SynthConfig", config_path, flags, sets, dry_run)
     if config is None:
         return
-    if flags["min_confidence"] is not None and not config.filter_checkpoint:
-        raise UserError("--min-confidence needs --filter-checkpoint (the classifier that judges the samples)")
     from gan_aug.synth import synthesize as run_synthesis
 
     provenance = run_synthesis(config)

@@ -246,7 +246,7 @@ class SynthConfig:
     seed: int = 0
     format: str = "png"  # png (ImageFolder + manifest) or npz
     filter_checkpoint: typing.Optional[str] = None  # a classifier: keep samples it assigns to their class ...
-    min_confidence: float = 0.5  # ... with at least this probability
+    min_confidence: typing.Optional[float] = None  # ... with at least this probability (0.5 when unset)
     max_draws: int = 20  # give up on a class after this many candidates per image asked for
     batch_size: int = 256
     device: str = "auto"
@@ -261,7 +261,11 @@ class SynthConfig:
             raise UserError(f"--truncation must be in (0, 2], got {self.truncation}")
         if self.format not in ("png", "npz"):
             raise UserError(f"--format must be png or npz, got {self.format}")
-        if not 0 < self.min_confidence < 1:
+        if self.min_confidence is not None and not self.filter_checkpoint:
+            raise UserError("--min-confidence needs --filter-checkpoint (the classifier that judges the samples)")
+        if self.filter_checkpoint and self.min_confidence is None:
+            self.min_confidence = 0.5
+        if self.min_confidence is not None and not 0 < self.min_confidence < 1:
             raise UserError(f"--min-confidence must be in (0, 1), got {self.min_confidence}")
         if self.max_draws < 1:
             raise UserError(f"max_draws must be >= 1, got {self.max_draws}")

@@ -38,6 +38,15 @@ def sha256_file(path):
     return digest.hexdigest()
 
 
+def no_images(size):
+    return np.zeros((0, size, size, 3), np.uint8)
+
+
+def class_generator(seed, class_index):
+    """The latent RNG of one class: its samples depend only on (seed, class)."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + class_index)
+
+
 class GanSource:
     """One checkpoint's G_ema, ready to sample its classes."""
 
@@ -61,16 +70,16 @@ class GanSource:
             zb = z[i:i + batch_size].to(self.device)
             c = torch.full((len(zb),), class_index, dtype=torch.long, device=self.device)
             out.append(to_uint8(self.G(zb, c, truncation=truncation)))
-        return np.concatenate(out) if out else np.zeros((0, self.image_size, self.image_size, 3), np.uint8)
+        return np.concatenate(out) if out else no_images(self.image_size)
 
     def sample(self, class_index, n, seed, truncation, batch_size):
         """(n, H, W, 3) uint8 images of one class; depends only on (seed, class_index, n)."""
-        gen = torch.Generator().manual_seed(seed * 1_000_003 + class_index)
+        gen = class_generator(seed, class_index)
         return self._generate(torch.randn(n, self.z_dim, generator=gen), class_index, truncation, batch_size)
 
     def sample_filtered(self, class_index, n, seed, truncation, batch_size, accept, max_draws):
         """(images, candidates drawn): the first n candidates of one class that `accept` keeps."""
-        gen = torch.Generator().manual_seed(seed * 1_000_003 + class_index)
+        gen = class_generator(seed, class_index)
         kept, n_kept, drawn = [], 0, 0
         while n_kept < n and drawn < max_draws:
             images = self._generate(torch.randn(batch_size, self.z_dim, generator=gen), class_index, truncation,
@@ -78,7 +87,7 @@ class GanSource:
             drawn += batch_size
             kept.append(images[accept(images)])
             n_kept += len(kept[-1])
-        images = np.concatenate(kept) if kept else np.zeros((0, self.image_size, self.image_size, 3), np.uint8)
+        images = np.concatenate(kept) if kept else no_images(self.image_size)
         return images[:n], drawn
 
 
@@ -91,10 +100,10 @@ class ConfidenceFilter:
     """
 
     def __init__(self, checkpoint, min_confidence, gan_data, image_size, device):
-        from classifier.checkpoint import load_classifier
+        from classifier.checkpoint import classifier_file, load_classifier
         from classifier.train import autocast_for
 
-        self.path = Path(checkpoint) / "best.pt" if Path(checkpoint).is_dir() else Path(checkpoint)
+        self.path = classifier_file(checkpoint)
         self.model, self.task, state = load_classifier(self.path, device)
         args = state["model_args"]
         if args["task"] != "multiclass" or args["meta_dim"]:
@@ -168,8 +177,8 @@ def check_out(out, force, is_npz):
             raise UserError(f"{out} is not a synthetic set; refusing to delete it even with --force")
 
 
-def prepare_out(out, force, is_npz):
-    check_out(out, force, is_npz)
+def clear_out(out, is_npz):
+    """Make --out an empty folder (png); an npz is replaced atomically when written. Call check_out first."""
     out = Path(out)
     if not is_npz:
         if out.exists():
@@ -219,7 +228,7 @@ def synthesize(config, progress=True):
         bar.update(n)
     bar.close()
 
-    prepare_out(config.out, config.force, is_npz)
+    clear_out(config.out, is_npz)
     out = Path(config.out)
     rows, labels = [], []
     for class_index, name in enumerate(tqdm(wanted, desc="write", unit="class", disable=not progress or is_npz)):
@@ -245,9 +254,8 @@ def synthesize(config, progress=True):
         provenance["filter"] = {"checkpoint": str(confidence_filter.path), "sha256": confidence_filter.sha256,
                                 "min_confidence": config.min_confidence, "acceptance": acceptance}
     if is_npz:
-        size = sources[0].image_size
         arrays = [per_class[c] for c in wanted if c in per_class]
-        images = np.concatenate(arrays) if arrays else np.zeros((0, size, size, 3), np.uint8)
+        images = np.concatenate(arrays) if arrays else no_images(sources[0].image_size)
         _write_npz(out, images, np.array(labels, dtype=np.int64), rows, provenance)
     else:
         with atomic_write(out / PROVENANCE, "w") as handle:
@@ -287,6 +295,6 @@ def load_synthetic(path):
         rows = list(csv.DictReader(handle))
     images = [np.asarray(Image.open(path / r["file"]).convert("RGB")) for r in rows]
     size = provenance["image_size"]
-    images = np.stack(images) if images else np.zeros((0, size, size, 3), np.uint8)
+    images = np.stack(images) if images else no_images(size)
     labels = np.array([class_names.index(r["class"]) for r in rows], dtype=np.int64)
     return images, labels, class_names, provenance

@@ -1,6 +1,5 @@
 """The embedded toy source: deterministic, HAM-like imbalance, and learnable by a small CNN."""
 
-
 import numpy as np
 import torch
 from sklearn.metrics import balanced_accuracy_score
