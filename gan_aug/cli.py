@@ -43,14 +43,17 @@ def config_options(func):
 def build_or_print(cls_name, config_path, flags, sets, dry_run):
     """The command's validated config, or None after printing it for --dry-run.
 
-    A resumed run starts from the config.yaml saved in its --out, so only what changes need be given.
+    A resumed run starts from the config.yaml saved in its --out, so only what changes need be given;
+    the saved `force` was that earlier invocation's action, not a setting, so it is not carried over.
     """
     from gan_aug import config as configs
 
+    saved = {}
     if flags.get("resume") and not config_path and flags.get("out"):
-        saved = Path(flags["out"]) / "config.yaml"
-        config_path = saved if saved.is_file() else None
-    config = configs.build_config(getattr(configs, cls_name), config_path, flags, sets)
+        saved_path = Path(flags["out"]) / "config.yaml"
+        if saved_path.is_file():
+            saved = {k: v for k, v in configs.read_yaml(saved_path).items() if k != "force"}
+    config = configs.build_config(getattr(configs, cls_name), config_path, flags, sets, base=saved)
     if dry_run:
         click.echo(configs.to_yaml(config), nl=False)
         return None

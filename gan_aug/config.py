@@ -81,14 +81,15 @@ def read_yaml(path):
     return data
 
 
-def build_config(cls, config_path=None, flags=None, sets=()):
-    """Build and validate a `cls` instance from its defaults, a YAML file, flags and --set pairs.
+def build_config(cls, config_path=None, flags=None, sets=(), base=None):
+    """Build and validate a `cls` instance from its defaults, `base` (a dict of settings), a YAML file,
+    flags and --set pairs, later layers winning.
 
     `flags` holds command-line values; None (or False for on/off flags) means "not given".
     """
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
-    layers = [read_yaml(config_path) if config_path else {}]
+    layers = [base or {}, read_yaml(config_path) if config_path else {}]
     layers.append({k: v for k, v in (flags or {}).items() if v is not None and v is not False})
     layers.append(parse_set_options(sets))
     values = {}

@@ -148,6 +148,10 @@ def test_run_directory_guards(toy16, tmp_path, run_cli):
     assert load_checkpoint(run)["step"] == 2
     assert run_cli(*gan_args(toy16, run, "--force")).exit_code == 0
     assert load_checkpoint(run)["step"] == 1
+    # a run started with --force resumes from its saved settings without "--resume and --force contradict"
+    result = run_cli("train-gan", "--out", run, "--resume", "--kimg", 0.032)
+    assert result.exit_code == 0, result.output
+    assert load_checkpoint(run)["step"] == 2
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "notes.txt").write_text("mine")
