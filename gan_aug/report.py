@@ -131,15 +131,24 @@ def report_markdown(config, prepared, summary, splits, plots, confusions):
                      "(chosen on val, never on test). Gains are in BMA points, mean over seeds, with a paired "
                      "bootstrap 95% CI (pair by seed, resample evaluation images within seeds, "
                      f"{config.bootstrap} resamples).")
+        selected = summary["selected"]
+        if selected:
+            lines += ["", f"The claim is **{selected}**, the generative arm with the best mean val BMA; "
+                      "with several generative arms, the other lines are exploratory (one of many can clear "
+                      "a 95% CI by chance)."]
         lines.append("")
         for split in splits:
             for arm, row in summary["splits"][split].items():
                 if "gain" in row:
                     g = row["gain"]
                     verdict = "CI excludes 0" if g["ci_low"] > 0 or g["ci_high"] < 0 else "CI includes 0"
+                    mark = ", selected on val" if arm == selected else ""
                     lines.append(f"- {split}: **{arm}** vs {baseline}: {'+' if g['mean'] >= 0 else ''}{_pct(g['mean'])} "
-                                 f"BMA points, 95% CI [{_pct(g['ci_low'])}, {_pct(g['ci_high'])}] ({verdict})")
+                                 f"BMA points, 95% CI [{_pct(g['ci_low'])}, {_pct(g['ci_high'])}] ({verdict}{mark})")
         lines.append("")
+    lines += ["## val (selection only)", "", "| arm | BMA mean ± std |", "| --- | --- |"]
+    lines += [f"| {arm} | {v['mean']:.4f} ± {v['std']:.4f} |" for arm, v in summary["val_bma"].items()]
+    lines.append("")
     for split in splits:
         rows = summary["splits"][split]
         lines += [f"## {split}", "", "| arm | BMA mean ± std | 95% CI | accuracy | macro-F1 | AUC | " +

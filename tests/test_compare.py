@@ -78,6 +78,14 @@ def test_compare_on_toy_writes_results_and_resumes(toy16, toy_gan, tmp_path, run
     assert f"synthetic: {syn}\n" in (run_dir(out, "mix:0.5", 0) / "config.yaml").read_text()
     report = (out / "report.md").read_text()
     assert "**mix:0.5@other** vs" in report and f"Synthetic set other: `{other}`" in report
+    # The claimed arm is the generative arm with the best mean val BMA, recomputed here from results.csv.
+    with open(out / "results.csv") as handle:
+        val = [r for r in csv.DictReader(handle) if r["split"] == "val"]
+    mean_val = {a: np.mean([float(r["bma"]) for r in val if r["arm"] == a]) for a in ("mix:0.5", "mix:0.5@other")}
+    selected = max(mean_val, key=mean_val.get)
+    assert f"The claim is **{selected}**" in report and f"**{selected}** vs " in report
+    assert [line for line in report.splitlines() if "selected on val" in line][0].startswith(f"- test: **{selected}**")
+    assert f"| {selected} | {mean_val[selected]:.4f} ±" in report
 
 
 def test_compare_config_errors(toy16, tmp_path):
