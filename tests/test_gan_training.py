@@ -144,8 +144,9 @@ def test_run_directory_guards(toy16, tmp_path, run_cli):
     prepare(PrepareConfig(out=str(other), source="toy", size=16, toy_count=200, seed=5, workers=1), progress=False)
     assert "different prepared set" in error_line(run_cli(*gan_args(other, run, "--resume")))
     assert "architecture differs" in error_line(run_cli(*gan_args(toy16, run, "--resume", "--set", "g_channels=4")))
-    assert run_cli(*gan_args(toy16, run, "--resume", "--kimg", 0.032)).exit_code == 0
+    assert run_cli(*gan_args(toy16, run, "--resume", "--kimg", 0.032, "--set", "lr_d=0.00123")).exit_code == 0
     assert load_checkpoint(run)["step"] == 2
+    assert load_checkpoint(run)["opt_D"]["param_groups"][0]["lr"] == 0.00123  # the resumed run's setting wins
     assert run_cli(*gan_args(toy16, run, "--force")).exit_code == 0
     assert load_checkpoint(run)["step"] == 1
     # a run started with --force resumes from its saved settings without "--resume and --force contradict"

@@ -142,6 +142,11 @@ class GanTrainer:
             raise UserError(f"cannot resume: the run trained classes {', '.join(state['class_names'])}")
         for name in ("G", "D", "G_ema", "opt_G", "opt_D"):
             getattr(self, name).load_state_dict(state[name])
+        # Loading an optimizer's state also restores its old hyperparameters; a resumed run uses the
+        # settings it was given (e.g. --set lr_d=...), keeping only Adam's moments and step counts.
+        for optimizer, lr in ((self.opt_G, self.config.lr_g), (self.opt_D, self.config.lr_d)):
+            for group in optimizer.param_groups:
+                group["lr"], group["betas"] = lr, (self.config.beta1, self.config.beta2)
         self.ada.load_state_dict(state["ada"])
         self.step, self.images_seen = int(state["step"]), int(state["images_seen"])
         torch.set_rng_state(state["rng"]["torch"].cpu())
