@@ -147,6 +147,11 @@ def load_externals(config, image_size):
     return externals
 
 
+def mean_std(values):
+    """(mean, sample std) over seeds; std 0 for a single seed."""
+    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
 def summarize(config, records, splits, n_classes_by_split):
     """Per split: each arm's seeds, mean/std/CI of BMA, mean per-class recall, and each generative arm's
     paired-bootstrap gain over the baseline arm (best non-generative arm by mean val BMA).
@@ -156,13 +161,14 @@ def summarize(config, records, splits, n_classes_by_split):
     arms, seeds = list(config.arms), list(config.seeds)
     baselines = [a for a in arms if not is_generative(a)]
     generative = [a for a in arms if is_generative(a)]
-    val = {a: [records[(a, s)]["splits"]["val"]["bma"] for s in seeds] for a in arms}
-    mean_val = {a: float(np.mean(v)) for a, v in val.items()}
-    baseline = max(baselines, key=mean_val.get) if baselines else None
-    selected = max(generative, key=mean_val.get) if generative else None
+    val_bma = {}
+    for a in arms:
+        mean, std = mean_std([records[(a, s)]["splits"]["val"]["bma"] for s in seeds])
+        val_bma[a] = {"mean": mean, "std": std}
+    baseline = max(baselines, key=lambda a: val_bma[a]["mean"]) if baselines else None
+    selected = max(generative, key=lambda a: val_bma[a]["mean"]) if generative else None
     summary = {"baseline": baseline, "selected": selected, "selected_on": "mean val BMA", "splits": {},
-               "val_bma": {a: {"mean": mean_val[a], "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0}
-                           for a, v in val.items()}}
+               "val_bma": val_bma}
     for split in splits:
         preds = {a: np.stack([np.load(run_dir(config.out, a, s) / f"{split}_predictions.npz")["y_pred"] for s in seeds])
                  for a in arms}
@@ -172,7 +178,8 @@ def summarize(config, records, splits, n_classes_by_split):
         for a in arms:
             values = [records[(a, s)]["splits"][split]["bma"] for s in seeds]
             per_class = [records[(a, s)]["splits"][split]["per_class"] for s in seeds]
-            rows[a] = {"bma_mean": float(np.mean(values)), "bma_std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+            bma_mean, bma_std = mean_std(values)
+            rows[a] = {"bma_mean": bma_mean, "bma_std": bma_std,
                        "bma_ci": bootstrap_mean_ci(y_true, preds[a], k, max(200, config.bootstrap // 2)),
                        "bma_by_seed": values,
                        "recall": {c: float(np.mean([p[c]["recall"] for p in per_class])) for c in per_class[0]}}
