@@ -156,8 +156,9 @@ def train_gan(config_path, sets, dry_run, class_, classes, **flags):
 @click.option("--truncation", type=float, help="Truncation psi, 1 = none [1].")
 @click.option("--seed", type=int, help="Sampling seed [0]; same arguments give byte-identical files.")
 @click.option("--format", "format_", type=click.Choice(["png", "npz"]), help="png (ImageFolder) or npz [png].")
-@click.option("--filter-checkpoint", type=str, help="Classifier (run dir or .pt) trained on the GAN's prepared "
-                                                     "set: keep only samples it puts in their class ...")
+@click.option("--filter-checkpoint", "filter_checkpoints", multiple=True,
+              help="Classifier (run dir or .pt) trained on the GAN's prepared set: keep only samples it puts "
+                   "in their class ... (repeatable: an ensemble, judged by its mean probability)")
 @click.option("--min-confidence", type=float, help="... with at least this probability [0.5].")
 @click.option("--force", is_flag=True, help="Replace an existing synthetic set.")
 @config_options
@@ -170,7 +171,8 @@ def synthesize(config_path, sets, dry_run, class_, format_, **flags):
       gan-aug synthesize --checkpoint runs/mel --checkpoint runs/df -n 2000 --out syn --distribution uniform
       gan-aug synthesize --checkpoint runs/gan32 -n 5000 --out syn32f --filter-checkpoint runs/clf --min-confidence 0.5
     """
-    flags.update(classes=class_, format=format_, checkpoints=flags["checkpoints"] or None)
+    flags.update(classes=class_, format=format_, checkpoints=flags["checkpoints"] or None,
+                 filter_checkpoints=flags["filter_checkpoints"] or None)
     config = build_or_print("SynthConfig", config_path, flags, sets, dry_run)
     if config is None:
         return

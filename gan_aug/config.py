@@ -246,8 +246,8 @@ class SynthConfig:
     truncation: float = 1.0
     seed: int = 0
     format: str = "png"  # png (ImageFolder + manifest) or npz
-    filter_checkpoint: typing.Optional[str] = None  # a classifier: keep samples it assigns to their class ...
-    min_confidence: typing.Optional[float] = None  # ... with at least this probability (0.5 when unset)
+    filter_checkpoints: typing.Tuple[str, ...] = ()  # classifiers: keep samples they assign to their class ...
+    min_confidence: typing.Optional[float] = None  # ... with at least this mean probability (0.5 when unset)
     max_draws: int = 20  # give up on a class after this many candidates per image asked for
     batch_size: int = 256
     device: str = "auto"
@@ -262,9 +262,9 @@ class SynthConfig:
             raise UserError(f"--truncation must be in (0, 2], got {self.truncation}")
         if self.format not in ("png", "npz"):
             raise UserError(f"--format must be png or npz, got {self.format}")
-        if self.min_confidence is not None and not self.filter_checkpoint:
+        if self.min_confidence is not None and not self.filter_checkpoints:
             raise UserError("--min-confidence needs --filter-checkpoint (the classifier that judges the samples)")
-        if self.filter_checkpoint and self.min_confidence is None:
+        if self.filter_checkpoints and self.min_confidence is None:
             self.min_confidence = 0.5
         if self.min_confidence is not None and not 0 < self.min_confidence < 1:
             raise UserError(f"--min-confidence must be in (0, 1), got {self.min_confidence}")

@@ -92,30 +92,37 @@ class GanSource:
 
 
 class ConfidenceFilter:
-    """Keeps a synthetic image only when a trained classifier gives its intended class at least
-    `min_confidence`: drops samples that do not look like their label (off-class or blank ones).
+    """Keeps a synthetic image only when trained classifiers give its intended class at least
+    `min_confidence` (their mean probability, when several): drops samples that do not look like
+    their label (off-class or blank ones). An ensemble judges more steadily than one network, whose
+    own quirks would otherwise shape the set.
 
-    The classifier must come from the same prepared set as the GAN (trained on its train split,
+    Each classifier must come from the same prepared set as the GAN (trained on its train split,
     selected on val), so the filter brings no test information into the synthetic set.
     """
 
-    def __init__(self, checkpoint, min_confidence, gan_data, image_size, device):
+    def __init__(self, checkpoints, min_confidence, gan_data, image_size, device):
         from classifier.checkpoint import classifier_file, load_classifier
         from classifier.train import autocast_for
 
-        self.path = classifier_file(checkpoint)
-        self.model, self.task, state = load_classifier(self.path, device)
-        args = state["model_args"]
-        if args["task"] != "multiclass" or args["meta_dim"]:
-            raise UserError(f"{checkpoint}: the filter must be an image-only multiclass classifier "
-                            "(trained with --task multiclass, without --use-metadata)")
-        if state["data"]["fingerprint"] != gan_data["fingerprint"]:
-            raise UserError(f"{checkpoint} was trained on another prepared set than the GAN: filter with a "
-                            "classifier trained on the GAN's own prepared set (train split, selected on val)")
-        if args["image_size"] != image_size:
-            raise UserError(f"{checkpoint} takes {args['image_size']} px images, the GAN makes {image_size} px")
-        self.class_names, self.min_confidence, self.device = list(args["class_names"]), min_confidence, device
-        self.sha256 = sha256_file(self.path)
+        self.paths, self.models, self.sha256 = [], [], []
+        for checkpoint in checkpoints:
+            path = classifier_file(checkpoint)
+            model, task, state = load_classifier(path, device)
+            args = state["model_args"]
+            if args["task"] != "multiclass" or args["meta_dim"]:
+                raise UserError(f"{checkpoint}: the filter must be an image-only multiclass classifier "
+                                "(trained with --task multiclass, without --use-metadata)")
+            if state["data"]["fingerprint"] != gan_data["fingerprint"]:
+                raise UserError(f"{checkpoint} was trained on another prepared set than the GAN: filter with a "
+                                "classifier trained on the GAN's own prepared set (train split, selected on val)")
+            if args["image_size"] != image_size:
+                raise UserError(f"{checkpoint} takes {args['image_size']} px images, the GAN makes {image_size} px")
+            self.class_names, self.task = list(args["class_names"]), task
+            self.paths.append(path)
+            self.models.append(model)
+            self.sha256.append(sha256_file(path))
+        self.min_confidence, self.device = min_confidence, device
         self.autocast = autocast_for(device, True)
 
     def accepts(self, images, class_name):
@@ -123,8 +130,9 @@ class ConfidenceFilter:
         from classifier.train import predict
 
         x = torch.from_numpy(images).permute(0, 3, 1, 2).to(self.device)
-        probs = predict(self.model, self.task, x, None, autocast=self.autocast)
-        return (probs[:, self.class_names.index(class_name)] >= self.min_confidence).numpy()
+        k = self.class_names.index(class_name)
+        probs = torch.stack([predict(m, self.task, x, None, autocast=self.autocast)[:, k] for m in self.models])
+        return (probs.mean(dim=0) >= self.min_confidence).numpy()
 
 
 def split_counts(distribution, n, class_names, real_counts):
@@ -202,8 +210,8 @@ def synthesize(config, progress=True):
     counts = split_counts(config.distribution, config.n, wanted, real_counts)
     check_out(config.out, config.force, is_npz)
     confidence_filter = None
-    if config.filter_checkpoint:
-        confidence_filter = ConfidenceFilter(config.filter_checkpoint, config.min_confidence, sources[0].data,
+    if config.filter_checkpoints:
+        confidence_filter = ConfidenceFilter(config.filter_checkpoints, config.min_confidence, sources[0].data,
                                              sources[0].image_size, device)
         missing = [c for c in wanted if c not in confidence_filter.class_names]
         if missing:
@@ -251,7 +259,8 @@ def synthesize(config, progress=True):
                   "data": s.data, "model_args": s.model_args, "config": s.config} for s in sources],
     }
     if confidence_filter is not None:
-        provenance["filter"] = {"checkpoint": str(confidence_filter.path), "sha256": confidence_filter.sha256,
+        provenance["filter"] = {"checkpoints": [str(p) for p in confidence_filter.paths],
+                                "sha256": confidence_filter.sha256,
                                 "min_confidence": config.min_confidence, "acceptance": acceptance}
     if is_npz:
         arrays = [per_class[c] for c in wanted if c in per_class]

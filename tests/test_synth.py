@@ -167,6 +167,24 @@ def test_confidence_filter_keeps_only_confident_samples(toy16, toy_gan, tmp_path
     assert set(acceptance) == set(names) and all(0 < rate <= 1 for rate in acceptance.values())
     assert min(acceptance.values()) < 1  # the filter did reject something: otherwise this test proves nothing
 
+    # An ensemble: two classifiers, judged by their mean probability of the intended class.
+    clf2 = tmp_path / "clf2"
+    assert run_cli("train-classifier", "--data", toy16, "--out", clf2, "--epochs", 1, "--balance", "oversample",
+                   "--seed", 1, "--set", "deterministic=true").exit_code == 0
+    model2, _, _ = load_classifier(clf2)
+    out2 = tmp_path / "syn2"
+    result = run_cli("synthesize", "--checkpoint", toy_gan, "-n", 14, "--out", out2, "--distribution", "uniform",
+                     "--filter-checkpoint", clf, "--filter-checkpoint", clf2, "--min-confidence", threshold,
+                     "--set", "max_draws=200")
+    assert result.exit_code == 0, result.output
+    images2, labels2, _, provenance2 = load_synthetic(out2)
+    x2 = torch.from_numpy(images2).permute(0, 3, 1, 2)
+    mean_probs = (predict(model, task, x2, None) + predict(model2, task, x2, None)).numpy() / 2
+    assert (mean_probs[np.arange(len(labels2)), labels2] >= threshold - 0.02).all()
+    assert len(provenance2["filter"]["checkpoints"]) == 2 and len(set(provenance2["filter"]["sha256"])) == 2
+    # Same latents in the same order: only different keep decisions can change the images.
+    assert not np.array_equal(images2, images)  # the second judge changed some decisions
+
     # A threshold nothing reaches: one-line error, and the existing set is left as it was.
     before = files_of(out)
     result = run_cli("synthesize", "--checkpoint", toy_gan, "-n", 14, "--out", out, "--force",
