@@ -118,6 +118,13 @@ class ClassifierTrainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        # Loading also restores the old run's lr and weight decay; a resumed run follows the settings it
+        # was given (e.g. --set lr=... or more --epochs): their schedule, from the step it had reached.
+        self.scheduler.base_lrs = [self.config.lr] * len(self.optimizer.param_groups)
+        lr = self.config.lr * self.scheduler.lr_lambdas[0](self.scheduler.last_epoch)
+        for group in self.optimizer.param_groups:
+            group.update(lr=lr, initial_lr=self.config.lr, weight_decay=self.config.weight_decay)
+        self.scheduler._last_lr = [lr] * len(self.optimizer.param_groups)
         self.generator.set_state(state["sampler_rng"])
         torch.set_rng_state(state["torch_rng"])
         self.epoch, self.best, self.history = state["epoch"], state["best"], state["history"]

@@ -235,3 +235,18 @@ def test_resume_continues_exactly(toy16, tmp_path, run_cli, monkeypatch):
     assert part["epoch"] == 2 and [h["val_bma"] for h in part["history"]] == [h["val_bma"] for h in full["history"]]
     for key, value in full["model"].items():
         assert torch.equal(value, part["model"][key]), key
+
+
+def test_resume_uses_the_given_lr(toy16, tmp_path, run_cli):
+    run = tmp_path / "run"
+    common = ["--data", toy16, "--out", run, "--set", "batch_size=32"]
+    assert run_cli("train-classifier", *common, "--epochs", 1).exit_code == 0
+    result = run_cli("train-classifier", "--out", run, "--resume", "--epochs", 2, "--set", "lr=0.0123",
+                     "--set", "weight_decay=0.0456")
+    assert result.exit_code == 0, result.output
+    state = torch.load(run / "latest.pt", weights_only=True)
+    assert state["epoch"] == 2
+    assert state["scheduler"]["base_lrs"] == [0.0123]  # not the first run's lr, restored with the optimizer
+    group = state["optimizer"]["param_groups"][0]
+    assert group["initial_lr"] == 0.0123 and group["weight_decay"] == 0.0456
+    assert state["history"][1]["lr"] < 0.0123 * 0.5  # the cosine of the new settings, in its second half
