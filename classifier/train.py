@@ -124,7 +124,6 @@ class ClassifierTrainer:
         lr = self.config.lr * self.scheduler.lr_lambdas[0](self.scheduler.last_epoch)
         for group in self.optimizer.param_groups:
             group.update(lr=lr, initial_lr=self.config.lr, weight_decay=self.config.weight_decay)
-        self.scheduler._last_lr = [lr] * len(self.optimizer.param_groups)
         self.generator.set_state(state["sampler_rng"])
         torch.set_rng_state(state["torch_rng"])
         self.epoch, self.best, self.history = state["epoch"], state["best"], state["history"]

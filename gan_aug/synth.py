@@ -102,26 +102,14 @@ class ConfidenceFilter:
     """
 
     def __init__(self, checkpoints, min_confidence, gan_data, image_size, device):
-        from classifier.checkpoint import classifier_file, load_classifier
+        from classifier.checkpoint import classifier_file
         from classifier.train import autocast_for
 
-        self.paths, self.models, self.sha256 = [], [], []
-        for checkpoint in checkpoints:
-            path = classifier_file(checkpoint)
-            model, task, state = load_classifier(path, device)
-            args = state["model_args"]
-            if args["task"] != "multiclass" or args["meta_dim"]:
-                raise UserError(f"{checkpoint}: the filter must be an image-only multiclass classifier "
-                                "(trained with --task multiclass, without --use-metadata)")
-            if state["data"]["fingerprint"] != gan_data["fingerprint"]:
-                raise UserError(f"{checkpoint} was trained on another prepared set than the GAN: filter with a "
-                                "classifier trained on the GAN's own prepared set (train split, selected on val)")
-            if args["image_size"] != image_size:
-                raise UserError(f"{checkpoint} takes {args['image_size']} px images, the GAN makes {image_size} px")
-            self.class_names, self.task = list(args["class_names"]), task
-            self.paths.append(path)
-            self.models.append(model)
-            self.sha256.append(sha256_file(path))
+        self.paths = [classifier_file(c) for c in checkpoints]
+        judges = [_load_judge(path, gan_data, image_size, device) for path in self.paths]
+        self.models = [model for model, _, _ in judges]
+        _, self.task, self.class_names = judges[0]  # one prepared set (fingerprint checked): same classes
+        self.sha256 = [sha256_file(path) for path in self.paths]
         self.min_confidence, self.device = min_confidence, device
         self.autocast = autocast_for(device, True)
 
@@ -133,6 +121,23 @@ class ConfidenceFilter:
         k = self.class_names.index(class_name)
         probs = torch.stack([predict(m, self.task, x, None, autocast=self.autocast)[:, k] for m in self.models])
         return (probs.mean(dim=0) >= self.min_confidence).numpy()
+
+
+def _load_judge(path, gan_data, image_size, device):
+    """(model, task, class names) of one filter classifier, refused unless it may judge this GAN's samples."""
+    from classifier.checkpoint import load_classifier
+
+    model, task, state = load_classifier(path, device)
+    args = state["model_args"]
+    if args["task"] != "multiclass" or args["meta_dim"]:
+        raise UserError(f"{path}: the filter must be an image-only multiclass classifier "
+                        "(trained with --task multiclass, without --use-metadata)")
+    if state["data"]["fingerprint"] != gan_data["fingerprint"]:
+        raise UserError(f"{path} was trained on another prepared set than the GAN: filter with a "
+                        "classifier trained on the GAN's own prepared set (train split, selected on val)")
+    if args["image_size"] != image_size:
+        raise UserError(f"{path} takes {args['image_size']} px images, the GAN makes {image_size} px")
+    return model, task, list(args["class_names"])
 
 
 def split_counts(distribution, n, class_names, real_counts):
