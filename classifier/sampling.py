@@ -8,6 +8,8 @@ Images live in one pool: the real train images first, then the synthetic ones. S
   images only fill a class up to the largest class, and mix caps their share.
 The coin flips are drawn in every balanced arm, so with the same seed `--mix 0` produces exactly the
 index stream of random oversampling: a mix arm differs from oversampling only by the synthetic images.
+`mix_until` < 1 draws synthetic images only in the first epochs; the rest train on the real images alone
+(the oversampling stream), so the last epochs fit real texture rather than a blend with the GAN's.
 Every arm draws as many images per epoch as the real train split holds (same budget).
 """
 
@@ -39,13 +41,15 @@ class EpochSampler:
         self.share = synthetic_share([len(p) for p in self.real_pools], [len(p) for p in self.synthetic_pools],
                                      mix, policy)
 
-    def epoch(self, generator):
-        """(n_real,) indices into the pool [real; synthetic] for one epoch."""
+    def epoch(self, generator, with_synthetic=True):
+        """(n_real,) indices into the pool [real; synthetic] for one epoch; with_synthetic=False draws the
+        same random numbers but keeps every draw real (the oversampling stream of that epoch)."""
         if not self.balanced:
             return torch.randperm(self.n_real, generator=generator)
         classes = torch.nonzero(self.present).flatten()
         drawn = classes[torch.randint(len(classes), (self.n_real,), generator=generator)]
-        synthetic = torch.rand(self.n_real, generator=generator, dtype=torch.float64) < self.share[drawn]
+        share = self.share if with_synthetic else torch.zeros_like(self.share)
+        synthetic = torch.rand(self.n_real, generator=generator, dtype=torch.float64) < share[drawn]
         position = torch.rand(self.n_real, generator=generator, dtype=torch.float64)
         out = torch.empty(self.n_real, dtype=torch.long)
         for c in classes.tolist():

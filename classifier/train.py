@@ -138,7 +138,8 @@ class ClassifierTrainer:
 
     def train_one_epoch(self):
         self.model.train()
-        order = self.sampler.epoch(self.generator).to(self.device)
+        with_synthetic = self.epoch < round(self.config.mix_until * self.config.epochs)
+        order = self.sampler.epoch(self.generator, with_synthetic).to(self.device)
         total, batches = 0.0, 0
         bs = self.config.batch_size
         bar = tqdm(range(0, len(order), bs), desc=f"epoch {self.epoch + 1}/{self.config.epochs}", leave=False,

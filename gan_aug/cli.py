@@ -195,6 +195,7 @@ def synthesize(config_path, sets, dry_run, class_, format_, **flags):
 @click.option("--synthetic", type=str, help="Synthetic set (folder or .npz) to mix in.")
 @click.option("--mix", type=float, help="Share of synthetic images in each class's draws, 0-1.")
 @click.option("--mix-policy", type=str, help="balanced (default) or topup.")
+@click.option("--mix-until", type=float, help="Draw synthetic images only in this first share of the epochs [1].")
 @click.option("--epochs", type=int)
 @click.option("--seed", type=int)
 @click.option("--pretrained", type=str, help="Local state dict for a torchvision backbone.")
@@ -209,6 +210,7 @@ def train_classifier(config_path, sets, dry_run, **flags):
     Examples:
       gan-aug train-classifier --data ham32.npz --out runs/clf --balance oversample
       gan-aug train-classifier --data ham32.npz --out runs/clf_mix --synthetic syn32 --mix 0.3
+      gan-aug train-classifier --data ham32.npz --out runs/clf_mix --synthetic syn32 --mix 0.5 --mix-until 0.6
     """
     config = build_or_print("ClassifierConfig", config_path, flags, sets, dry_run)
     if config is None:

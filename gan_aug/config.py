@@ -288,6 +288,7 @@ class ClassifierConfig:
     synthetic: typing.Optional[str] = None  # synthetic folder or .npz to mix in
     mix: float = 0.0  # probability a balanced draw is synthetic (when its class has synthetic images)
     mix_policy: str = "balanced"  # balanced, topup
+    mix_until: float = 1.0  # share of the epochs (the first ones) that draw synthetic images; real only after
     epochs: int = 20
     batch_size: int = 128
     lr: float = 2e-3
@@ -319,6 +320,8 @@ class ClassifierConfig:
             raise UserError(f"unknown mix policy '{self.mix_policy}' (choose from {', '.join(POLICIES)})")
         if not 0 <= self.mix <= 1:
             raise UserError(f"--mix must be in [0, 1], got {self.mix}")
+        if not 0 < self.mix_until <= 1:
+            raise UserError(f"--mix-until must be in (0, 1], got {self.mix_until}")
         if self.mix > 0 and not self.synthetic:
             raise UserError("--mix needs --synthetic SYN")
         if self.synthetic and self.balance not in ("none", "oversample"):

@@ -22,19 +22,21 @@ MIX_POLICIES = {"mix": "balanced", "topup": "topup"}
 
 def parse_arm(arm):
     """'none' | 'oversample' | 'class-weight' | 'focal' | 'mix:0.3' | 'topup:0.5' -> ClassifierConfig overrides.
+    'mix:0.5:0.6' draws synthetic images in the first 60% of the epochs only (mix_until).
     A generative arm may name its synthetic set: 'mix:0.3@filtered' (see CompareConfig.synthetic_sets)."""
     if arm in BASELINE_ARMS:
         return {"balance": arm}
     base, at, set_name = arm.partition("@")
-    kind, _, ratio = base.partition(":")
-    if kind in MIX_POLICIES and (set_name or not at):  # 'mix:0.3@' names no set
+    kind, *numbers = base.split(":")
+    if kind in MIX_POLICIES and (set_name or not at) and len(numbers) in (1, 2):  # 'mix:0.3@' names no set
         try:
-            mix = float(ratio)
+            mix, until = float(numbers[0]), float(numbers[1]) if len(numbers) == 2 else 1.0
         except ValueError:
-            mix = -1
-        if 0 <= mix <= 1:
-            return {"balance": "oversample", "mix": mix, "mix_policy": MIX_POLICIES[kind]}
-    raise UserError(f"unknown arm '{arm}' (use {', '.join(BASELINE_ARMS)}, mix:R or topup:R with R in [0, 1])")
+            mix = until = -1.0
+        if 0 <= mix <= 1 and 0 < until <= 1:
+            return {"balance": "oversample", "mix": mix, "mix_policy": MIX_POLICIES[kind], "mix_until": until}
+    raise UserError(f"unknown arm '{arm}' (use {', '.join(BASELINE_ARMS)}, mix:R or topup:R with R in [0, 1], "
+                    "optionally :U, the share of epochs that draw synthetic images)")
 
 
 def is_generative(arm):

@@ -31,7 +31,7 @@ def few_steps(trainer, steps=2):
     """Train `steps` batches; returns the losses."""
     losses = []
     order = trainer.sampler.epoch(trainer.generator)[: steps * trainer.config.batch_size]
-    trainer.sampler.epoch = lambda generator: order
+    trainer.sampler.epoch = lambda generator, with_synthetic=True: order
     losses.append(trainer.train_one_epoch())
     return losses
 
@@ -110,6 +110,16 @@ def test_mix_zero_is_exactly_oversampling():
     assert sorted(first.tolist()) == list(range(330))  # unbalanced: a permutation of the real images
 
 
+def test_real_only_epochs_follow_the_oversampling_stream():
+    real = torch.tensor([0] * 300 + [1] * 30)
+    oversample = EpochSampler(real, torch.zeros(0, dtype=torch.long), 2, balanced=True)
+    mix = EpochSampler(real, torch.tensor([1] * 40), 2, balanced=True, mix=0.5)
+    gen_a, gen_b = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
+    assert (mix.epoch(gen_a) >= len(real)).any()  # a synthetic epoch draws synthetic images ...
+    oversample.epoch(gen_b)
+    assert torch.equal(mix.epoch(gen_a, with_synthetic=False), oversample.epoch(gen_b))  # ... a real one does not
+
+
 def test_topup_fills_only_up_to_the_largest_class():
     real = torch.tensor([0] * 100 + [1] * 75 + [2] * 10)
     synthetic = torch.tensor([0] * 50 + [1] * 50 + [2] * 50)
@@ -132,6 +142,21 @@ def test_leaking_synthetic_sets_are_refused(toy16, toy_gan, tmp_path, run_cli):
     result = run_cli("train-classifier", "--data", toy16, "--out", tmp_path / "clf", "--synthetic", syn, "--mix",
                      0.3, "--epochs", 1, "--force")
     assert result.exit_code == 0, result.output
+
+
+def test_mix_until_keeps_the_last_epochs_real(toy16, toy_gan, tmp_path, run_cli, monkeypatch):
+    syn = tmp_path / "syn"
+    assert run_cli("synthesize", "--checkpoint", toy_gan, "-n", 14, "--out", syn).exit_code == 0
+    calls, real_epoch = [], EpochSampler.epoch
+    monkeypatch.setattr(EpochSampler, "epoch",
+                        lambda self, gen, with_synthetic=True: calls.append(with_synthetic) or real_epoch(self, gen, with_synthetic))
+    result = run_cli("train-classifier", "--data", toy16, "--out", tmp_path / "clf", "--synthetic", syn, "--mix",
+                     0.5, "--mix-until", 0.5, "--epochs", 4, "--set", "batch_size=64")
+    assert result.exit_code == 0, result.output
+    assert calls == [True, True, False, False]
+    result = run_cli("train-classifier", "--data", toy16, "--out", tmp_path / "bad", "--synthetic", syn, "--mix",
+                     0.5, "--mix-until", 0)
+    assert result.exit_code != 0 and "--mix-until must be in (0, 1]" in result.output
 
 
 def test_metrics_agree_with_sklearn():
