@@ -8,6 +8,8 @@ BMA (never chosen on test). Gains come with a paired bootstrap 95% CI: pair by s
 images within each seed, the same resample for both arms.
 """
 
+import contextlib
+import fcntl
 import json
 from pathlib import Path
 
@@ -96,14 +98,36 @@ def run_dir(out, arm, seed):
 
 def run_arm(config, arm, seed, prepared, synthetics, externals, progress):
     """Train + evaluate one arm x seed unless its done.json exists; returns the done record."""
+    directory = run_dir(config.out, arm, seed)
+    with exclusive_run(directory):
+        done = directory / "done.json"
+        if done.is_file():
+            return json.loads(done.read_text())
+        return _train_and_evaluate(config, arm, seed, directory, prepared, synthetics, externals, progress)
+
+
+@contextlib.contextmanager
+def exclusive_run(directory):
+    """Hold a lock on one arm x seed while it trains. Two compare processes given overlapping arms and seeds
+    in one --out would otherwise train into the same folder and mix their checkpoints (it happened). flock
+    is released when its process dies, so a killed run leaves no stale lock; the lock file sits beside the
+    run folder because training with force replaces what is inside it."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with open(directory.with_name(directory.name + ".lock"), "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"{directory} is being trained by another process: give this one other arms "
+                            "or seeds, or wait for it") from None
+        yield
+
+
+def _train_and_evaluate(config, arm, seed, directory, prepared, synthetics, externals, progress):
     from classifier.evaluate import evaluate_checkpoint
     from classifier.train import train_classifier
     from gan_aug.config import ClassifierConfig, build_config
 
-    directory = run_dir(config.out, arm, seed)
     done = directory / "done.json"
-    if done.is_file():
-        return json.loads(done.read_text())
     overrides = parse_arm(arm)
     flags = {"data": config.data, "out": str(directory), "seed": seed, "force": True, **config.classifier_flags(),
              **overrides}

@@ -99,3 +99,16 @@ def test_compare_config_errors(toy16, tmp_path):
         build_config(CompareConfig, None, {"data": str(toy16), "out": str(tmp_path), "synthetic_sets": "filtered"})
     with pytest.raises(UserError, match="must not repeat"):
         build_config(CompareConfig, None, {"data": str(toy16), "out": str(tmp_path), "arms": "none,none"})
+
+
+def test_a_run_in_training_elsewhere_is_refused_not_shared(toy16, tmp_path, run_cli):
+    from gan_aug.experiment import exclusive_run
+
+    out = tmp_path / "cmp"
+    cfg = tmp_path / "compare.yaml"
+    cfg.write_text(f"data: {toy16}\narms: [none]\nseeds: [0]\nepochs: 1\nbatch_size: 32\nbootstrap: 100\n")
+    with exclusive_run(run_dir(out, "none", 0)):  # as if another compare process were training it
+        result = run_cli("compare", "--config", cfg, "--out", out)
+    assert result.exit_code != 0
+    assert "being trained by another process" in result.output
+    assert not run_dir(out, "none", 0).exists()
