@@ -103,7 +103,10 @@ def run_arm(config, arm, seed, prepared, synthetics, externals, progress):
         done = directory / "done.json"
         if done.is_file():
             return json.loads(done.read_text())
-        return _train_and_evaluate(config, arm, seed, directory, prepared, synthetics, externals, progress)
+        record = _train_and_evaluate(config, arm, seed, directory, prepared, synthetics, externals, progress)
+        with atomic_write(done, "w") as handle:
+            json.dump(record, handle)
+        return record
 
 
 @contextlib.contextmanager
@@ -123,11 +126,11 @@ def exclusive_run(directory):
 
 
 def _train_and_evaluate(config, arm, seed, directory, prepared, synthetics, externals, progress):
+    """Train one arm x seed into `directory`, evaluate its best checkpoint on every split; the record."""
     from classifier.evaluate import evaluate_checkpoint
     from classifier.train import train_classifier
     from gan_aug.config import ClassifierConfig, build_config
 
-    done = directory / "done.json"
     overrides = parse_arm(arm)
     flags = {"data": config.data, "out": str(directory), "seed": seed, "force": True, **config.classifier_flags(),
              **overrides}
@@ -143,8 +146,6 @@ def _train_and_evaluate(config, arm, seed, directory, prepared, synthetics, exte
         record["splits"][split_name] = metrics
         with atomic_write(directory / f"{split_name}_predictions.npz") as handle:
             np.savez(handle, y_true=targets, y_pred=probs.argmax(axis=1), probs=probs)
-    with atomic_write(done, "w") as handle:
-        json.dump(record, handle)
     return record
 
 
