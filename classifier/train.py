@@ -20,6 +20,7 @@ from classifier.tasks import TASKS
 from gan_aug.config import to_yaml
 from gan_aug.data.prepared import load_prepared
 from gan_aug.fileio import atomic_write, check_run_dir, clear_run_dir, load_checkpoint_file
+from gan_aug.gan.ema import make_ema, update_ema
 from gan_aug.gan.train import _cpu_has_bf16, resolve_device
 from gan_aug.logging import JsonlSink, Sinks, TensorBoardSink
 
@@ -103,6 +104,10 @@ class ClassifierTrainer:
         warmup = max(1, self.steps_per_epoch // 2)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s / total, 1))))
+        # The weight average (ema_half_life): per-step decay for that half-life, ramped up over the first
+        # steps (as timm does) so the random initial weights do not linger in the average.
+        self.ema = make_ema(self.model) if config.ema_half_life else None
+        self.ema_decay = 0.5 ** (1 / max(config.ema_half_life * self.steps_per_epoch, 1e-8))
         self.generator = torch.Generator().manual_seed(config.seed)
         self.epoch, self.best, self.history = 0, {"bma": -1.0, "epoch": -1}, []
         if config.resume:
@@ -115,7 +120,9 @@ class ClassifierTrainer:
 
         if state["data"]["fingerprint"] != self.prepared.fingerprint or state["model_args"] != self.model_args:
             raise UserError("cannot resume: the run used a different prepared set or model settings")
-        self.model.load_state_dict(state["model"])
+        self.model.load_state_dict(state.get("training_model", state["model"]))
+        if self.ema is not None:
+            self.ema.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         # Loading also restores the old run's lr and weight decay; a resumed run follows the settings it
@@ -128,9 +135,15 @@ class ClassifierTrainer:
         torch.set_rng_state(state["torch_rng"])
         self.epoch, self.best, self.history = state["epoch"], state["best"], state["history"]
 
+    @property
+    def inference_model(self):
+        """The weights that are evaluated, selected and saved as "model": the average when there is one."""
+        return self.model if self.ema is None else self.ema
+
     def state_dict(self):
         config = {k: list(v) if isinstance(v, tuple) else v for k, v in vars(self.config).items()}
-        return {"format": FORMAT, "model_args": self.model_args, "model": self.model.state_dict(),
+        extra = {} if self.ema is None else {"training_model": self.model.state_dict()}  # to resume training
+        return {"format": FORMAT, "model_args": self.model_args, "model": self.inference_model.state_dict(), **extra,
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "sampler_rng": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
                 "epoch": self.epoch, "best": self.best, "history": self.history, "config": config,
@@ -157,6 +170,9 @@ class ClassifierTrainer:
             loss.backward()
             self.optimizer.step()
             self.scheduler.step()
+            if self.ema is not None:
+                step = self.scheduler.last_epoch
+                update_ema(self.model, self.ema, min(self.ema_decay, (1 + step) / (10 + step)), average_buffers=True)
             total, batches = total + float(loss.detach()), batches + 1
             bar.set_postfix(loss=f"{total / batches:.3f}")
         return total / max(batches, 1)
@@ -172,7 +188,7 @@ class ClassifierTrainer:
         try:
             while self.epoch < cfg.epochs:
                 loss = self.train_one_epoch()
-                metrics, _ = evaluate(self.model, self.task, self.val, self.autocast)
+                metrics, _ = evaluate(self.inference_model, self.task, self.val, self.autocast)
                 self.epoch += 1
                 row = {"epoch": self.epoch, "loss": loss, "val_bma": metrics["bma"], "val_accuracy": metrics["accuracy"],
                        "lr": self.scheduler.get_last_lr()[0]}

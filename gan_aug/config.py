@@ -294,6 +294,10 @@ class ClassifierConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     patience: int = 0  # early stopping: epochs without a better val BMA; 0 = train all epochs
+    # Evaluate, select and save an exponential moving average of the weights (half-life in epochs; 0 = the
+    # raw weights). The average moves smoothly, so the best-val-epoch choice is less at the mercy of one
+    # lucky epoch on a small val split.
+    ema_half_life: float = 0.0
     focal_gamma: float = 2.0
     use_metadata: bool = False
     pretrained: typing.Optional[str] = None  # local state-dict file for a torchvision backbone
@@ -329,8 +333,8 @@ class ClassifierConfig:
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise UserError(f"{name} must be >= 1")
-        if self.lr <= 0 or self.weight_decay < 0 or self.patience < 0 or self.threads < 0:
-            raise UserError("lr must be > 0; weight_decay, patience and threads >= 0")
+        if self.lr <= 0 or self.weight_decay < 0 or self.patience < 0 or self.threads < 0 or self.ema_half_life < 0:
+            raise UserError("lr must be > 0; weight_decay, patience, threads and ema_half_life >= 0")
         if self.resume and self.force:
             raise UserError("--resume and --force contradict each other: pick one")
 
@@ -389,6 +393,7 @@ class CompareConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     patience: int = 0
+    ema_half_life: float = 0.0
     use_metadata: bool = False
     pretrained: typing.Optional[str] = None
     threads: int = 0
@@ -424,7 +429,8 @@ class CompareConfig:
 
     def classifier_flags(self):
         """The ClassifierConfig settings every arm shares."""
-        keys = ("model", "task", "epochs", "batch_size", "lr", "weight_decay", "patience", "use_metadata",
+        keys = ("model", "task", "epochs", "batch_size", "lr", "weight_decay", "patience", "ema_half_life",
+                "use_metadata",
                 "pretrained", "threads", "device")
         return {k: getattr(self, k) for k in keys}
 

@@ -237,8 +237,9 @@ def test_explain_writes_overlays(toy16, tmp_path, run_cli):
     assert result.exit_code != 0 and "image not found" in result.output
 
 
-def test_resume_continues_exactly(toy16, tmp_path, run_cli, monkeypatch):
-    common = ["--data", toy16, "--balance", "oversample", "--epochs", 2, "--set", "batch_size=32"]
+@pytest.mark.parametrize("average", [[], ["--set", "ema_half_life=0.5"]], ids=["raw", "weight-average"])
+def test_resume_continues_exactly(toy16, tmp_path, run_cli, monkeypatch, average):
+    common = ["--data", toy16, "--balance", "oversample", "--epochs", 2, "--set", "batch_size=32", *average]
     assert run_cli("train-classifier", *common, "--out", tmp_path / "full").exit_code == 0
     calls = []
     original = ClassifierTrainer.train_one_epoch
@@ -258,8 +259,9 @@ def test_resume_continues_exactly(toy16, tmp_path, run_cli, monkeypatch):
     full = torch.load(tmp_path / "full" / "latest.pt", weights_only=True)
     part = torch.load(tmp_path / "part" / "latest.pt", weights_only=True)
     assert part["epoch"] == 2 and [h["val_bma"] for h in part["history"]] == [h["val_bma"] for h in full["history"]]
-    for key, value in full["model"].items():
-        assert torch.equal(value, part["model"][key]), key
+    for weights in ("model", "training_model") if average else ("model",):
+        for key, value in full[weights].items():
+            assert torch.equal(value, part[weights][key]), (weights, key)
 
 
 def test_resume_uses_the_given_lr(toy16, tmp_path, run_cli):
@@ -275,3 +277,31 @@ def test_resume_uses_the_given_lr(toy16, tmp_path, run_cli):
     group = state["optimizer"]["param_groups"][0]
     assert group["initial_lr"] == 0.0123 and group["weight_decay"] == 0.0456
     assert state["history"][1]["lr"] < 0.0123 * 0.5  # the cosine of the new settings, in its second half
+
+
+def test_weight_average_averages_batchnorm_statistics_too():
+    from gan_aug.gan.ema import update_ema
+
+    net, average = torch.nn.BatchNorm1d(3), torch.nn.BatchNorm1d(3)
+    net.running_mean.fill_(4.0), net.weight.data.fill_(2.0), net.num_batches_tracked.fill_(7)
+    update_ema(net, average, beta=0.75, average_buffers=True)
+    assert torch.allclose(average.running_mean, torch.full((3,), 1.0))  # 0.75 * 0 + 0.25 * 4
+    assert torch.allclose(average.weight, torch.full((3,), 1.25))
+    assert int(average.num_batches_tracked) == 7  # counts are copied, not averaged
+    update_ema(net, average, beta=0.75)
+    assert torch.allclose(average.running_mean, torch.full((3,), 4.0))  # the generator's rule: copied
+
+
+def test_the_weight_average_is_what_is_evaluated_and_saved(toy32, tmp_path):
+    from classifier.checkpoint import load_classifier
+    from classifier.train import evaluate
+
+    trainer = ClassifierTrainer(config(toy32, tmp_path / "run", balance="oversample", ema_half_life=0.5, epochs=2))
+    trainer.fit()
+    latest = torch.load(tmp_path / "run" / "latest.pt", weights_only=True)
+    differs = [k for k, v in latest["model"].items() if v.is_floating_point()
+               and not torch.equal(v, latest["training_model"][k])]
+    assert differs  # the saved model is the average, not the training weights
+    model, task, state = load_classifier(tmp_path / "run")
+    metrics, _ = evaluate(model, task, trainer.val, trainer.autocast)
+    assert metrics["bma"] == pytest.approx(state["best"]["bma"])  # selection scored the weights that were saved
