@@ -123,7 +123,8 @@ def report_markdown(config, prepared, summary, splits, plots, confusions):
              f"Prepared set `{config.data}` (fingerprint `{prepared.fingerprint[:16]}`), {prepared.image_size} px, "
              f"classes {', '.join(prepared.class_names)}. Arms x seeds: {len(config.arms)} x {len(config.seeds)} "
              f"(seeds {', '.join(map(str, config.seeds))}); classifier `{config.model}`, task `{config.task}`, "
-             f"{config.epochs} epochs, batch {config.batch_size}, lr {config.lr}; best epoch chosen on val BMA.",
+             f"{config.epochs} epochs, batch {config.batch_size}, lr {config.lr}; best epoch chosen on val BMA"
+             + (f" of a weight average (half-life {config.ema_half_life:g} epochs)." if config.ema_half_life else "."),
              synthetic_line(config), ""]
     lines += ["## Headline", ""]
     if baseline:
