@@ -131,7 +131,8 @@ def report_markdown(config, prepared, summary, splits, plots, confusions):
         lines.append(f"Baseline: **{baseline}**, the non-generative arm with the best mean val BMA "
                      "(chosen on val, never on test). Gains are in BMA points, mean over seeds, with a paired "
                      "bootstrap 95% CI (pair by seed, resample evaluation images within seeds, "
-                     f"{config.bootstrap} resamples).")
+                     f"{config.bootstrap} resamples); the stricter CI also resamples the seeds and draws one "
+                     "image resample for all of them.")
         selected = summary["selected"]
         if selected:
             lines += ["", f"The claim is **{selected}**, the generative arm with the best mean val BMA; "
@@ -145,7 +146,8 @@ def report_markdown(config, prepared, summary, splits, plots, confusions):
                     verdict = "CI excludes 0" if g["ci_low"] > 0 or g["ci_high"] < 0 else "CI includes 0"
                     mark = ", selected on val" if arm == selected else ""
                     lines.append(f"- {split}: **{arm}** vs {baseline}: {'+' if g['mean'] >= 0 else ''}{_pct(g['mean'])} "
-                                 f"BMA points, 95% CI [{_pct(g['ci_low'])}, {_pct(g['ci_high'])}] ({verdict}{mark})")
+                                 f"BMA points, 95% CI [{_pct(g['ci_low'])}, {_pct(g['ci_high'])}] ({verdict}{mark}); "
+                                 f"stricter CI [{_pct(g['strict_ci_low'])}, {_pct(g['strict_ci_high'])}]")
         lines.append("")
     lines += ["## val (selection only)", "", "| arm | BMA mean ± std |", "| --- | --- |"]
     lines += [f"| {arm} | {v['mean']:.4f} ± {v['std']:.4f} |" for arm, v in summary["val_bma"].items()]

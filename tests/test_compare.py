@@ -20,8 +20,24 @@ def test_bootstrap_ci_covers_a_known_difference():
     b = np.where(rng.random((seeds, n)) < 0.7, y, (y + 1) % k)
     gain, low, high = paired_bootstrap_gain(y, a, b, k, iterations=400)
     assert low < 0.10 < high and low > 0.05
+    _, strict_low, strict_high = paired_bootstrap_gain(y, a, b, k, iterations=400, resample_seeds=True)
+    assert strict_low < 0.10 < strict_high and strict_low > 0.05
     same, low0, high0 = paired_bootstrap_gain(y, a, a, k, iterations=100)
     assert same == 0 and low0 == high0 == 0
+
+
+def test_the_stricter_ci_sees_a_gain_made_by_one_seed():
+    rng = np.random.default_rng(1)
+    n, k, seeds = 3000, 3, 5
+    y = rng.integers(0, k, n)
+    # b is right 70% of the time; a the same on four seeds and 90% on the fifth: a mean gain of one seed.
+    a_accuracy = np.array([0.7, 0.7, 0.7, 0.7, 0.9])[:, None]
+    a = np.where(rng.random((seeds, n)) < a_accuracy, y, (y + 1) % k)
+    b = np.where(rng.random((seeds, n)) < 0.7, y, (y + 1) % k)
+    gain, low, _ = paired_bootstrap_gain(y, a, b, k, iterations=300)
+    _, strict_low, strict_high = paired_bootstrap_gain(y, a, b, k, iterations=300, resample_seeds=True)
+    assert 0.03 < gain < 0.05 and low > 0.02  # within seeds, the one seed's gain looks certain
+    assert strict_low < 0.005 < gain < strict_high  # with seeds resampled, 0 is within reach
 
 
 def test_bma_matches_definition():
