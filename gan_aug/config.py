@@ -430,8 +430,7 @@ class CompareConfig:
     def classifier_flags(self):
         """The ClassifierConfig settings every arm shares."""
         keys = ("model", "task", "epochs", "batch_size", "lr", "weight_decay", "patience", "ema_half_life",
-                "use_metadata",
-                "pretrained", "threads", "device")
+                "use_metadata", "pretrained", "threads", "device")
         return {k: getattr(self, k) for k in keys}
 
     def synthetic_paths(self):
