@@ -307,6 +307,7 @@ def compare(config_path, sets, dry_run, **flags):
         for arm, row in rows.items():
             gain = row.get("gain")
             extra = (f"  gain {100 * gain['mean']:+.2f} [{100 * gain['ci_low']:+.2f}, {100 * gain['ci_high']:+.2f}]"
+                     f", stricter [{100 * gain['strict_ci_low']:+.2f}, {100 * gain['strict_ci_high']:+.2f}]"
                      if gain else "")
             click.echo(f"{split:<8} {arm:<14} BMA {row['bma_mean']:.4f} ± {row['bma_std']:.4f}{extra}")
     click.echo(f"report: {Path(config.out) / 'report.md'}")

@@ -56,7 +56,7 @@ def plot_bma(summary, splits, path):
         colours = ["tab:orange" if ":" in a else "tab:blue" for a in arms]
         ax.bar(range(len(arms)), means, yerr=[lows, highs], color=colours, capsize=3)
         ax.set_xticks(range(len(arms)), arms, rotation=40, ha="right")
-        ax.set_ylabel("balanced accuracy (mean over seeds, 95% CI)")
+        ax.set_ylabel("BMA, mean over seeds (95% CI)")
         ax.set_title(split)
         ax.set_ylim(max(0, means.min() - 0.1), min(1, means.max() + 0.08))
     fig.tight_layout()
@@ -119,12 +119,13 @@ def synthetic_line(config):
 
 def report_markdown(config, prepared, summary, splits, plots, confusions):
     baseline = summary["baseline"]
+    half_life = config.ema_half_life
+    averaged = f" of a weight average (half-life {half_life:g} epoch{'' if half_life == 1 else 's'})" if half_life else ""
     lines = [f"# gan-aug compare: {Path(config.data).name}", "",
              f"Prepared set `{config.data}` (fingerprint `{prepared.fingerprint[:16]}`), {prepared.image_size} px, "
              f"classes {', '.join(prepared.class_names)}. Arms x seeds: {len(config.arms)} x {len(config.seeds)} "
              f"(seeds {', '.join(map(str, config.seeds))}); classifier `{config.model}`, task `{config.task}`, "
-             f"{config.epochs} epochs, batch {config.batch_size}, lr {config.lr}; best epoch chosen on val BMA"
-             + (f" of a weight average (half-life {config.ema_half_life:g} epochs)." if config.ema_half_life else "."),
+             f"{config.epochs} epochs, batch {config.batch_size}, lr {config.lr}; best epoch chosen on val BMA{averaged}.",
              synthetic_line(config), ""]
     lines += ["## Headline", ""]
     if baseline:
