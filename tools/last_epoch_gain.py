@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from classifier.evaluate import evaluate_checkpoint  # noqa: E402
 from gan_aug.config import CompareConfig, build_config  # noqa: E402
 from gan_aug.data.prepared import load_prepared  # noqa: E402
+from gan_aug.errors import UserError  # noqa: E402
 from gan_aug.experiment import bma, is_generative, paired_bootstrap_gain, run_dir  # noqa: E402
 
 
@@ -58,4 +59,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except UserError as err:
+        sys.exit(f"Error: {err}")
