@@ -107,7 +107,7 @@ class ClassifierTrainer:
         # The weight average (ema_half_life): per-step decay for that half-life, ramped up over the first
         # steps (as timm does) so the random initial weights do not linger in the average.
         self.ema = make_ema(self.model) if config.ema_half_life else None
-        self.ema_decay = 0.5 ** (1 / max(config.ema_half_life * self.steps_per_epoch, 1e-8))
+        self.ema_decay = 0.5 ** (1 / (config.ema_half_life * self.steps_per_epoch)) if self.ema else None
         self.generator = torch.Generator().manual_seed(config.seed)
         self.epoch, self.best, self.history = 0, {"bma": -1.0, "epoch": -1}, []
         if config.resume:

@@ -300,15 +300,13 @@ def compare(config_path, sets, dry_run, **flags):
     config = build_or_print("CompareConfig", config_path, flags, sets, dry_run)
     if config is None:
         return
-    from gan_aug.experiment import compare as run_compare
+    from gan_aug.experiment import compare as run_compare, format_gain
 
     summary = run_compare(config)
     for split, rows in summary["splits"].items():
         for arm, row in rows.items():
             gain = row.get("gain")
-            extra = (f"  gain {100 * gain['mean']:+.2f} [{100 * gain['ci_low']:+.2f}, {100 * gain['ci_high']:+.2f}]"
-                     f", stricter [{100 * gain['strict_ci_low']:+.2f}, {100 * gain['strict_ci_high']:+.2f}]"
-                     if gain else "")
+            extra = f"  {format_gain(gain)}" if gain else ""
             click.echo(f"{split:<8} {arm:<14} BMA {row['bma_mean']:.4f} ± {row['bma_std']:.4f}{extra}")
     click.echo(f"report: {Path(config.out) / 'report.md'}")
 

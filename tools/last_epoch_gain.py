@@ -22,7 +22,7 @@ from classifier.evaluate import evaluate_checkpoint  # noqa: E402
 from gan_aug.config import CompareConfig, build_config  # noqa: E402
 from gan_aug.data.prepared import load_prepared  # noqa: E402
 from gan_aug.errors import UserError  # noqa: E402
-from gan_aug.experiment import bma, is_generative, paired_bootstrap_gain, run_dir  # noqa: E402
+from gan_aug.experiment import bma, format_gain, gain_with_cis, is_generative, run_dir  # noqa: E402
 
 
 def final_epoch_predictions(config, prepared, arm, scratch):
@@ -52,10 +52,8 @@ def main():
     print(f"{args.baseline:<20} last-epoch test BMA {np.mean([bma(y, p, k) for p in base]):.4f}")
     for arm in filter(is_generative, config.arms):
         _, preds = final_epoch_predictions(config, prepared, arm, scratch)
-        gain, low, high = paired_bootstrap_gain(y, preds, base, k, args.bootstrap)
-        _, s_low, s_high = paired_bootstrap_gain(y, preds, base, k, args.bootstrap, resample_seeds=True)
-        print(f"{arm:<20} last-epoch test BMA {np.mean([bma(y, p, k) for p in preds]):.4f}  gain {100 * gain:+.2f} "
-              f"[{100 * low:+.2f}, {100 * high:+.2f}], stricter [{100 * s_low:+.2f}, {100 * s_high:+.2f}]")
+        gain = gain_with_cis(y, preds, base, k, args.bootstrap)
+        print(f"{arm:<20} last-epoch test BMA {np.mean([bma(y, p, k) for p in preds]):.4f}  {format_gain(gain)}")
 
 
 if __name__ == "__main__":
