@@ -23,7 +23,8 @@ def malignant_mask(class_names):
 
 
 def class_loss(logits, targets, weight=None, focal_gamma=0.0, label_smoothing=0.0):
-    """Cross-entropy, optionally class-weighted and/or focal (Lin et al. 2017)."""
+    """Cross-entropy, optionally class-weighted and/or focal (Lin et al. 2017). `targets`: (B,) class indices,
+    or (B, K) class probabilities (distillation; not with focal)."""
     if focal_gamma <= 0:
         return F.cross_entropy(logits, targets, weight=weight, label_smoothing=label_smoothing)
     log_p = F.log_softmax(logits, dim=1).gather(1, targets[:, None]).squeeze(1)

@@ -84,7 +84,14 @@ class ClassifierTrainer:
             syn_images, syn_labels = align_synthetic(synthetic or load_synthetic(config.synthetic), prepared)
         syn = torch.from_numpy(syn_images).permute(0, 3, 1, 2).to(self.device)
         self.pool_images = torch.cat([train.images, syn])  # (N_real + N_syn, 3, H, W) uint8
-        self.pool_labels = torch.cat([train.labels, torch.from_numpy(syn_labels).to(self.device)])
+        self.pool_targets = torch.cat([train.labels, torch.from_numpy(syn_labels).to(self.device)])
+        # Distillation: every pool image's target is the teachers' mean class probabilities (computed once,
+        # on the unaugmented images: the augmentations are symmetries and light jitter that keep the class).
+        if config.teachers:
+            from classifier.teachers import TeacherEnsemble
+
+            teachers = TeacherEnsemble(config.teachers, prepared.fingerprint, prepared.image_size, self.device)
+            self.pool_targets = teachers.probabilities(self.pool_images).to(self.device)
         self.pool_meta = None
         if vocab is not None:  # synthetic images carry no metadata: all 'unknown'
             unknown = torch.from_numpy(encode_metadata(vocab, len(syn_labels))).to(self.device)
@@ -165,7 +172,7 @@ class ClassifierTrainer:
             with self.autocast:
                 outputs = self.model(x, meta)
             outputs = {k: v.float() for k, v in outputs.items()}
-            loss = self.task.loss(outputs, self.pool_labels[idx], self.class_weight, **self.loss_kw)
+            loss = self.task.loss(outputs, self.pool_targets[idx], self.class_weight, **self.loss_kw)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()

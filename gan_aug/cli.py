@@ -196,6 +196,8 @@ def synthesize(config_path, sets, dry_run, class_, format_, **flags):
 @click.option("--mix", type=float, help="Share of synthetic images in each class's draws, 0-1.")
 @click.option("--mix-policy", type=str, help="balanced (default) or topup.")
 @click.option("--mix-until", type=float, help="Draw synthetic images only in this first share of the epochs [1].")
+@click.option("--teacher", "teachers", multiple=True,
+              help="Distil: train on this classifier's class probabilities (repeatable: their mean).")
 @click.option("--epochs", type=int)
 @click.option("--seed", type=int)
 @click.option("--pretrained", type=str, help="Local state dict for a torchvision backbone.")
@@ -211,7 +213,10 @@ def train_classifier(config_path, sets, dry_run, **flags):
       gan-aug train-classifier --data ham32.npz --out runs/clf --balance oversample
       gan-aug train-classifier --data ham32.npz --out runs/clf_mix --synthetic syn32 --mix 0.3
       gan-aug train-classifier --data ham32.npz --out runs/clf_mix --synthetic syn32 --mix 0.5 --mix-until 0.6
+      gan-aug train-classifier --data ham32.npz --out runs/clf_kd --synthetic syn32 --mix 0.2 \\
+          --teacher runs/clf_s100 --teacher runs/clf_s101
     """
+    flags["teachers"] = flags["teachers"] or None
     config = build_or_print("ClassifierConfig", config_path, flags, sets, dry_run)
     if config is None:
         return

@@ -299,6 +299,9 @@ class ClassifierConfig:
     # lucky epoch on a small val split.
     ema_half_life: float = 0.0
     focal_gamma: float = 2.0
+    # Distillation: classifiers of this prepared set whose mean class probabilities replace the hard labels
+    # of every training image, real and synthetic (a GAN sample's intended class is only what G was asked for).
+    teachers: typing.Tuple[str, ...] = ()
     use_metadata: bool = False
     pretrained: typing.Optional[str] = None  # local state-dict file for a torchvision backbone
     seed: int = 0
@@ -330,6 +333,8 @@ class ClassifierConfig:
             raise UserError("--mix needs --synthetic SYN")
         if self.synthetic and self.balance not in ("none", "oversample"):
             raise UserError("mixing uses the class-balanced stream: drop --balance (or use oversample)")
+        if self.teachers and (self.task != "multiclass" or self.balance == "focal"):
+            raise UserError("--teacher (distillation) needs --task multiclass and a balance other than focal")
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise UserError(f"{name} must be >= 1")
@@ -385,6 +390,7 @@ class CompareConfig:
     synth_truncation: float = 1.0
     synth_distribution: str = "balance"
     external: typing.Tuple[str, ...] = ()  # name=source:root, e.g. isic2018=isic-csv:/data/ISIC2018_Test
+    teachers: typing.Tuple[str, ...] = ()  # classifier checkpoints that +kd arms distil from
     # The classifier recipe, identical for every arm:
     model: str = "small_cnn"
     task: str = "multiclass"
@@ -401,7 +407,7 @@ class CompareConfig:
     bootstrap: int = 2000
 
     def validate(self):
-        from gan_aug.experiment import is_generative, parse_arm, synthetic_set_name
+        from gan_aug.experiment import DISTILL_SUFFIX, is_generative, parse_arm, synthetic_set_name
 
         for arm in self.arms:
             parse_arm(arm)
@@ -420,6 +426,8 @@ class CompareConfig:
             raise UserError(f"arms name synthetic set(s) {', '.join(unknown)}, which synthetic_sets does not define")
         if not self.seeds:
             raise UserError("give at least one seed")
+        if any(a.endswith(DISTILL_SUFFIX) for a in self.arms) and not self.teachers:
+            raise UserError("+kd arms distil from `teachers: [CLASSIFIER, ...]`, which the config does not give")
         for entry in self.external:
             name, sep, rest = entry.partition("=")
             if not sep or ":" not in rest:

@@ -95,49 +95,22 @@ class ConfidenceFilter:
     """Keeps a synthetic image only when trained classifiers give its intended class at least
     `min_confidence` (their mean probability, when several): drops samples that do not look like
     their label (off-class or blank ones). An ensemble judges more steadily than one network, whose
-    own quirks would otherwise shape the set.
-
-    Each classifier must come from the same prepared set as the GAN (trained on its train split,
-    selected on val), so the filter brings no test information into the synthetic set.
+    own quirks would otherwise shape the set. The judges must come from the GAN's own prepared set
+    (see classifier.teachers), so the filter brings no test information into the synthetic set.
     """
 
     def __init__(self, checkpoints, min_confidence, gan_data, image_size, device):
-        from classifier.checkpoint import classifier_file
-        from classifier.train import autocast_for
+        from classifier.teachers import TeacherEnsemble
 
-        self.paths = [classifier_file(c) for c in checkpoints]
-        judges = [_load_judge(path, gan_data, image_size, device) for path in self.paths]
-        self.models = [model for model, _, _ in judges]
-        _, self.task, self.class_names = judges[0]  # one prepared set (fingerprint checked): same classes
+        self.judges = TeacherEnsemble(checkpoints, gan_data["fingerprint"], image_size, device)
+        self.paths, self.class_names = self.judges.paths, self.judges.class_names
         self.sha256 = [sha256_file(path) for path in self.paths]
-        self.min_confidence, self.device = min_confidence, device
-        self.autocast = autocast_for(device, True)
+        self.min_confidence = min_confidence
 
     def accepts(self, images, class_name):
         """(n,) bool mask over (n, H, W, 3) uint8 images meant to show `class_name`."""
-        from classifier.train import predict
-
-        x = torch.from_numpy(images).permute(0, 3, 1, 2).to(self.device)
-        k = self.class_names.index(class_name)
-        probs = torch.stack([predict(m, self.task, x, None, autocast=self.autocast)[:, k] for m in self.models])
-        return (probs.mean(dim=0) >= self.min_confidence).numpy()
-
-
-def _load_judge(path, gan_data, image_size, device):
-    """(model, task, class names) of one filter classifier, refused unless it may judge this GAN's samples."""
-    from classifier.checkpoint import load_classifier
-
-    model, task, state = load_classifier(path, device)
-    args = state["model_args"]
-    if args["task"] != "multiclass" or args["meta_dim"]:
-        raise UserError(f"{path}: the filter must be an image-only multiclass classifier "
-                        "(trained with --task multiclass, without --use-metadata)")
-    if state["data"]["fingerprint"] != gan_data["fingerprint"]:
-        raise UserError(f"{path} was trained on another prepared set than the GAN: filter with a "
-                        "classifier trained on the GAN's own prepared set (train split, selected on val)")
-    if args["image_size"] != image_size:
-        raise UserError(f"{path} takes {args['image_size']} px images, the GAN makes {image_size} px")
-    return model, task, list(args["class_names"])
+        probs = self.judges.probabilities(torch.from_numpy(images).permute(0, 3, 1, 2))
+        return (probs[:, self.class_names.index(class_name)] >= self.min_confidence).numpy()
 
 
 def split_counts(distribution, n, class_names, real_counts):

@@ -1,0 +1,82 @@
+"""Distillation (train-classifier --teacher, compare +kd arms): targets are the teachers' mean
+probabilities, the student follows them, and teachers of another prepared set are refused."""
+
+import numpy as np
+import pytest
+import torch
+
+from classifier.checkpoint import load_classifier
+from classifier.train import ClassifierTrainer, predict
+from gan_aug.config import ClassifierConfig, CompareConfig, build_config
+from gan_aug.errors import UserError
+from gan_aug.experiment import is_generative, parse_arm, synthetic_set_name
+
+
+def classifier_config(data, out, **changes):
+    return build_config(ClassifierConfig, None, {"data": str(data), "out": str(out), "epochs": 1, "batch_size": 16,
+                                                 "balance": "oversample", **changes})
+
+
+@pytest.fixture(scope="module")
+def teachers(toy16, tmp_path_factory):
+    """Two one-epoch classifiers of toy16 (different seeds)."""
+    root = tmp_path_factory.mktemp("teachers")
+    for seed in (0, 1):
+        ClassifierTrainer(classifier_config(toy16, root / f"t{seed}", seed=seed), progress=False).fit()
+    return [root / "t0", root / "t1"]
+
+
+def test_targets_are_the_teachers_mean_probabilities(toy16, teachers, tmp_path):
+    trainer = ClassifierTrainer(classifier_config(toy16, tmp_path / "s", teachers=tuple(map(str, teachers))),
+                                progress=False)
+    expected = torch.stack([predict(load_classifier(t)[0], load_classifier(t)[1], trainer.pool_images, None)
+                            for t in teachers]).mean(0)
+    assert trainer.pool_targets.shape == (len(trainer.pool_images), 7)
+    assert torch.allclose(trainer.pool_targets, expected, atol=0.02)  # bf16 autocast vs fp32
+    assert torch.allclose(trainer.pool_targets.sum(1), torch.ones(len(expected)), atol=1e-4)
+
+
+def test_the_student_follows_its_teacher(toy16, teachers, tmp_path):
+    """A teacher that says 'class 2' of every image makes a student that says it too; hard labels do not."""
+    state = torch.load(teachers[0] / "best.pt", weights_only=True)
+    state["model"]["heads.class.weight"].zero_()
+    state["model"]["heads.class.bias"].copy_(torch.tensor([0, 0, 8.0, 0, 0, 0, 0]))
+    constant = tmp_path / "constant.pt"
+    torch.save(state, constant)
+
+    def val_predictions(**changes):
+        trainer = ClassifierTrainer(classifier_config(toy16, tmp_path / str(len(changes)), epochs=3, lr=0.01,
+                                                      **changes), progress=False)
+        trainer.fit()
+        return predict(trainer.model, trainer.task, trainer.val.images, None).argmax(1).numpy()
+
+    assert np.mean(val_predictions(teachers=(str(constant),)) == 2) > 0.9
+    assert np.mean(val_predictions() == 2) < 0.6
+
+
+def test_teachers_are_checked(toy16, teachers, tmp_path):
+    from gan_aug.config import PrepareConfig
+    from gan_aug.data.prepare import prepare
+
+    other = tmp_path / "other16.npz"
+    prepare(PrepareConfig(out=str(other), source="toy", size=16, toy_count=150, workers=1), progress=False)
+    with pytest.raises(UserError, match="trained on another prepared set"):
+        ClassifierTrainer(classifier_config(other, tmp_path / "s", teachers=(str(teachers[0]),)), progress=False)
+    assert not (tmp_path / "s" / "best.pt").exists()
+    with pytest.raises(UserError, match="other than focal"):
+        classifier_config(toy16, tmp_path / "s", balance="focal", teachers=(str(teachers[0]),))
+    with pytest.raises(UserError, match="not found"):
+        ClassifierTrainer(classifier_config(toy16, tmp_path / "s", teachers=(str(tmp_path / "missing"),)),
+                          progress=False)
+
+
+def test_kd_arms():
+    assert parse_arm("oversample+kd") == {"balance": "oversample", "distil": True}
+    assert parse_arm("mix:0.2@raw+kd") == {**parse_arm("mix:0.2@raw"), "distil": True}
+    assert not is_generative("oversample+kd") and is_generative("mix:0.2@raw+kd")
+    assert synthetic_set_name("mix:0.2@raw+kd") == "raw"
+    for bad in ("focal+kd", "oversample+kd+kd", "+kd"):
+        with pytest.raises(UserError):
+            parse_arm(bad)
+    with pytest.raises(UserError, match="teachers"):
+        build_config(CompareConfig, None, {"data": "d.npz", "out": "o", "arms": ("oversample", "oversample+kd")})
