@@ -72,7 +72,7 @@ def test_metadata_branch(ham_root, tmp_path, toy16):
     data = tmp_path / "ham.npz"
     prepare(PrepareConfig(out=str(data), source="ham10000", root=str(ham_root), size=16, workers=1), progress=False)
     trainer = ClassifierTrainer(config(data, tmp_path / "run", use_metadata=True), progress=False)
-    assert trainer.pool_meta.shape == (len(trainer.pool_labels), trainer.model_args["meta_dim"])
+    assert trainer.pool_meta.shape == (len(trainer.pool_images), trainer.model_args["meta_dim"])
     assert np.isfinite(few_steps(trainer)[0])
     with pytest.raises(UserError, match="has no metadata"):
         ClassifierTrainer(config(toy16, tmp_path / "run2", use_metadata=True), progress=False)
