@@ -49,26 +49,35 @@ def relabel_to_model(prepared, model_classes):
 
 def evaluate_checkpoint(checkpoint, prepared, split, out, device="auto", amp=True):
     """(metrics, targets, probabilities) of `checkpoint` on one split of `prepared`; writes the metrics
-    JSON, a confusion-matrix PNG and a ROC PNG."""
+    JSON, a confusion-matrix PNG and a ROC PNG. A list of checkpoints is evaluated as an ensemble: the
+    mean of their class probabilities (they must predict the same classes at the same size)."""
     device = resolve_device(device)
-    model, task, state = load_classifier(checkpoint, device)
-    args = state["model_args"]
-    if prepared.image_size != args["image_size"]:
-        raise UserError(f"the model takes {args['image_size']} px images, the evaluation set has "
-                        f"{prepared.image_size} px (prepare it with --size {args['image_size']})")
-    labels = relabel_to_model(prepared, args["class_names"])
+    checkpoints = [checkpoint] if isinstance(checkpoint, (str, Path)) else list(checkpoint)
     idx = prepared.indices(split)
     if len(idx) == 0:
         raise UserError(f"the evaluation set has no '{split}' images")
     images = torch.from_numpy(prepared.images[idx]).permute(0, 3, 1, 2).to(device)
-    meta = None
-    if args["metadata_vocab"] is not None:
-        meta = torch.from_numpy(rows_metadata(prepared, idx, args["metadata_vocab"])).to(device)
-    probs = predict(model, task, images, meta, autocast=autocast_for(device, amp)).numpy()
+    member_probs, first = [], None
+    for path in checkpoints:
+        model, task, state = load_classifier(path, device)
+        args = state["model_args"]
+        first = first or args
+        if (args["class_names"], args["task"]) != (first["class_names"], first["task"]):
+            raise UserError(f"{path} predicts other classes or another task than {checkpoints[0]}: "
+                            "an ensemble needs members of one kind")
+        if prepared.image_size != args["image_size"]:
+            raise UserError(f"the model takes {args['image_size']} px images, the evaluation set has "
+                            f"{prepared.image_size} px (prepare it with --size {args['image_size']})")
+        meta = None
+        if args["metadata_vocab"] is not None:
+            meta = torch.from_numpy(rows_metadata(prepared, idx, args["metadata_vocab"])).to(device)
+        member_probs.append(predict(model, task, images, meta, autocast=autocast_for(device, amp)).numpy())
+    probs = np.mean(member_probs, axis=0)
+    labels = relabel_to_model(prepared, first["class_names"])
     targets = task.targets(torch.from_numpy(labels[idx])).numpy()
     metrics = compute_metrics(targets, probs, task.output_names)
-    metrics.update({"checkpoint": str(checkpoint), "data": str(prepared.path), "split": split,
-                    "task": args["task"], "model": args["model"]})
+    metrics.update({"checkpoint": str(checkpoints[0]) if len(checkpoints) == 1 else [str(c) for c in checkpoints],
+                    "data": str(prepared.path), "split": split, "task": first["task"], "model": first["model"]})
     out = Path(out)
     with atomic_write(out, "w") as handle:
         json.dump(metrics, handle, indent=2)

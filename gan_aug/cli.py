@@ -228,7 +228,8 @@ def train_classifier(config_path, sets, dry_run, **flags):
 
 
 @cli.command()
-@click.option("--checkpoint", required=True, help="Classifier best.pt (or its run directory).")
+@click.option("--checkpoint", "checkpoints", required=True, multiple=True,
+              help="Classifier best.pt (or its run directory); repeat it to evaluate an ensemble (mean probabilities).")
 @click.option("--data", type=str, help="Prepared set (.npz) to evaluate on.")
 @click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]))
 @click.option("--source", type=str, help="External set instead of --data: isic-csv, imagefolder, ham10000, ...")
@@ -236,13 +237,14 @@ def train_classifier(config_path, sets, dry_run, **flags):
 @click.option("--csv", type=str, help="Labels CSV of the external set when not under --root.")
 @click.option("--out", default="metrics.json", show_default=True, help="metrics.json path; PNGs go beside it.")
 @click.option("--device", default="auto", show_default=True)
-def evaluate(checkpoint, data, split, source, root, csv, out, device):
+def evaluate(checkpoints, data, split, source, root, csv, out, device):
     """Evaluate a classifier on a test split or an external set (classes matched by name).
 
     \b
     Examples:
       gan-aug evaluate --checkpoint runs/clf/best.pt --data ham32.npz --split test --out runs/clf/test.json
       gan-aug evaluate --checkpoint runs/clf/best.pt --source isic-csv --root ISIC2018_Test --out isic.json
+      gan-aug evaluate --checkpoint runs/clf_s0 --checkpoint runs/clf_s1 --data ham32.npz --split val --out ens.json
     """
     from classifier.checkpoint import load_classifier
     from classifier.evaluate import evaluate_checkpoint, external_set, metrics_table
@@ -251,11 +253,11 @@ def evaluate(checkpoint, data, split, source, root, csv, out, device):
     if bool(data) == bool(source):
         raise UserError("give --data PREPARED.npz or --source S --root DIR (one of them)")
     if source:
-        _, _, state = load_classifier(checkpoint)
+        _, _, state = load_classifier(checkpoints[0])
         prepared, split = external_set(source, root, state["model_args"]["image_size"], csv), "test"
     else:
         prepared = load_prepared(data)
-    metrics, _, _ = evaluate_checkpoint(checkpoint, prepared, split, out, device)
+    metrics, _, _ = evaluate_checkpoint(checkpoints, prepared, split, out, device)
     click.echo(metrics_table(metrics))
     click.echo(f"wrote {out}")
 

@@ -80,3 +80,31 @@ def test_kd_arms():
             parse_arm(bad)
     with pytest.raises(UserError, match="teachers"):
         build_config(CompareConfig, None, {"data": "d.npz", "out": "o", "arms": ("oversample", "oversample+kd")})
+
+
+def test_evaluate_an_ensemble(toy16, teachers, tmp_path, run_cli):
+    """`evaluate --checkpoint A --checkpoint B` scores the mean of their probabilities."""
+    import json
+
+    from classifier.evaluate import evaluate_checkpoint
+    from gan_aug.config import PrepareConfig
+    from gan_aug.data.prepare import prepare
+    from gan_aug.data.prepared import load_prepared
+
+    result = run_cli("evaluate", "--checkpoint", teachers[0], "--checkpoint", teachers[1], "--data", toy16,
+                     "--split", "val", "--out", tmp_path / "ens.json")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "ens.json").read_text())["checkpoint"] == [str(t) for t in teachers]
+    prepared = load_prepared(toy16)
+    images = torch.from_numpy(prepared.images[prepared.indices("val")]).permute(0, 3, 1, 2)
+    members = [predict(*load_classifier(t)[:2], images, None).numpy() for t in teachers]
+    assert np.abs(members[0] - members[1]).max() > 0.05  # different members: a wrong mean would show
+    _, _, probs = evaluate_checkpoint(teachers, prepared, "val", tmp_path / "e.json", amp=False)
+    assert np.allclose(probs, np.mean(members, axis=0), atol=1e-5)
+
+    toy32 = tmp_path / "toy32.npz"
+    prepare(PrepareConfig(out=str(toy32), source="toy", size=32, toy_count=120, workers=1), progress=False)
+    ClassifierTrainer(classifier_config(toy32, tmp_path / "t32"), progress=False).fit()
+    result = run_cli("evaluate", "--checkpoint", teachers[0], "--checkpoint", tmp_path / "t32", "--data", toy16,
+                     "--out", tmp_path / "bad.json")
+    assert result.exit_code != 0 and "px" in result.output and not (tmp_path / "bad.json").exists()
