@@ -7,9 +7,12 @@ a lucky early epoch). The last epoch involves no choice at all, so a gain that i
 This is a check of the report, not a second claim: the claim stays the one the report makes.
 
     python tools/last_epoch_gain.py --compare results/ham32 [--baseline oversample]
+
+The baseline defaults to the report's: the non-generative arm with the best mean val BMA.
 """
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -35,10 +38,25 @@ def final_epoch_predictions(config, prepared, arm, scratch):
     return targets, np.stack(rows)
 
 
+def report_baseline(config):
+    """The non-generative arm with the best mean val BMA over the finished runs (as the report chooses)."""
+    def mean_val(arm):
+        done = [run_dir(config.out, arm, s) / "done.json" for s in config.seeds]
+        missing = [str(d.parent) for d in done if not d.is_file()]
+        if missing:
+            raise UserError(f"unfinished runs: {', '.join(missing)}; finish the compare first")
+        return np.mean([json.loads(d.read_text())["splits"]["val"]["bma"] for d in done])
+
+    baselines = [a for a in config.arms if not is_generative(a)]
+    if not baselines:
+        raise UserError("the compare has no non-generative arm: give --baseline ARM")
+    return max(baselines, key=mean_val)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--compare", required=True, help="a finished compare --out folder")
-    parser.add_argument("--baseline", default="oversample")
+    parser.add_argument("--baseline", help="arm to compare with [the report's baseline]")
     parser.add_argument("--bootstrap", type=int, default=2000)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -48,8 +66,11 @@ def main():
     scratch = out / "last_epoch"
     scratch.mkdir(exist_ok=True)
     k = len(prepared.class_names)
-    y, base = final_epoch_predictions(config, prepared, args.baseline, scratch)
-    print(f"{args.baseline:<20} last-epoch test BMA {np.mean([bma(y, p, k) for p in base]):.4f}")
+    baseline = args.baseline or report_baseline(config)
+    if baseline not in config.arms:
+        raise UserError(f"--baseline {baseline} is not an arm of {out} ({', '.join(config.arms)})")
+    y, base = final_epoch_predictions(config, prepared, baseline, scratch)
+    print(f"{baseline:<20} last-epoch test BMA {np.mean([bma(y, p, k) for p in base]):.4f}")
     for arm in filter(is_generative, config.arms):
         _, preds = final_epoch_predictions(config, prepared, arm, scratch)
         gain = gain_with_cis(y, preds, base, k, args.bootstrap)
