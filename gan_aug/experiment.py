@@ -269,6 +269,11 @@ def compare(config, progress=True):
     from gan_aug.report import write_report
 
     prepared = load_prepared(config.data)
+    if config.teachers:  # refuse a missing or foreign teacher now, not after hours of other arms' runs
+        from classifier.teachers import TeacherEnsemble
+        from gan_aug.gan.train import resolve_device
+
+        TeacherEnsemble(config.teachers, prepared.fingerprint, prepared.image_size, resolve_device(config.device))
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(to_yaml(config))

@@ -109,7 +109,7 @@ def _pct(x):
 
 
 def synthetic_line(config):
-    """Which synthetic set each generative arm used ('' when no arm used one)."""
+    """Which synthetic set each generative arm used, and the teachers of +kd arms ('' when neither)."""
     from gan_aug.experiment import DISTILL_SUFFIX, is_generative, synthetic_set_name
 
     used = sorted({synthetic_set_name(a) for a in config.arms if is_generative(a)})

@@ -57,12 +57,20 @@ def test_the_student_follows_its_teacher(toy16, teachers, tmp_path):
 def test_teachers_are_checked(toy16, teachers, tmp_path):
     from gan_aug.config import PrepareConfig
     from gan_aug.data.prepare import prepare
+    from gan_aug.experiment import compare
 
     other = tmp_path / "other16.npz"
     prepare(PrepareConfig(out=str(other), source="toy", size=16, toy_count=150, workers=1), progress=False)
     with pytest.raises(UserError, match="trained on another prepared set"):
         ClassifierTrainer(classifier_config(other, tmp_path / "s", teachers=(str(teachers[0]),)), progress=False)
     assert not (tmp_path / "s" / "best.pt").exists()
+    # compare refuses a foreign teacher before its first run, not when it reaches the +kd arms
+    config = build_config(CompareConfig, None, {"data": str(other), "out": str(tmp_path / "cmp"), "epochs": 1,
+                                                "arms": ("oversample", "oversample+kd"), "seeds": (0,),
+                                                "teachers": (str(teachers[0]),)})
+    with pytest.raises(UserError, match="trained on another prepared set"):
+        compare(config, progress=False)
+    assert not (tmp_path / "cmp" / "runs").exists()
     with pytest.raises(UserError, match="other than focal"):
         classifier_config(toy16, tmp_path / "s", balance="focal", teachers=(str(teachers[0]),))
     with pytest.raises(UserError, match="not found"):
