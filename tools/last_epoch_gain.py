@@ -6,9 +6,10 @@ The report scores each run's best-val epoch; on a small val split that choice is
 a lucky early epoch). The last epoch involves no choice at all, so a gain that is real should survive it.
 This is a check of the report, not a second claim: the claim stays the one the report makes.
 
-    python tools/last_epoch_gain.py --compare results/ham32 [--baseline oversample]
+    python tools/last_epoch_gain.py --compare results/ham32 [--baseline oversample] [--arm oversample+kd]
 
-The baseline defaults to the report's: the non-generative arm with the best mean val BMA.
+The baseline defaults to the report's (the non-generative arm with the best mean val BMA), the arms
+scored against it to the generative ones.
 """
 
 import argparse
@@ -57,6 +58,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--compare", required=True, help="a finished compare --out folder")
     parser.add_argument("--baseline", help="arm to compare with [the report's baseline]")
+    parser.add_argument("--arm", action="append", help="arm to score against the baseline (repeatable) "
+                        "[every generative arm]")
     parser.add_argument("--bootstrap", type=int, default=2000)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -67,11 +70,13 @@ def main():
     scratch.mkdir(exist_ok=True)
     k = len(prepared.class_names)
     baseline = args.baseline or report_baseline(config)
-    if baseline not in config.arms:
-        raise UserError(f"--baseline {baseline} is not an arm of {out} ({', '.join(config.arms)})")
+    arms = args.arm or [a for a in config.arms if is_generative(a)]
+    for arm in [baseline, *arms]:
+        if arm not in config.arms:
+            raise UserError(f"{arm} is not an arm of {out} ({', '.join(config.arms)})")
     y, base = final_epoch_predictions(config, prepared, baseline, scratch)
     print(f"{baseline:<20} last-epoch test BMA {np.mean([bma(y, p, k) for p in base]):.4f}")
-    for arm in filter(is_generative, config.arms):
+    for arm in arms:
         _, preds = final_epoch_predictions(config, prepared, arm, scratch)
         gain = gain_with_cis(y, preds, base, k, args.bootstrap)
         print(f"{arm:<20} last-epoch test BMA {np.mean([bma(y, p, k) for p in preds]):.4f}  {format_gain(gain)}")
