@@ -57,23 +57,24 @@ def evaluate_checkpoint(checkpoint, prepared, split, out, device="auto", amp=Tru
     if len(idx) == 0:
         raise UserError(f"the evaluation set has no '{split}' images")
     images = torch.from_numpy(prepared.images[idx]).permute(0, 3, 1, 2).to(device)
-    member_probs, first = [], None
-    for path in checkpoints:
-        model, task, state = load_classifier(path, device)
+    members = [load_classifier(path, device) for path in checkpoints]
+    first = members[0][2]["model_args"]
+    for path, (_, _, state) in zip(checkpoints, members):
         args = state["model_args"]
-        first = first or args
         if (args["class_names"], args["task"]) != (first["class_names"], first["task"]):
             raise UserError(f"{path} predicts other classes or another task than {checkpoints[0]}: "
                             "an ensemble needs members of one kind")
         if prepared.image_size != args["image_size"]:
             raise UserError(f"the model takes {args['image_size']} px images, the evaluation set has "
                             f"{prepared.image_size} px (prepare it with --size {args['image_size']})")
+    labels = relabel_to_model(prepared, first["class_names"])
+    member_probs = []
+    for model, task, state in members:
         meta = None
-        if args["metadata_vocab"] is not None:
-            meta = torch.from_numpy(rows_metadata(prepared, idx, args["metadata_vocab"])).to(device)
+        if state["model_args"]["metadata_vocab"] is not None:
+            meta = torch.from_numpy(rows_metadata(prepared, idx, state["model_args"]["metadata_vocab"])).to(device)
         member_probs.append(predict(model, task, images, meta, autocast=autocast_for(device, amp)).numpy())
     probs = np.mean(member_probs, axis=0)
-    labels = relabel_to_model(prepared, first["class_names"])
     targets = task.targets(torch.from_numpy(labels[idx])).numpy()
     metrics = compute_metrics(targets, probs, task.output_names)
     metrics.update({"checkpoint": str(checkpoints[0]) if len(checkpoints) == 1 else [str(c) for c in checkpoints],
