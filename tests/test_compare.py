@@ -1,6 +1,9 @@
 """compare: rows of results.csv and report.md, resumability, and the bootstrap's coverage."""
 
 import csv
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -103,6 +106,20 @@ def test_compare_on_toy_writes_results_and_resumes(toy16, toy_gan, tmp_path, run
     assert f"The claim is **{selected}**" in report and f"**{selected}** vs " in report
     assert [line for line in report.splitlines() if "selected on val" in line][0].startswith(f"- test: **{selected}**")
     assert f"| {selected} | {mean_val[selected]:.4f} ±" in report
+
+    # tools/last_epoch_gain.py: final-epoch weights against the report's baseline (best mean val BMA of the
+    # non-generative arms), every generative arm by default; an unknown arm is a one-line error.
+    tool = [sys.executable, str(Path(__file__).parents[1] / "tools" / "last_epoch_gain.py"), "--compare", str(out),
+            "--bootstrap", "100"]
+    result = subprocess.run(tool, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    baseline_val = {a: np.mean([float(r["bma"]) for r in val if r["arm"] == a]) for a in ("none", "oversample", "focal")}
+    assert lines[0].split()[0] == max(baseline_val, key=baseline_val.get)
+    assert [line.split()[0] for line in lines[1:]] == ["mix:0.5", "mix:0.5@other"]
+    assert all("gain" in line and "stricter" in line for line in lines[1:])
+    result = subprocess.run(tool + ["--arm", "nope"], capture_output=True, text=True)
+    assert result.returncode == 1 and result.stderr.strip().startswith("Error: nope is not an arm")
 
 
 def test_compare_config_errors(toy16, tmp_path):
