@@ -6,6 +6,8 @@ of hard labels). A teacher must be an image-only multiclass classifier trained o
 (its train split, selected on val), so it brings no val/test information into what it judges or labels.
 """
 
+import hashlib
+
 import torch
 
 from classifier.checkpoint import classifier_file, load_classifier
@@ -37,6 +39,7 @@ class TeacherEnsemble:
         _, self.task, self.class_names = teachers[0]  # one prepared set (fingerprint checked): same classes
         self.device = device
         self.autocast = autocast_for(device, True)
+        self._labelled = {}  # content digest of a training pool -> its probabilities (see label_pool)
 
     def probabilities(self, images):
         """(N, K) mean class probabilities of the teachers for uint8 images (N, 3, H, W)."""
@@ -45,3 +48,11 @@ class TeacherEnsemble:
         images = images.to(self.device)
         return torch.stack([predict(m, self.task, images, None, autocast=self.autocast)
                             for m in self.models]).mean(dim=0)
+
+    def label_pool(self, images):
+        """probabilities(images), remembered by content: a compare trains every seed of an arm on the same
+        pool (real train images + one synthetic set), so one ensemble labels it once, not once per seed."""
+        key = hashlib.blake2b(images.cpu().contiguous().numpy().data, digest_size=16).hexdigest()
+        if key not in self._labelled:
+            self._labelled[key] = self.probabilities(images).cpu()
+        return self._labelled[key]

@@ -54,7 +54,7 @@ def evaluate(model, task, split, autocast=None):
 
 
 class ClassifierTrainer:
-    def __init__(self, config, progress=True, prepared=None, synthetic=None):
+    def __init__(self, config, progress=True, prepared=None, synthetic=None, teachers=None):
         self.config, self.progress = config, progress
         check_run_dir(config.out, config.resume, config.force, RUN_ARTIFACTS)
         self.run_dir = Path(config.out)
@@ -87,11 +87,13 @@ class ClassifierTrainer:
         self.pool_targets = torch.cat([train.labels, torch.from_numpy(syn_labels).to(self.device)])
         # Distillation: every pool image's target is the teachers' mean class probabilities (computed once,
         # on the unaugmented images: the augmentations are symmetries and light jitter that keep the class).
+        # `teachers`: an ensemble of config.teachers already loaded by the caller (compare shares one across runs).
         if config.teachers:
             from classifier.teachers import TeacherEnsemble
 
-            teachers = TeacherEnsemble(config.teachers, prepared.fingerprint, prepared.image_size, self.device)
-            self.pool_targets = teachers.probabilities(self.pool_images).to(self.device)
+            teachers = teachers or TeacherEnsemble(config.teachers, prepared.fingerprint, prepared.image_size,
+                                                   self.device)
+            self.pool_targets = teachers.label_pool(self.pool_images).to(self.device)
         self.pool_meta = None
         if vocab is not None:  # synthetic images carry no metadata: all 'unknown'
             unknown = torch.from_numpy(encode_metadata(vocab, len(syn_labels))).to(self.device)
@@ -214,5 +216,5 @@ class ClassifierTrainer:
                 "checkpoint": str(self.run_dir / "best.pt")}
 
 
-def train_classifier(config, progress=True, prepared=None, synthetic=None):
-    return ClassifierTrainer(config, progress, prepared, synthetic).fit()
+def train_classifier(config, progress=True, prepared=None, synthetic=None, teachers=None):
+    return ClassifierTrainer(config, progress, prepared, synthetic, teachers).fit()

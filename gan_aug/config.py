@@ -407,7 +407,7 @@ class CompareConfig:
     bootstrap: int = 2000
 
     def validate(self):
-        from gan_aug.experiment import DISTILL_SUFFIX, is_generative, parse_arm, synthetic_set_name
+        from gan_aug.experiment import is_generative, parse_arm, split_distill, synthetic_set_name
 
         for arm in self.arms:
             parse_arm(arm)
@@ -426,7 +426,7 @@ class CompareConfig:
             raise UserError(f"arms name synthetic set(s) {', '.join(unknown)}, which synthetic_sets does not define")
         if not self.seeds:
             raise UserError("give at least one seed")
-        if any(a.endswith(DISTILL_SUFFIX) for a in self.arms) and not self.teachers:
+        if any(split_distill(a)[1] for a in self.arms) and not self.teachers:
             raise UserError("+kd arms distil from `teachers: [CLASSIFIER, ...]`, which the config does not give")
         for entry in self.external:
             name, sep, rest = entry.partition("=")

@@ -3,8 +3,7 @@
 Arms: none, oversample, class-weight, focal (non-generative) and mix:R / topup:R (GAN; mix:R@NAME uses
 the synthetic set NAME of `synthetic_sets`, so several sets compete in one report). The suffix +kd
 trains an arm on the config's `teachers`' probabilities (distillation): oversample+kd is then the
-non-generative control of mix:R+kd. Each arm x seed
-is one classifier run under DIR/runs/; a finished run leaves done.json and its test predictions, so a
+non-generative control of mix:R+kd. Each arm x seed is one classifier run under DIR/runs/; a finished run leaves done.json and its test predictions, so a
 re-run skips it. The baseline for the headline is the non-generative arm with the best mean *val*
 BMA (never chosen on test). Gains come with a paired bootstrap 95% CI: pair by seed, resample test
 images within each seed, the same resample for both arms.
@@ -138,14 +137,15 @@ def run_dir(out, arm, seed):
     return Path(out) / "runs" / f"{arm.replace(':', '_')}_seed{seed}"
 
 
-def run_arm(config, arm, seed, prepared, synthetics, externals, progress):
+def run_arm(config, arm, seed, prepared, synthetics, externals, teachers, progress):
     """Train + evaluate one arm x seed unless its done.json exists; returns the done record."""
     directory = run_dir(config.out, arm, seed)
     with exclusive_run(directory):
         done = directory / "done.json"
         if done.is_file():
             return json.loads(done.read_text())
-        record = _train_and_evaluate(config, arm, seed, directory, prepared, synthetics, externals, progress)
+        record = _train_and_evaluate(config, arm, seed, directory, prepared, synthetics, externals, teachers,
+                                     progress)
         with atomic_write(done, "w") as handle:
             json.dump(record, handle)
         return record
@@ -167,14 +167,15 @@ def exclusive_run(directory):
         yield
 
 
-def _train_and_evaluate(config, arm, seed, directory, prepared, synthetics, externals, progress):
+def _train_and_evaluate(config, arm, seed, directory, prepared, synthetics, externals, teachers, progress):
     """Train one arm x seed into `directory`, evaluate its best checkpoint on every split; the record."""
     from classifier.evaluate import evaluate_checkpoint
     from classifier.train import train_classifier
     from gan_aug.config import ClassifierConfig, build_config
 
     overrides = parse_arm(arm)
-    if overrides.pop("distil", False):
+    distil = overrides.pop("distil", False)
+    if distil:
         overrides["teachers"] = config.teachers
     flags = {"data": config.data, "out": str(directory), "seed": seed, "force": True, **config.classifier_flags(),
              **overrides}
@@ -182,7 +183,8 @@ def _train_and_evaluate(config, arm, seed, directory, prepared, synthetics, exte
         flags["synthetic"] = config.synthetic_paths()[synthetic_set_name(arm)]
     clf_config = build_config(ClassifierConfig, None, flags)
     summary = train_classifier(clf_config, progress=progress, prepared=prepared,
-                               synthetic=synthetics[synthetic_set_name(arm)] if "mix" in overrides else None)
+                               synthetic=synthetics[synthetic_set_name(arm)] if "mix" in overrides else None,
+                               teachers=teachers if distil else None)
     record = {"arm": arm, "seed": seed, "best_epoch": summary["best_epoch"], "splits": {}}
     for split_name, (dataset, split) in {"val": (prepared, "val"), "test": (prepared, "test"), **externals}.items():
         metrics, targets, probs = evaluate_checkpoint(directory / "best.pt", dataset, split,
@@ -269,11 +271,13 @@ def compare(config, progress=True):
     from gan_aug.report import write_report
 
     prepared = load_prepared(config.data)
-    if config.teachers:  # refuse a missing or foreign teacher now, not after hours of other arms' runs
+    teachers = None
+    if config.teachers:  # loaded once, so a bad teacher is refused before any run and each pool labelled once
         from classifier.teachers import TeacherEnsemble
         from gan_aug.gan.train import resolve_device
 
-        TeacherEnsemble(config.teachers, prepared.fingerprint, prepared.image_size, resolve_device(config.device))
+        teachers = TeacherEnsemble(config.teachers, prepared.fingerprint, prepared.image_size,
+                                   resolve_device(config.device))
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(to_yaml(config))
@@ -284,7 +288,7 @@ def compare(config, progress=True):
     for i, (arm, seed) in enumerate((a, s) for a in config.arms for s in config.seeds):
         if progress:
             print(f"[{i + 1}/{total}] arm {arm}, seed {seed}", flush=True)
-        records[(arm, seed)] = run_arm(config, arm, seed, prepared, synthetics, externals, progress)
+        records[(arm, seed)] = run_arm(config, arm, seed, prepared, synthetics, externals, teachers, progress)
     splits = ["test"] + list(externals)
     n_classes = {s: len(records[(config.arms[0], config.seeds[0])]["splits"][s]["class_names"]) for s in splits}
     summary = summarize(config, records, splits, n_classes)

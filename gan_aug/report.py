@@ -110,12 +110,12 @@ def _pct(x):
 
 def synthetic_line(config):
     """Which synthetic set each generative arm used, and the teachers of +kd arms ('' when neither)."""
-    from gan_aug.experiment import DISTILL_SUFFIX, is_generative, synthetic_set_name
+    from gan_aug.experiment import is_generative, split_distill, synthetic_set_name
 
     used = sorted({synthetic_set_name(a) for a in config.arms if is_generative(a)})
     paths = config.synthetic_paths()
     line = "; ".join(f"Synthetic set{' ' + name if name else ''}: `{paths[name]}`" for name in used) + ("." if used else "")
-    if config.teachers and any(a.endswith(DISTILL_SUFFIX) for a in config.arms):
+    if config.teachers and any(split_distill(a)[1] for a in config.arms):
         line += (f" +kd arms train on the mean class probabilities of {len(config.teachers)} teacher classifier(s) "
                  f"instead of hard labels: {', '.join(f'`{t}`' for t in config.teachers)}.")
     return line

@@ -116,3 +116,25 @@ def test_evaluate_an_ensemble(toy16, teachers, tmp_path, run_cli):
     result = run_cli("evaluate", "--checkpoint", teachers[0], "--checkpoint", tmp_path / "t32", "--data", toy16,
                      "--out", tmp_path / "bad.json")
     assert result.exit_code != 0 and "px" in result.output and not (tmp_path / "bad.json").exists()
+
+
+def test_compare_labels_each_pool_once(toy16, teachers, tmp_path, monkeypatch):
+    """Every seed of a +kd arm trains on the same pool: one compare asks its teachers about it once."""
+    from classifier.teachers import TeacherEnsemble
+    from gan_aug.experiment import compare
+
+    calls = []
+    probabilities = TeacherEnsemble.probabilities
+    monkeypatch.setattr(TeacherEnsemble, "probabilities", lambda self, images: calls.append(len(images))
+                        or probabilities(self, images))
+    config = build_config(CompareConfig, None, {"data": str(toy16), "out": str(tmp_path / "cmp"), "epochs": 1,
+                                                "batch_size": 32, "bootstrap": 100, "arms": ("oversample+kd",),
+                                                "seeds": (0, 1), "teachers": tuple(map(str, teachers))})
+    compare(config, progress=False)
+    assert len(calls) == 1
+    trainer = ClassifierTrainer(classifier_config(toy16, tmp_path / "s", teachers=tuple(map(str, teachers))),
+                                progress=False)  # a fresh ensemble: labels the pool itself, the same way
+    assert calls[1] == calls[0]
+    state = torch.load(tmp_path / "cmp" / "runs" / "oversample+kd_seed0" / "best.pt", weights_only=True)
+    assert state["config"]["teachers"] == [str(t) for t in teachers]
+    assert trainer.pool_targets.shape == (calls[0], 7)
