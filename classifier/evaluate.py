@@ -47,9 +47,9 @@ def relabel_to_model(prepared, model_classes):
     return remap[prepared.labels]
 
 
-def evaluate_checkpoint(checkpoint, prepared, split, out, device="auto", amp=True):
-    """(metrics, targets, probabilities) of `checkpoint` on one split of `prepared`; writes the metrics
-    JSON, a confusion-matrix PNG and a ROC PNG. A list of checkpoints is evaluated as an ensemble: the
+def evaluate_checkpoint(checkpoint, prepared, split, out=None, device="auto", amp=True):
+    """(metrics, targets, probabilities) of `checkpoint` on one split of `prepared`; with `out`, also writes
+    the metrics JSON, a confusion-matrix PNG and a ROC PNG. A list of checkpoints is evaluated as an ensemble: the
     mean of their class probabilities (they must predict the same classes at the same size)."""
     device = resolve_device(device)
     checkpoints = [checkpoint] if isinstance(checkpoint, (str, Path)) else list(checkpoint)
@@ -79,6 +79,8 @@ def evaluate_checkpoint(checkpoint, prepared, split, out, device="auto", amp=Tru
     metrics = compute_metrics(targets, probs, task.output_names)
     metrics.update({"checkpoint": str(checkpoints[0]) if len(checkpoints) == 1 else [str(c) for c in checkpoints],
                     "data": str(prepared.path), "split": split, "task": first["task"], "model": first["model"]})
+    if out is None:
+        return metrics, targets, probs
     out = Path(out)
     with atomic_write(out, "w") as handle:
         json.dump(metrics, handle, indent=2)

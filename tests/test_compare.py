@@ -108,7 +108,9 @@ def test_compare_on_toy_writes_results_and_resumes(toy16, toy_gan, tmp_path, run
     assert f"| {selected} | {mean_val[selected]:.4f} ±" in report
 
     # tools/last_epoch_gain.py: final-epoch weights against the report's baseline (best mean val BMA of the
-    # non-generative arms), every generative arm by default; an unknown arm is a one-line error.
+    # non-generative arms), every generative arm by default; an unknown arm is a one-line error. It only
+    # reads the compare folder.
+    before = sorted(out.rglob("*"))
     tool = [sys.executable, str(Path(__file__).parents[1] / "tools" / "last_epoch_gain.py"), "--compare", str(out),
             "--bootstrap", "100"]
     result = subprocess.run(tool, capture_output=True, text=True)
@@ -118,6 +120,7 @@ def test_compare_on_toy_writes_results_and_resumes(toy16, toy_gan, tmp_path, run
     assert lines[0].split()[0] == max(baseline_val, key=baseline_val.get)
     assert [line.split()[0] for line in lines[1:]] == ["mix:0.5", "mix:0.5@other"]
     assert all("gain" in line and "stricter" in line for line in lines[1:])
+    assert sorted(out.rglob("*")) == before
     result = subprocess.run(tool + ["--arm", "nope"], capture_output=True, text=True)
     assert result.returncode == 1 and result.stderr.strip().startswith("Error: nope is not an arm")
 

@@ -29,12 +29,12 @@ from gan_aug.errors import UserError  # noqa: E402
 from gan_aug.experiment import bma, format_gain, gain_with_cis, is_generative, run_dir  # noqa: E402
 
 
-def final_epoch_predictions(config, prepared, arm, scratch):
+def final_epoch_predictions(config, prepared, arm):
     """(labels, (S, N) predictions) of every seed's latest.pt on the test split."""
     rows = []
     for seed in config.seeds:
         run = run_dir(config.out, arm, seed)
-        _, targets, probs = evaluate_checkpoint(run / "latest.pt", prepared, "test", scratch / f"{run.name}.json")
+        _, targets, probs = evaluate_checkpoint(run / "latest.pt", prepared, "test")
         rows.append(probs.argmax(1))
     return targets, np.stack(rows)
 
@@ -66,18 +66,16 @@ def main():
     out = Path(args.compare)
     config = build_config(CompareConfig, str(out / "config.yaml"), {"out": str(out)})
     prepared = load_prepared(config.data)
-    scratch = out / "last_epoch"
-    scratch.mkdir(exist_ok=True)
     k = len(prepared.class_names)
     baseline = args.baseline or report_baseline(config)
     arms = args.arm or [a for a in config.arms if is_generative(a)]
     for arm in [baseline, *arms]:
         if arm not in config.arms:
             raise UserError(f"{arm} is not an arm of {out} ({', '.join(config.arms)})")
-    y, base = final_epoch_predictions(config, prepared, baseline, scratch)
+    y, base = final_epoch_predictions(config, prepared, baseline)
     print(f"{baseline:<20} last-epoch test BMA {np.mean([bma(y, p, k) for p in base]):.4f}")
     for arm in arms:
-        _, preds = final_epoch_predictions(config, prepared, arm, scratch)
+        _, preds = final_epoch_predictions(config, prepared, arm)
         gain = gain_with_cis(y, preds, base, k, args.bootstrap)
         print(f"{arm:<20} last-epoch test BMA {np.mean([bma(y, p, k) for p in preds]):.4f}  {format_gain(gain)}")
 
