@@ -204,7 +204,7 @@ class ClassifierTrainer:
                 self.history.append(row)
                 sinks.scalars({"train/loss": loss, "val/bma": metrics["bma"], "val/accuracy": metrics["accuracy"],
                                "train/lr": row["lr"]}, self.epoch)
-                if metrics["bma"] > self.best["bma"]:
+                if cfg.keep == "last" or metrics["bma"] > self.best["bma"]:
                     self.best = {"bma": metrics["bma"], "epoch": self.epoch, "val": metrics}
                     self._save("best.pt")
                 self._save("latest.pt")

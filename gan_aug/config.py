@@ -294,6 +294,9 @@ class ClassifierConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     patience: int = 0  # early stopping: epochs without a better val BMA; 0 = train all epochs
+    # Which epoch best.pt holds: the best val BMA, or the last one (no choice at all: a small val split
+    # can make the best-val choice a lottery between near-equal epochs).
+    keep: str = "best-val"
     # Evaluate, select and save an exponential moving average of the weights (half-life in epochs; 0 = the
     # raw weights). The average moves smoothly, so the best-val-epoch choice is less at the mercy of one
     # lucky epoch on a small val split.
@@ -340,6 +343,10 @@ class ClassifierConfig:
                 raise UserError(f"{name} must be >= 1")
         if self.lr <= 0 or self.weight_decay < 0 or self.patience < 0 or self.threads < 0 or self.ema_half_life < 0:
             raise UserError("lr must be > 0; weight_decay, patience, threads and ema_half_life >= 0")
+        if self.keep not in KEEP_RULES:
+            raise UserError(f"unknown keep rule '{self.keep}' (choose from {', '.join(KEEP_RULES)})")
+        if self.keep == "last" and self.patience:
+            raise UserError("early stopping (patience) picks the epoch by val BMA: it needs keep best-val")
         if self.resume and self.force:
             raise UserError("--resume and --force contradict each other: pick one")
 
@@ -349,6 +356,7 @@ class ClassifierConfig:
 
 
 BALANCES = ("none", "oversample", "class-weight", "focal")
+KEEP_RULES = ("best-val", "last")
 
 
 @dataclasses.dataclass
@@ -399,6 +407,7 @@ class CompareConfig:
     lr: float = 2e-3
     weight_decay: float = 1e-4
     patience: int = 0
+    keep: str = "best-val"
     ema_half_life: float = 0.0
     use_metadata: bool = False
     pretrained: typing.Optional[str] = None
@@ -432,12 +441,14 @@ class CompareConfig:
             name, sep, rest = entry.partition("=")
             if not sep or ":" not in rest:
                 raise UserError(f"external entries look like name=source:root, got '{entry}'")
-        if self.synth_n < 1 or self.bootstrap < 100 or self.epochs < 1:
-            raise UserError("synth_n >= 1, bootstrap >= 100 and epochs >= 1")
+        if self.synth_n < 1 or self.bootstrap < 100:
+            raise UserError("synth_n >= 1 and bootstrap >= 100")
+        # The shared classifier recipe is checked by its own rules now, not at the first run.
+        ClassifierConfig(data=self.data, out=self.out, **self.classifier_flags()).validate()
 
     def classifier_flags(self):
         """The ClassifierConfig settings every arm shares."""
-        keys = ("model", "task", "epochs", "batch_size", "lr", "weight_decay", "patience", "ema_half_life",
+        keys = ("model", "task", "epochs", "batch_size", "lr", "weight_decay", "patience", "keep", "ema_half_life",
                 "use_metadata", "pretrained", "threads", "device")
         return {k: getattr(self, k) for k in keys}
 

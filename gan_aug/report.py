@@ -125,11 +125,12 @@ def report_markdown(config, prepared, summary, splits, plots, confusions):
     baseline = summary["baseline"]
     half_life = config.ema_half_life
     averaged = f" of a weight average (half-life {half_life:g} epoch{'' if half_life == 1 else 's'})" if half_life else ""
+    kept = "the last epoch kept" if config.keep == "last" else "best epoch chosen on val BMA"
     lines = [f"# gan-aug compare: {Path(config.data).name}", "",
              f"Prepared set `{config.data}` (fingerprint `{prepared.fingerprint[:16]}`), {prepared.image_size} px, "
              f"classes {', '.join(prepared.class_names)}. Arms x seeds: {len(config.arms)} x {len(config.seeds)} "
              f"(seeds {', '.join(map(str, config.seeds))}); classifier `{config.model}`, task `{config.task}`, "
-             f"{config.epochs} epochs, batch {config.batch_size}, lr {config.lr}; best epoch chosen on val BMA{averaged}.",
+             f"{config.epochs} epochs, batch {config.batch_size}, lr {config.lr}; {kept}{averaged}.",
              synthetic_line(config), ""]
     lines += ["## Headline", ""]
     if baseline:

@@ -305,3 +305,24 @@ def test_the_weight_average_is_what_is_evaluated_and_saved(toy32, tmp_path):
     model, task, state = load_classifier(tmp_path / "run")
     metrics, _ = evaluate(model, task, trainer.val, trainer.autocast)
     assert metrics["bma"] == pytest.approx(state["best"]["bma"])  # selection scored the weights that were saved
+
+
+@pytest.mark.parametrize("keep, kept_epoch", [("best-val", 1), ("last", 3)])
+def test_keep_rule_decides_which_epoch_best_pt_holds(toy16, tmp_path, monkeypatch, keep, kept_epoch):
+    import classifier.train
+
+    scores = iter([0.9, 0.5, 0.7])  # val BMA falls after epoch 1: best-val keeps it, last keeps epoch 3
+    monkeypatch.setattr(classifier.train, "evaluate", lambda *args: ({"bma": next(scores), "accuracy": 0.0}, None))
+    ClassifierTrainer(config(toy16, tmp_path / "run", epochs=3, keep=keep)).fit()
+    best = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
+    latest = torch.load(tmp_path / "run" / "latest.pt", weights_only=True)
+    assert best["best"]["epoch"] == best["epoch"] == kept_epoch
+    same_weights = all(torch.equal(v, latest["model"][k]) for k, v in best["model"].items())
+    assert same_weights == (kept_epoch == 3)
+
+
+def test_keep_rule_errors(toy16, tmp_path):
+    with pytest.raises(UserError, match="unknown keep rule 'first'"):
+        config(toy16, tmp_path, keep="first")
+    with pytest.raises(UserError, match="needs keep best-val"):
+        config(toy16, tmp_path, keep="last", patience=2)

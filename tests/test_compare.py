@@ -135,6 +135,11 @@ def test_compare_config_errors(toy16, tmp_path):
         build_config(CompareConfig, None, {"data": str(toy16), "out": str(tmp_path), "synthetic_sets": "filtered"})
     with pytest.raises(UserError, match="must not repeat"):
         build_config(CompareConfig, None, {"data": str(toy16), "out": str(tmp_path), "arms": "none,none"})
+    # The classifier recipe every arm shares is checked when the config is built, not at the first run.
+    with pytest.raises(UserError, match="unknown keep rule"):
+        build_config(CompareConfig, None, {"data": str(toy16), "out": str(tmp_path), "arms": "none", "keep": "first"})
+    with pytest.raises(UserError, match="lr must be > 0"):
+        build_config(CompareConfig, None, {"data": str(toy16), "out": str(tmp_path), "arms": "none", "lr": 0})
 
 
 def test_a_run_in_training_elsewhere_is_refused_not_shared(toy16, tmp_path, run_cli):
