@@ -443,7 +443,7 @@ class CompareConfig:
                 raise UserError(f"external entries look like name=source:root, got '{entry}'")
         if self.synth_n < 1 or self.bootstrap < 100:
             raise UserError("synth_n >= 1 and bootstrap >= 100")
-        # The shared classifier recipe is checked by its own rules now, not at the first run.
+        # The classifier recipe every arm shares, checked by its own rules here: a bad value fails before any run.
         ClassifierConfig(data=self.data, out=self.out, **self.classifier_flags()).validate()
 
     def classifier_flags(self):
