@@ -3,10 +3,10 @@
 Arms: none, oversample, class-weight, focal (non-generative) and mix:R / topup:R (GAN; mix:R@NAME uses
 the synthetic set NAME of `synthetic_sets`, so several sets compete in one report). The suffix +kd
 trains an arm on the config's `teachers`' probabilities (distillation): oversample+kd is then the
-non-generative control of mix:R+kd. Each arm x seed is one classifier run under DIR/runs/; a finished run leaves done.json and its test predictions, so a
-re-run skips it. The baseline for the headline is the non-generative arm with the best mean *val*
-BMA (never chosen on test). Gains come with a paired bootstrap 95% CI: pair by seed, resample test
-images within each seed, the same resample for both arms.
+non-generative control of mix:R+kd. Each arm x seed is one classifier run under DIR/runs/; a finished
+run leaves done.json and its test predictions, so a re-run skips it. The baseline for the headline is
+the non-generative arm with the best mean *val* BMA (never chosen on test). Gains come with a paired
+bootstrap 95% CI: pair by seed, resample test images within each seed, the same resample for both arms.
 """
 
 import contextlib
@@ -225,6 +225,12 @@ def mean_std(values):
     return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
 
+def baseline_arm(arms, mean_val_bma):
+    """The headline's baseline: the non-generative arm with the best mean val BMA (None without one)."""
+    baselines = [a for a in arms if not is_generative(a)]
+    return max(baselines, key=mean_val_bma) if baselines else None
+
+
 def summarize(config, records, splits, n_classes_by_split):
     """Per split: each arm's seeds, mean/std/CI of BMA, mean per-class recall, and each generative arm's
     paired-bootstrap gain over the baseline arm (best non-generative arm by mean val BMA).
@@ -232,13 +238,12 @@ def summarize(config, records, splits, n_classes_by_split):
     `selected` is the generative arm with the best mean val BMA: with several generative arms, one of
     them can clear a 95% CI on test by chance, so the claim is the arm chosen before looking at test."""
     arms, seeds = list(config.arms), list(config.seeds)
-    baselines = [a for a in arms if not is_generative(a)]
     generative = [a for a in arms if is_generative(a)]
     val_bma = {}
     for a in arms:
         mean, std = mean_std([records[(a, s)]["splits"]["val"]["bma"] for s in seeds])
         val_bma[a] = {"mean": mean, "std": std}
-    baseline = max(baselines, key=lambda a: val_bma[a]["mean"]) if baselines else None
+    baseline = baseline_arm(arms, lambda a: val_bma[a]["mean"])
     selected = max(generative, key=lambda a: val_bma[a]["mean"]) if generative else None
     summary = {"baseline": baseline, "selected": selected, "selected_on": "mean val BMA", "splits": {},
                "val_bma": val_bma}

@@ -26,7 +26,7 @@ from classifier.evaluate import evaluate_checkpoint  # noqa: E402
 from gan_aug.config import CompareConfig, build_config  # noqa: E402
 from gan_aug.data.prepared import load_prepared  # noqa: E402
 from gan_aug.errors import UserError  # noqa: E402
-from gan_aug.experiment import bma, format_gain, gain_with_cis, is_generative, run_dir  # noqa: E402
+from gan_aug.experiment import baseline_arm, bma, format_gain, gain_with_cis, is_generative, run_dir  # noqa: E402
 
 
 def final_epoch_predictions(config, prepared, arm):
@@ -48,10 +48,10 @@ def report_baseline(config):
             raise UserError(f"unfinished runs: {', '.join(missing)}; finish the compare first")
         return np.mean([json.loads(d.read_text())["splits"]["val"]["bma"] for d in done])
 
-    baselines = [a for a in config.arms if not is_generative(a)]
-    if not baselines:
+    baseline = baseline_arm(config.arms, mean_val)
+    if baseline is None:
         raise UserError("the compare has no non-generative arm: give --baseline ARM")
-    return max(baselines, key=mean_val)
+    return baseline
 
 
 def main():
