@@ -21,7 +21,7 @@ from gan_aug.config import to_yaml
 from gan_aug.data.prepared import load_prepared
 from gan_aug.fileio import atomic_write, check_run_dir, clear_run_dir, load_checkpoint_file
 from gan_aug.gan.ema import make_ema, update_ema
-from gan_aug.gan.train import _cpu_has_bf16, resolve_device
+from gan_aug.gan.train import _cpu_has_bf16, resolve_device, use_threads
 from gan_aug.logging import JsonlSink, Sinks, TensorBoardSink
 
 RUN_ARTIFACTS = ("config.yaml", "best.pt", "latest.pt", "tb", "history.jsonl")
@@ -60,8 +60,7 @@ class ClassifierTrainer:
         self.run_dir = Path(config.out)
         prepared = prepared or load_prepared(config.data)
         self.prepared = prepared
-        if config.threads:
-            torch.set_num_threads(config.threads)
+        use_threads(config.threads)
         if config.deterministic:
             torch.use_deterministic_algorithms(True)
         self.device = resolve_device(config.device)

@@ -251,6 +251,7 @@ class SynthConfig:
     max_draws: int = 20  # give up on a class after this many candidates per image asked for
     batch_size: int = 256
     device: str = "auto"
+    threads: int = 0  # CPU threads, 0: torch's default
     force: bool = False
 
     def validate(self):
@@ -272,8 +273,8 @@ class SynthConfig:
             raise UserError(f"max_draws must be >= 1, got {self.max_draws}")
         if (self.format == "npz") != self.out.endswith(".npz"):
             raise UserError("--format npz writes a .npz file: name --out FILE.npz (and a folder for png)")
-        if self.batch_size < 1:
-            raise UserError("batch_size must be >= 1")
+        if self.batch_size < 1 or self.threads < 0:
+            raise UserError("batch_size must be >= 1 and threads >= 0")
 
 
 @dataclasses.dataclass
@@ -375,12 +376,15 @@ class ScoreConfig:
     embed_per_source: int = 500  # images per source in the TensorBoard projector (0: none)
     batch_size: int = 64
     seed: int = 0
+    threads: int = 0  # CPU threads, 0: torch's default
 
     def validate(self):
         if not (self.features == "inception" or self.features.startswith("lesion:")):
             raise UserError(f"--features must be inception or lesion:CLASSIFIER_CKPT, got {self.features}")
-        if self.kid_subset_size < 2 or self.cas_epochs < 1 or self.batch_size < 1 or self.embed_per_source < 0:
-            raise UserError("kid_subset_size >= 2, cas_epochs >= 1, batch_size >= 1, embed_per_source >= 0")
+        if (self.kid_subset_size < 2 or self.cas_epochs < 1 or self.batch_size < 1 or self.embed_per_source < 0
+                or self.threads < 0):
+            raise UserError("need kid_subset_size >= 2, cas_epochs >= 1, batch_size >= 1, embed_per_source >= 0 "
+                            "and threads >= 0")
 
 
 @dataclasses.dataclass

@@ -23,7 +23,7 @@ from gan_aug.fileio import atomic_write
 from gan_aug.gan.checkpoint import load_checkpoint, resolve_checkpoint
 from gan_aug.gan.networks import build_networks
 from gan_aug.gan.sampling import to_uint8
-from gan_aug.gan.train import resolve_device
+from gan_aug.gan.train import resolve_device, use_threads
 
 MANIFEST = "manifest.csv"
 PROVENANCE = "synthetic.json"
@@ -175,6 +175,7 @@ def clear_out(out, is_npz):
 def synthesize(config, progress=True):
     """Run `gan-aug synthesize`; returns the provenance dict."""
     is_npz = config.format == "npz"
+    use_threads(config.threads)
     device = resolve_device(config.device)
     sources, by_class = load_sources(config.checkpoints, device)
     wanted = list(config.classes) or list(by_class)

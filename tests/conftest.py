@@ -109,6 +109,17 @@ def run_cli():
     return run
 
 
+@pytest.fixture
+def two_threads():
+    """torch's thread count set to 2 for a test that expects a command to lower it, restored after."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
 def listing(folder):
     return sorted(os.listdir(folder))
 

@@ -81,15 +81,16 @@ def test_inception_path_with_local_weights(tmp_path, monkeypatch):
         fidelity.resolve_inception_weights(tmp_path / "pickle.pth")
 
 
-def test_score_command_end_to_end(toy16, toy_gan, tmp_path, run_cli):
+def test_score_command_end_to_end(toy16, toy_gan, tmp_path, run_cli, two_threads):
     clf = tmp_path / "clf"
     assert run_cli("train-classifier", "--data", toy16, "--out", clf, "--epochs", 1, "--set", "batch_size=32").exit_code == 0
     syn = tmp_path / "syn"
     assert run_cli("synthesize", "--checkpoint", toy_gan, "-n", 70, "--out", syn, "--distribution", "uniform").exit_code == 0
     out = tmp_path / "scores" / "scores.json"
     result = run_cli("score", "--data", toy16, "--synthetic", syn, "--features", f"lesion:{clf}/best.pt",
-                     "--out", out, "--set", "cas_epochs=1", "--set", "embed_per_source=20")
+                     "--out", out, "--set", "cas_epochs=1", "--set", "embed_per_source=20", "--set", "threads=1")
     assert result.exit_code == 0, result.output
+    assert torch.get_num_threads() == 1
     scores = json.loads(out.read_text())
     assert set(scores["per_class"]) == {"all", "akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"}
     assert scores["per_class"]["df"]["n_synthetic"] == 10 and np.isfinite(scores["per_class"]["df"]["kid"])

@@ -208,3 +208,12 @@ def test_confidence_filter_refuses_a_classifier_of_another_prepared_set(toy_gan,
     result = run_cli("synthesize", "--checkpoint", toy_gan, "-n", 7, "--out", tmp_path / "syn",
                      "--filter-checkpoint", clf, "--min-confidence", 1.5)
     assert result.exit_code != 0 and "--min-confidence must be in (0, 1)" in result.output
+
+
+def test_threads_caps_torch_and_rejects_negatives(toy_gan, tmp_path, run_cli, two_threads):
+    result = run_cli("synthesize", "--checkpoint", toy_gan, "-n", 7, "--out", tmp_path / "syn", "--set", "threads=1")
+    assert result.exit_code == 0, result.output
+    assert torch.get_num_threads() == 1
+    result = run_cli("synthesize", "--checkpoint", toy_gan, "-n", 7, "--out", tmp_path / "bad", "--set", "threads=-1")
+    assert result.exit_code != 0 and "threads >= 0" in result.output
+    assert not (tmp_path / "bad").exists()

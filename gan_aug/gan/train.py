@@ -66,6 +66,12 @@ def _cpu_has_bf16():
         return False
 
 
+def use_threads(count):
+    """Cap torch's CPU threads (0: torch's default), so runs side by side do not fight over few cores."""
+    if count:
+        torch.set_num_threads(count)
+
+
 def resolve_device(name):
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -93,8 +99,7 @@ class GanTrainer:
                           "class_counts": np.bincount(labels, minlength=len(self.class_names)).tolist()}
         self.model_args = model_args(config.arch, prepared.image_size, len(self.class_names), config.z_dim,
                                      config.g_channels, config.d_channels)
-        if config.threads:
-            torch.set_num_threads(config.threads)
+        use_threads(config.threads)
         if config.deterministic:
             torch.use_deterministic_algorithms(True)
         self.device = resolve_device(config.device)

@@ -39,8 +39,10 @@ def classification_accuracy_score(prepared, syn_images, syn_labels, epochs, seed
 
 
 def score(config, progress=True):
+    from gan_aug.gan.train import use_threads
     from gan_aug.synth import load_synthetic
 
+    use_threads(config.threads)
     prepared = load_prepared(config.data)
     syn_images, syn_labels, syn_names, provenance = load_synthetic(config.synthetic)
     unknown = [n for n in syn_names if n not in prepared.class_names]
