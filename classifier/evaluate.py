@@ -12,7 +12,7 @@ from classifier.metrics import compute_metrics, save_confusion_png, save_roc_png
 from classifier.train import autocast_for, predict
 from gan_aug.errors import UserError
 from gan_aug.fileio import atomic_write
-from gan_aug.gan.train import resolve_device
+from gan_aug.runtime import resolve_device
 
 
 def external_set(source, root, size, csv=None, workers=0):

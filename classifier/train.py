@@ -21,14 +21,14 @@ from gan_aug.config import to_yaml
 from gan_aug.data.prepared import load_prepared
 from gan_aug.fileio import atomic_write, check_run_dir, clear_run_dir, load_checkpoint_file
 from gan_aug.gan.ema import make_ema, update_ema
-from gan_aug.gan.train import _cpu_has_bf16, resolve_device, use_threads
 from gan_aug.logging import JsonlSink, Sinks, TensorBoardSink
+from gan_aug.runtime import cpu_has_bf16, resolve_device, use_threads
 
 RUN_ARTIFACTS = ("config.yaml", "best.pt", "latest.pt", "tb", "history.jsonl")
 
 
 def autocast_for(device, enabled):
-    if enabled and (device.type == "cuda" or _cpu_has_bf16()):
+    if enabled and (device.type == "cuda" or cpu_has_bf16()):
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 

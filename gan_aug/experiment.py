@@ -279,7 +279,7 @@ def compare(config, progress=True):
     teachers = None
     if config.teachers:  # loaded once, so a bad teacher is refused before any run and each pool labelled once
         from classifier.teachers import TeacherEnsemble
-        from gan_aug.gan.train import resolve_device
+        from gan_aug.runtime import resolve_device
 
         teachers = TeacherEnsemble(config.teachers, prepared.fingerprint, prepared.image_size,
                                    resolve_device(config.device))

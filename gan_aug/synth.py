@@ -23,7 +23,7 @@ from gan_aug.fileio import atomic_write
 from gan_aug.gan.checkpoint import load_checkpoint, resolve_checkpoint
 from gan_aug.gan.networks import build_networks
 from gan_aug.gan.sampling import to_uint8
-from gan_aug.gan.train import resolve_device, use_threads
+from gan_aug.runtime import resolve_device, use_threads
 
 MANIFEST = "manifest.csv"
 PROVENANCE = "synthetic.json"

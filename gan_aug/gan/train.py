@@ -24,6 +24,7 @@ from gan_aug.gan.losses import LOSSES, r1_penalty
 from gan_aug.gan.networks import NETWORKS, build_networks, model_args
 from gan_aug.gan.sampling import class_grid, grid_latents
 from gan_aug.logging import JsonlSink, Sinks, StatsCollector, TensorBoardSink
+from gan_aug.runtime import cpu_has_bf16, resolve_device, use_threads
 
 TRAIN_SPLIT = "train"
 
@@ -58,29 +59,6 @@ def conditioning_weight(config, kimg):
     return float(np.clip((kimg - config.cond_start_kimg) / (config.cond_end_kimg - config.cond_start_kimg), 0, 1))
 
 
-def _cpu_has_bf16():
-    """Whether oneDNN has native bf16 kernels here (AVX512-BF16/AMX): then bf16 autocast is ~1.7x faster."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
-
-
-def use_threads(count):
-    """Cap torch's CPU threads (0: torch's default), so runs side by side do not fight over few cores."""
-    if count:
-        torch.set_num_threads(count)
-
-
-def resolve_device(name):
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("device cuda asked for, but torch sees no CUDA GPU")
-    return device
-
-
 class GanTrainer:
     """Holds the networks, optimizers and counters of one run; `run()` trains to config.kimg."""
 
@@ -106,7 +84,7 @@ class GanTrainer:
         on_cuda = self.device.type == "cuda"
         self.memory_format = torch.channels_last
         self.autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16)
-                         if config.amp and (on_cuda or _cpu_has_bf16()) else contextlib.nullcontext())
+                         if config.amp and (on_cuda or cpu_has_bf16()) else contextlib.nullcontext())
 
         torch.manual_seed(config.seed)
         self.images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(self.device)  # (N,3,H,W) uint8

@@ -11,6 +11,7 @@ from gan_aug.data.prepared import PreparedSet, load_prepared
 from gan_aug.errors import UserError
 from gan_aug.fileio import atomic_write
 from gan_aug.metrics import fidelity, memorization
+from gan_aug.runtime import use_threads
 
 OVERALL = "all"
 
@@ -39,7 +40,6 @@ def classification_accuracy_score(prepared, syn_images, syn_labels, epochs, seed
 
 
 def score(config, progress=True):
-    from gan_aug.gan.train import use_threads
     from gan_aug.synth import load_synthetic
 
     use_threads(config.threads)
