@@ -7,6 +7,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from gan_aug.data.synthetic import check_provenance
 from gan_aug.errors import UserError
 
 SEXES = ("male", "female")
@@ -16,7 +17,8 @@ def metadata_vocabulary(prepared):
     """What the metadata encoder needs to rebuild itself (stored in checkpoints)."""
     if prepared.age is None and prepared.sex is None and prepared.site is None:
         raise UserError(f"{prepared.path} has no metadata (age, sex, site): drop --use-metadata")
-    sites = sorted({s for s in prepared.site if s}) if prepared.site is not None else []
+    # Plain str, not numpy's str_: checkpoints hold only what torch.load(weights_only=True) accepts.
+    sites = sorted({str(s) for s in prepared.site if s}) if prepared.site is not None else []
     return {"sites": sites}
 
 
@@ -38,18 +40,6 @@ def encode_metadata(vocab, n, age=None, sex=None, site=None):
         j = vocab["sites"].index(site[i]) if site[i] in vocab["sites"] else len(vocab["sites"])
         out[i, site_base + j] = 1
     return out
-
-
-def check_provenance(provenance, prepared):
-    """PROTOCOL rule 2: refuse synthetic images whose GAN saw anything but this set's train split."""
-    gan_data = provenance.get("gan_data", {})
-    if gan_data.get("split") != "train":
-        raise UserError(f"synthetic set refused: its GAN was trained on the '{gan_data.get('split')}' split, "
-                        "which may hold validation/test images")
-    if gan_data.get("fingerprint") != prepared.fingerprint:
-        raise UserError("synthetic set refused: its GAN was trained on a different prepared set "
-                        f"(fingerprint {str(gan_data.get('fingerprint'))[:12]}, this set {prepared.fingerprint[:12]}), "
-                        "so it may have seen this set's validation or test images")
 
 
 def align_synthetic(synthetic, prepared):

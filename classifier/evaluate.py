@@ -9,19 +9,18 @@ import torch
 from classifier.checkpoint import load_classifier
 from classifier.data import rows_metadata
 from classifier.metrics import compute_metrics, save_confusion_png, save_roc_png
-from classifier.train import autocast_for, predict
+from classifier.inference import predict
+from gan_aug.data import images as image_ops
+from gan_aug.data.config import PrepareConfig
+from gan_aug.data.prepared import PreparedSet
+from gan_aug.data.readers import READERS
 from gan_aug.errors import UserError
 from gan_aug.fileio import atomic_write
-from gan_aug.runtime import resolve_device
+from gan_aug.runtime import autocast_for, resolve_device
 
 
 def external_set(source, root, size, csv=None, workers=0):
     """All images of an external source (no split) as a PreparedSet-like object at `size` px."""
-    from gan_aug.config import PrepareConfig
-    from gan_aug.data import images as image_ops
-    from gan_aug.data.prepared import PreparedSet
-    from gan_aug.data.readers import READERS
-
     config = PrepareConfig(out="unused.npz", source=source, root=str(root), size=size, csv=csv)
     config.validate()
     records = READERS[source](config)

@@ -9,6 +9,8 @@ from PIL import Image, ImageDraw, UnidentifiedImageError
 from torch import nn
 
 from classifier.checkpoint import load_classifier
+from classifier.data import encode_metadata
+from classifier.models import BACKBONES
 from gan_aug.data.images import square_resize
 from gan_aug.errors import UserError
 from gan_aug.fileio import atomic_write
@@ -16,27 +18,21 @@ from gan_aug.fileio import atomic_write
 DISPLAY = 256  # overlays are upscaled to this side so a 32 px lesion is visible
 
 
-def target_layer(model_name, backbone):
-    """The last convolutional stage: where Grad-CAM's class evidence is still spatial."""
-    layers = {"small_cnn": lambda b: b.body[-4],  # last ReLU before the final pool
-              "resnet18": lambda b: b.layer4[-1], "resnet50": lambda b: b.layer4[-1],
-              "densenet121": lambda b: b.features[-1], "efficientnet_b0": lambda b: b.features[-1]}
-    return layers[model_name](backbone)
-
-
 class LogProbabilities(nn.Module):
     """The task's class log-probabilities as a plain tensor, the output Grad-CAM differentiates."""
 
-    def __init__(self, model, task):
+    def __init__(self, model, task, metadata_vocab=None):
         super().__init__()
-        self.model, self.task = model, task
+        self.model, self.task, self.metadata_vocab = model, task, metadata_vocab
 
     def forward(self, x):
         return torch.log(self.task.probabilities(self.model(x, self._meta(x))).clamp(min=1e-12))
 
     def _meta(self, x):
-        meta = self.model.meta
-        return None if meta is None else torch.zeros(len(x), meta[0].in_features, device=x.device)
+        """A metadata model sees age, sex and site as 'unknown': explain takes images only."""
+        if self.metadata_vocab is None:
+            return None
+        return torch.from_numpy(encode_metadata(self.metadata_vocab, len(x))).to(x.device)
 
 
 def load_images(paths, size):
@@ -63,11 +59,11 @@ def explain(checkpoint, image_paths, out):
     args = state["model_args"]
     images = load_images(image_paths, args["image_size"])
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
-    wrapped = LogProbabilities(model, task).eval()
+    wrapped = LogProbabilities(model, task, args["metadata_vocab"]).eval()
     with torch.no_grad():
         probs = wrapped(x).exp().numpy()
     predicted = probs.argmax(1)
-    with GradCAM(model=wrapped, target_layers=[target_layer(args["model"], model.backbone)]) as cam:
+    with GradCAM(model=wrapped, target_layers=[BACKBONES[args["model"]].cam_layer(model.backbone)]) as cam:
         maps = cam(input_tensor=x, targets=[ClassifierOutputTarget(int(p)) for p in predicted])  # (B, H, W)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,8 @@ import numpy as np
 from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score,
                              precision_recall_fscore_support, roc_auc_score, roc_curve)
 
+from gan_aug.data.domain import MELANOMA
+
 SPECIFICITIES = (0.8, 0.9)
 
 
@@ -51,7 +53,7 @@ def compute_metrics(y_true, probs, names):
         "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
         "class_names": list(names),
     }
-    positive_name = "mel" if "mel" in names else ("malignant" if "malignant" in names else None)
+    positive_name = MELANOMA if MELANOMA in names else ("malignant" if "malignant" in names else None)
     if positive_name:
         i = list(names).index(positive_name)
         for spec in SPECIFICITIES:

@@ -5,6 +5,9 @@ Every model maps (images (B, 3, H, W) in [-1, 1], metadata (B, M) or None) to lo
 Nothing here downloads: pretrained weights come from a local state-dict file.
 """
 
+import dataclasses
+import typing
+
 import torch
 from torch import nn
 
@@ -76,19 +79,34 @@ def _load_state(path):
     return state
 
 
+@dataclasses.dataclass(frozen=True)
+class Backbone:
+    build: typing.Callable  # build(pretrained=None) -> module with .out_dim
+    min_size: int  # the smallest image side its pooling stages survive
+    cam_layer: typing.Callable  # backbone -> its last convolutional stage (where Grad-CAM looks)
+
+
 BACKBONES = {}
 
 
-def register(name, build):
+def register(name, backbone):
     assert name not in BACKBONES, f"model {name} registered twice"
-    BACKBONES[name] = build
+    BACKBONES[name] = backbone
 
 
-register("small_cnn", lambda pretrained=None: SmallCNN())
-register("resnet18", _torchvision("resnet18", "fc"))
-register("resnet50", _torchvision("resnet50", "fc"))
-register("densenet121", _torchvision("densenet121", "classifier"))
-register("efficientnet_b0", _torchvision("efficientnet_b0", "classifier"))
+def check_image_size(name, size):
+    """A one-line refusal instead of a RuntimeError deep inside the first forward pass."""
+    if size < BACKBONES[name].min_size:
+        raise UserError(f"{name} needs images of at least {BACKBONES[name].min_size} px, these are {size} px "
+                        f"(prepare the set with a larger --size, or use a smaller-input model such as small_cnn)")
+
+
+register("small_cnn", Backbone(lambda pretrained=None: SmallCNN(), 8, lambda b: b.body[-4]))  # last ReLU before pool
+register("resnet18", Backbone(_torchvision("resnet18", "fc"), 8, lambda b: b.layer4[-1]))
+register("resnet50", Backbone(_torchvision("resnet50", "fc"), 8, lambda b: b.layer4[-1]))
+# DenseNet's four 2x2 average pools after a stride-4 stem leave nothing of an image under 32 px.
+register("densenet121", Backbone(_torchvision("densenet121", "classifier"), 32, lambda b: b.features[-1]))
+register("efficientnet_b0", Backbone(_torchvision("efficientnet_b0", "classifier"), 8, lambda b: b.features[-1]))
 
 
 class LesionClassifier(nn.Module):
@@ -98,7 +116,7 @@ class LesionClassifier(nn.Module):
         super().__init__()
         if backbone not in BACKBONES:
             raise UserError(f"unknown model '{backbone}' (choose from {', '.join(BACKBONES)})")
-        self.backbone = BACKBONES[backbone](pretrained)
+        self.backbone = BACKBONES[backbone].build(pretrained)
         feat = self.backbone.out_dim
         self.meta = None
         if meta_dim:

@@ -9,9 +9,8 @@
 import torch
 import torch.nn.functional as F
 
+from gan_aug.data.domain import MALIGNANT
 from gan_aug.errors import UserError
-
-MALIGNANT = frozenset({"mel", "bcc", "akiec", "scc"})
 
 
 def malignant_mask(class_names):

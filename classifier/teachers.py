@@ -11,7 +11,9 @@ import hashlib
 import torch
 
 from classifier.checkpoint import classifier_file, load_classifier
+from classifier.inference import predict
 from gan_aug.errors import UserError
+from gan_aug.runtime import autocast_for
 
 
 def load_teacher(path, fingerprint, image_size, device):
@@ -31,8 +33,6 @@ def load_teacher(path, fingerprint, image_size, device):
 
 class TeacherEnsemble:
     def __init__(self, checkpoints, fingerprint, image_size, device):
-        from classifier.train import autocast_for
-
         self.paths = [classifier_file(c) for c in checkpoints]
         teachers = [load_teacher(path, fingerprint, image_size, device) for path in self.paths]
         self.models = [model for model, _, _ in teachers]
@@ -43,8 +43,6 @@ class TeacherEnsemble:
 
     def probabilities(self, images):
         """(N, K) mean class probabilities of the teachers for uint8 images (N, 3, H, W)."""
-        from classifier.train import predict
-
         images = images.to(self.device)
         return torch.stack([predict(m, self.task, images, None, autocast=self.autocast)
                             for m in self.models]).mean(dim=0)

@@ -3,7 +3,6 @@
 The test split is never read here (PROTOCOL rule 3): `gan-aug evaluate` touches it once, at the end.
 """
 
-import contextlib
 import math
 from pathlib import Path
 
@@ -14,57 +13,46 @@ from tqdm import tqdm
 from classifier.checkpoint import FORMAT, build_from_args
 from classifier.data import (align_synthetic, augment_batch, encode_metadata, metadata_vocabulary, metadata_width,
                              split_tensors, to_float)
-from classifier.metrics import compute_metrics
+from classifier.inference import split_metrics
+from classifier.models import check_image_size
 from classifier.sampling import EpochSampler
 from classifier.tasks import TASKS
-from gan_aug.config import to_yaml
+from classifier.teachers import TeacherEnsemble
+from gan_aug.config import config_dict, to_yaml
 from gan_aug.data.prepared import load_prepared
-from gan_aug.fileio import atomic_write, check_run_dir, clear_run_dir, load_checkpoint_file
-from gan_aug.gan.ema import make_ema, update_ema
-from gan_aug.logging import JsonlSink, Sinks, TensorBoardSink
-from gan_aug.runtime import cpu_has_bf16, resolve_device, use_threads
+from gan_aug.data.synthetic import load_synthetic
+from gan_aug.errors import UserError
+from gan_aug.fileio import atomic_write, clear_run_dir, load_checkpoint_file
+from gan_aug.runtime import setup_run
+from gan_aug.sinks import JsonlSink, Sinks, TensorBoardSink
 
 RUN_ARTIFACTS = ("config.yaml", "best.pt", "latest.pt", "tb", "history.jsonl")
 
 
-def autocast_for(device, enabled):
-    if enabled and (device.type == "cuda" or cpu_has_bf16()):
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+def weight_average(model, half_life_steps):
+    """An exponential moving average of `model`'s weights and float buffers (torch's AveragedModel): its
+    BatchNorm statistics follow the averaged weights, not the last few batches of the raw ones. The decay
+    for `half_life_steps` is ramped up over the first steps (as timm does) so the random initial weights
+    do not linger in the average."""
+    decay = 0.5 ** (1 / half_life_steps)
 
+    def average(averaged, current, num_averaged):
+        if not averaged.is_floating_point():  # BatchNorm's step counter: follow the model
+            return current
+        step = num_averaged + 1  # a tensor: no host sync per parameter on a GPU
+        return averaged.lerp(current, 1 - ((1 + step) / (10 + step)).clamp(max=decay).to(averaged.dtype))
 
-@torch.no_grad()
-def predict(model, task, images, meta, batch_size=512, autocast=None):
-    """(N, K) float probabilities for uint8 images (N, 3, H, W) on the model's device."""
-    model.eval()
-    out = []
-    for i in range(0, len(images), batch_size):
-        with autocast or contextlib.nullcontext():
-            x = to_float(images[i:i + batch_size]).contiguous(memory_format=torch.channels_last)
-            outputs = model(x, None if meta is None else meta[i:i + batch_size])
-        out.append(task.probabilities(outputs).cpu())
-    return torch.cat(out) if out else torch.zeros(0, len(task.output_names))
-
-
-def evaluate(model, task, split, autocast=None):
-    """Metrics of `model` on one SplitTensors."""
-    probs = predict(model, task, split.images, split.meta, autocast=autocast)
-    targets = task.targets(split.labels).cpu().numpy()
-    return compute_metrics(targets, probs.numpy(), task.output_names), probs
+    return torch.optim.swa_utils.AveragedModel(model, avg_fn=average, use_buffers=True)
 
 
 class ClassifierTrainer:
     def __init__(self, config, progress=True, prepared=None, synthetic=None, teachers=None):
         self.config, self.progress = config, progress
-        check_run_dir(config.out, config.resume, config.force, RUN_ARTIFACTS)
-        self.run_dir = Path(config.out)
+        run = setup_run(config, RUN_ARTIFACTS)
+        self.run_dir, self.device, self.autocast = run.run_dir, run.device, run.autocast
         prepared = prepared or load_prepared(config.data)
         self.prepared = prepared
-        use_threads(config.threads)
-        if config.deterministic:
-            torch.use_deterministic_algorithms(True)
-        self.device = resolve_device(config.device)
-        self.autocast = autocast_for(self.device, config.amp)
+        check_image_size(config.model, prepared.image_size)
         task = TASKS[config.task](prepared.class_names)
         vocab = metadata_vocabulary(prepared) if config.use_metadata else None
         self.model_args = {"model": config.model, "task": config.task, "heads": task.heads,
@@ -78,8 +66,6 @@ class ClassifierTrainer:
         self.val = split_tensors(prepared, "val", vocab, self.device)
         syn_images, syn_labels = np.zeros((0,) + prepared.images.shape[1:], np.uint8), np.zeros(0, np.int64)
         if config.synthetic:
-            from gan_aug.synth import load_synthetic
-
             syn_images, syn_labels = align_synthetic(synthetic or load_synthetic(config.synthetic), prepared)
         syn = torch.from_numpy(syn_images).permute(0, 3, 1, 2).to(self.device)
         self.pool_images = torch.cat([train.images, syn])  # (N_real + N_syn, 3, H, W) uint8
@@ -88,8 +74,6 @@ class ClassifierTrainer:
         # on the unaugmented images: the augmentations are symmetries and light jitter that keep the class).
         # `teachers`: an ensemble of config.teachers already loaded by the caller (compare shares one across runs).
         if config.teachers:
-            from classifier.teachers import TeacherEnsemble
-
             teachers = teachers or TeacherEnsemble(config.teachers, prepared.fingerprint, prepared.image_size,
                                                    self.device)
             self.pool_targets = teachers.label_pool(self.pool_images).to(self.device)
@@ -112,10 +96,8 @@ class ClassifierTrainer:
         warmup = max(1, self.steps_per_epoch // 2)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s / total, 1))))
-        # The weight average (ema_half_life): per-step decay for that half-life, ramped up over the first
-        # steps (as timm does) so the random initial weights do not linger in the average.
-        self.ema = make_ema(self.model) if config.ema_half_life else None
-        self.ema_decay = 0.5 ** (1 / (config.ema_half_life * self.steps_per_epoch)) if self.ema else None
+        self.ema = weight_average(self.model, config.ema_half_life * self.steps_per_epoch) if config.ema_half_life \
+            else None
         self.generator = torch.Generator().manual_seed(config.seed)
         self.epoch, self.best, self.history = 0, {"bma": -1.0, "epoch": -1}, []
         if config.resume:
@@ -124,13 +106,12 @@ class ClassifierTrainer:
             clear_run_dir(self.run_dir, RUN_ARTIFACTS)
 
     def _restore(self, state):
-        from gan_aug.errors import UserError
-
         if state["data"]["fingerprint"] != self.prepared.fingerprint or state["model_args"] != self.model_args:
             raise UserError("cannot resume: the run used a different prepared set or model settings")
         self.model.load_state_dict(state.get("training_model", state["model"]))
         if self.ema is not None:
-            self.ema.load_state_dict(state["model"])
+            self.ema.module.load_state_dict(state["model"])
+            self.ema.n_averaged.fill_(state["ema_updates"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         # Loading also restores the old run's lr and weight decay; a resumed run follows the settings it
@@ -146,11 +127,12 @@ class ClassifierTrainer:
     @property
     def inference_model(self):
         """The weights that are evaluated, selected and saved as "model": the average when there is one."""
-        return self.model if self.ema is None else self.ema
+        return self.model if self.ema is None else self.ema.module
 
     def state_dict(self):
-        config = {k: list(v) if isinstance(v, tuple) else v for k, v in vars(self.config).items()}
-        extra = {} if self.ema is None else {"training_model": self.model.state_dict()}  # to resume training
+        config = config_dict(self.config)
+        extra = {} if self.ema is None else {"training_model": self.model.state_dict(),  # to resume training
+                                             "ema_updates": int(self.ema.n_averaged)}
         return {"format": FORMAT, "model_args": self.model_args, "model": self.inference_model.state_dict(), **extra,
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "sampler_rng": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
@@ -179,8 +161,7 @@ class ClassifierTrainer:
             self.optimizer.step()
             self.scheduler.step()
             if self.ema is not None:
-                step = self.scheduler.last_epoch
-                update_ema(self.model, self.ema, min(self.ema_decay, (1 + step) / (10 + step)), average_buffers=True)
+                self.ema.update_parameters(self.model)
             total, batches = total + float(loss.detach()), batches + 1
             bar.set_postfix(loss=f"{total / batches:.3f}")
         return total / max(batches, 1)
@@ -196,7 +177,7 @@ class ClassifierTrainer:
         try:
             while self.epoch < cfg.epochs:
                 loss = self.train_one_epoch()
-                metrics, _ = evaluate(self.inference_model, self.task, self.val, self.autocast)
+                metrics, _ = split_metrics(self.inference_model, self.task, self.val, self.autocast)
                 self.epoch += 1
                 row = {"epoch": self.epoch, "loss": loss, "val_bma": metrics["bma"], "val_accuracy": metrics["accuracy"],
                        "lr": self.scheduler.get_last_lr()[0]}

@@ -1,13 +1,24 @@
 """The `gan-aug` command line: thin commands that build one validated config and call one function.
 
-Heavy imports (torch, sklearn) happen inside commands so `gan-aug --help` stays instant.
+Each config command's flags are generated from its config dataclass (name, type, default, help), so they
+cannot drift from the config. Heavy imports (torch, sklearn) happen inside commands so `gan-aug --help`
+stays instant; the config modules import neither.
 """
 
+import dataclasses
+import typing
 from pathlib import Path
 
 import click
 
+from classifier.config import ClassifierConfig
+from gan_aug.compare.config import CompareConfig
+from gan_aug.config import build_config, read_yaml, to_yaml
+from gan_aug.data.config import PrepareConfig
 from gan_aug.errors import UserError
+from gan_aug.gan.config import GanConfig
+from gan_aug.metrics.config import ScoreConfig
+from gan_aug.synth.config import SynthConfig
 
 
 class _Group(click.Group):
@@ -40,42 +51,59 @@ def config_options(func):
     return func
 
 
-def build_or_print(cls_name, config_path, flags, sets, dry_run):
+CLICK_TYPES = {int: int, float: float, str: str}
+
+
+def _option(field, annotation):
+    """One click option from a config field: its flag, type and help come from the field itself."""
+    flag, help_text = field.metadata.get("flag"), field.metadata["help"]
+    decls = list(flag) if isinstance(flag, tuple) else [flag or "--" + field.name.replace("_", "-")]
+    if annotation is bool:
+        if field.default:  # on by default: the flag turns it off
+            return click.option(f"--no-{field.name.replace('_', '-')}", field.name, flag_value=False, default=None,
+                                help=f"Turn off: {help_text}")
+        return click.option(*decls, field.name, flag_value=True, default=None, help=help_text)
+    if typing.get_origin(annotation) is tuple:
+        return click.option(*decls, field.name, multiple=True, help=help_text)
+    if typing.get_origin(annotation) is typing.Union:  # Optional[X]
+        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+    default = field.default
+    shown = "" if default in (dataclasses.MISSING, None) or help_text.endswith("]") else f" [{default}]"
+    return click.option(*decls, field.name, type=CLICK_TYPES[annotation], help=help_text + shown)
+
+
+def options_from(cls):
+    """Click options for every field of the config dataclass `cls` except those declared flag=False."""
+    hints = typing.get_type_hints(cls)
+
+    def decorate(func):
+        for field in reversed(dataclasses.fields(cls)):
+            if field.metadata.get("flag") is not False:
+                func = _option(field, hints[field.name])(func)
+        return config_options(func)
+    return decorate
+
+
+def build_or_print(cls, config_path, flags, sets, dry_run):
     """The command's validated config, or None after printing it for --dry-run.
 
     A resumed run starts from the config.yaml saved in its --out, so only what changes need be given;
     the saved `force` was that earlier invocation's action, not a setting, so it is not carried over.
     """
-    from gan_aug import config as configs
-
     saved = {}
     if flags.get("resume") and not config_path and flags.get("out"):
         saved_path = Path(flags["out"]) / "config.yaml"
         if saved_path.is_file():
-            saved = {k: v for k, v in configs.read_yaml(saved_path).items() if k != "force"}
-    config = configs.build_config(getattr(configs, cls_name), config_path, flags, sets, base=saved)
+            saved = {k: v for k, v in read_yaml(saved_path).items() if k != "force"}
+    config = build_config(cls, config_path, flags, sets, base=saved)
     if dry_run:
-        click.echo(configs.to_yaml(config), nl=False)
+        click.echo(to_yaml(config), nl=False)
         return None
     return config
 
 
 @cli.command()
-@click.option("--source", type=str, help="Reader: ham10000, isic-csv, medmnist-npz, imagefolder or toy [toy].")
-@click.option("--root", type=str, help="Folder holding the source (the .npz file for medmnist-npz).")
-@click.option("--size", type=int, help="Output image side in pixels, 8-512 [64].")
-@click.option("--out", type=str, help="Output .npz file.")
-@click.option("--csv", type=str, help="Labels CSV when it is not under --root.")
-@click.option("--metadata-csv", type=str, help="isic-csv: ISIC 2019 metadata CSV (age, site, sex, lesion_id).")
-@click.option("--val-frac", type=float, help="Validation fraction [0.1].")
-@click.option("--test-frac", type=float, help="Test fraction [0.2].")
-@click.option("--seed", type=int, help="Seed of the grouped split [0].")
-@click.option("--workers", type=int, help="Decoding processes, 0 = one per core [0].")
-@click.option("--toy-count", type=int, help="toy: number of images [2000].")
-@click.option("--skip-missing", is_flag=True, help="Go on without image ids that have no file.")
-@click.option("--skip-bad", is_flag=True, help="Go on without unreadable or corrupt images.")
-@click.option("--force", is_flag=True, help="Overwrite an existing output file.")
-@config_options
+@options_from(PrepareConfig)
 def prepare(config_path, sets, dry_run, **flags):
     """Decode, square-crop, resize and split a dataset by lesion into one .npz.
 
@@ -83,7 +111,7 @@ def prepare(config_path, sets, dry_run, **flags):
     Example:
       gan-aug prepare --source ham10000 --root data/ham10000 --size 64 --out ham64.npz
     """
-    config = build_or_print("PrepareConfig", config_path, flags, sets, dry_run)
+    config = build_or_print(PrepareConfig, config_path, flags, sets, dry_run)
     if config is None:
         return
     from gan_aug.data.prepare import prepare as run_prepare
@@ -110,19 +138,8 @@ def info(prepared):
 
 
 @cli.command("train-gan")
-@click.option("--data", type=str, help="Prepared set (.npz); the GAN sees its train split only.")
-@click.option("--out", type=str, help="Run directory (checkpoints, samples, TensorBoard).")
-@click.option("--class", "class_", type=str, help="Train on this one class.")
-@click.option("--classes", type=str, help="Train on these classes, comma-separated [all].")
-@click.option("--arch", type=str, help="Network: dcgan or stylegan_lite [dcgan].")
-@click.option("--kimg", type=float, help="Training length in thousands of real images shown to D.")
-@click.option("--ckpt-every", type=float, help="kimg between checkpoints.")
-@click.option("--snapshot-every", type=float, help="kimg between sample grids.")
-@click.option("--seed", type=int)
-@click.option("--resume", is_flag=True, help="Continue the run in --out where it stopped.")
-@click.option("--force", is_flag=True, help="Replace a run already in --out.")
-@config_options
-def train_gan(config_path, sets, dry_run, class_, classes, **flags):
+@options_from(GanConfig)
+def train_gan(config_path, sets, dry_run, **flags):
     """Train a class-conditional GAN on a prepared set's train split.
 
     \b
@@ -131,10 +148,7 @@ def train_gan(config_path, sets, dry_run, class_, classes, **flags):
       gan-aug train-gan --data ham32.npz --out runs/mel --class mel --kimg 200
       gan-aug train-gan --data ham32.npz --out runs/gan32 --resume --kimg 400
     """
-    if class_ and classes:
-        raise UserError("give --class or --classes, not both")
-    flags["classes"] = class_ or classes
-    config = build_or_print("GanConfig", config_path, flags, sets, dry_run)
+    config = build_or_print(GanConfig, config_path, flags, sets, dry_run)
     if config is None:
         return
     from gan_aug.gan.train import train_gan as run_training
@@ -146,23 +160,8 @@ def train_gan(config_path, sets, dry_run, class_, classes, **flags):
 
 
 @cli.command()
-@click.option("--checkpoint", "checkpoints", multiple=True,
-              help="GAN run directory or .pt file (repeatable: e.g. one per-class GAN each).")
-@click.option("-n", "n", type=int, help="Number of images in all [1000].")
-@click.option("--out", type=str, help="Output folder (png) or .npz file (npz).")
-@click.option("--class", "class_", type=str, help="Only this class (or a comma-separated list).")
-@click.option("--distribution", type=str, help="balance (default: fill the rarest classes first), uniform, "
-                                                "or e.g. mel=1000,df=500.")
-@click.option("--truncation", type=float, help="Truncation psi, 1 = none [1].")
-@click.option("--seed", type=int, help="Sampling seed [0]; same arguments give byte-identical files.")
-@click.option("--format", "format_", type=click.Choice(["png", "npz"]), help="png (ImageFolder) or npz [png].")
-@click.option("--filter-checkpoint", "filter_checkpoints", multiple=True,
-              help="Classifier (run dir or .pt) trained on the GAN's prepared set: keep only samples it puts "
-                   "in their class ... (repeatable: an ensemble, judged by its mean probability)")
-@click.option("--min-confidence", type=float, help="... with at least this probability [0.5].")
-@click.option("--force", is_flag=True, help="Replace an existing synthetic set.")
-@config_options
-def synthesize(config_path, sets, dry_run, class_, format_, **flags):
+@options_from(SynthConfig)
+def synthesize(config_path, sets, dry_run, **flags):
     """Sample a labelled synthetic set from trained GANs.
 
     \b
@@ -171,12 +170,10 @@ def synthesize(config_path, sets, dry_run, class_, format_, **flags):
       gan-aug synthesize --checkpoint runs/mel --checkpoint runs/df -n 2000 --out syn --distribution uniform
       gan-aug synthesize --checkpoint runs/gan32 -n 5000 --out syn32f --filter-checkpoint runs/clf --min-confidence 0.5
     """
-    flags.update(classes=class_, format=format_, checkpoints=flags["checkpoints"] or None,
-                 filter_checkpoints=flags["filter_checkpoints"] or None)
-    config = build_or_print("SynthConfig", config_path, flags, sets, dry_run)
+    config = build_or_print(SynthConfig, config_path, flags, sets, dry_run)
     if config is None:
         return
-    from gan_aug.synth import synthesize as run_synthesis
+    from gan_aug.synth.sample import synthesize as run_synthesis
 
     provenance = run_synthesis(config)
     counts = ", ".join(f"{c} {n}" for c, n in provenance["counts"].items())
@@ -187,24 +184,7 @@ def synthesize(config_path, sets, dry_run, class_, format_, **flags):
 
 
 @cli.command("train-classifier")
-@click.option("--data", type=str, help="Prepared set (.npz).")
-@click.option("--out", type=str, help="Run directory (best.pt, latest.pt, TensorBoard).")
-@click.option("--model", type=str, help="small_cnn, resnet18, resnet50, densenet121, efficientnet_b0 [small_cnn].")
-@click.option("--task", type=str, help="multiclass, binary or two-stage [multiclass].")
-@click.option("--balance", type=str, help="none, oversample, class-weight or focal [none].")
-@click.option("--synthetic", type=str, help="Synthetic set (folder or .npz) to mix in.")
-@click.option("--mix", type=float, help="Share of synthetic images in each class's draws, 0-1.")
-@click.option("--mix-policy", type=str, help="balanced (default) or topup.")
-@click.option("--mix-until", type=float, help="Draw synthetic images only in this first share of the epochs [1].")
-@click.option("--teacher", "teachers", multiple=True,
-              help="Distil: train on this classifier's class probabilities (repeatable: their mean).")
-@click.option("--epochs", type=int)
-@click.option("--seed", type=int)
-@click.option("--pretrained", type=str, help="Local state dict for a torchvision backbone.")
-@click.option("--use-metadata", is_flag=True, help="Fuse age, sex and site with the image features.")
-@click.option("--resume", is_flag=True)
-@click.option("--force", is_flag=True)
-@config_options
+@options_from(ClassifierConfig)
 def train_classifier(config_path, sets, dry_run, **flags):
     """Train a lesion classifier on real (+ synthetic) images; selects on val BMA.
 
@@ -216,8 +196,7 @@ def train_classifier(config_path, sets, dry_run, **flags):
       gan-aug train-classifier --data ham32.npz --out runs/clf_kd --synthetic syn32 --mix 0.2 \\
           --teacher runs/clf_s100 --teacher runs/clf_s101
     """
-    flags["teachers"] = flags["teachers"] or None
-    config = build_or_print("ClassifierConfig", config_path, flags, sets, dry_run)
+    config = build_or_print(ClassifierConfig, config_path, flags, sets, dry_run)
     if config is None:
         return
     from classifier.train import train_classifier as run_training
@@ -263,15 +242,8 @@ def evaluate(checkpoints, data, split, source, root, csv, out, device):
 
 
 @cli.command()
-@click.option("--data", type=str, help="Prepared set (.npz); its train split is the reference.")
-@click.option("--synthetic", type=str, help="Synthetic set (folder or .npz).")
-@click.option("--features", type=str, help="inception (needs local weights) or lesion:CLASSIFIER_CKPT.")
-@click.option("--fid-weights", type=str, help="Local Inception-v3 weights file for --features inception.")
-@click.option("--out", type=str, help="scores.json path [scores.json]; PNG and TensorBoard go beside it.")
-@click.option("--no-cas", "cas", flag_value=False, default=None, help="Skip CAS.")
-@click.option("--no-memorization", "memorization", flag_value=False, default=None, help="Skip the audit.")
-@config_options
-def score(config_path, sets, dry_run, cas, memorization, **flags):
+@options_from(ScoreConfig)
+def score(config_path, sets, dry_run, **flags):
     """FD/KID/precision-recall per class, CAS and a memorization audit of a synthetic set.
 
     \b
@@ -279,11 +251,7 @@ def score(config_path, sets, dry_run, cas, memorization, **flags):
       gan-aug score --data ham32.npz --synthetic syn32 --features lesion:runs/clf/best.pt --out scores.json
       gan-aug score --data ham32.npz --synthetic syn32 --features inception --fid-weights inception.pth
     """
-    if cas is False:
-        sets = sets + ("cas=false",)
-    if memorization is False:
-        sets = sets + ("memorization=false",)
-    config = build_or_print("ScoreConfig", config_path, flags, sets, dry_run)
+    config = build_or_print(ScoreConfig, config_path, flags, sets, dry_run)
     if config is None:
         return
     from gan_aug.metrics.score import score as run_score, scores_table
@@ -294,9 +262,7 @@ def score(config_path, sets, dry_run, cas, memorization, **flags):
 
 
 @cli.command()
-@click.option("--data", type=str, help="Prepared set (.npz) [from the config].")
-@click.option("--out", type=str, help="Output folder: runs/, results.csv, report.md, plots.")
-@config_options
+@options_from(CompareConfig)
 def compare(config_path, sets, dry_run, **flags):
     """Run every augmentation arm x seed and report gains with confidence intervals (resumable).
 
@@ -304,10 +270,11 @@ def compare(config_path, sets, dry_run, **flags):
     Example:
       gan-aug compare --config configs/compare_ham32.yaml --out results/ham32
     """
-    config = build_or_print("CompareConfig", config_path, flags, sets, dry_run)
+    config = build_or_print(CompareConfig, config_path, flags, sets, dry_run)
     if config is None:
         return
-    from gan_aug.experiment import compare as run_compare, format_gain
+    from gan_aug.compare.runner import compare as run_compare
+    from gan_aug.compare.stats import format_gain
 
     summary = run_compare(config)
     for split, rows in summary["splits"].items():

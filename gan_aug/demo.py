@@ -20,12 +20,19 @@ def _step(message):
 
 def run_demo(out, data=None, force=False, gan_kimg=20.0, epochs=8, seeds=(0, 1), toy_count=1500, n_synthetic=1000,
              cas_epochs=3):
-    from gan_aug.config import (CompareConfig, GanConfig, PrepareConfig, ScoreConfig, SynthConfig, build_config)
+    # Every stage's code imports torch: imported here, on use, so that `gan-aug --help` stays instant.
+    from gan_aug.compare.config import CompareConfig
+    from gan_aug.compare.runner import compare
+    from gan_aug.compare.summary import run_dir
+    from gan_aug.config import build_config
+    from gan_aug.data.config import PrepareConfig
     from gan_aug.data.prepare import prepare
-    from gan_aug.experiment import compare, run_dir
+    from gan_aug.gan.config import GanConfig
     from gan_aug.gan.train import train_gan
+    from gan_aug.metrics.config import ScoreConfig
     from gan_aug.metrics.score import score, scores_table
-    from gan_aug.synth import synthesize
+    from gan_aug.synth.config import SynthConfig
+    from gan_aug.synth.sample import synthesize
 
     out = Path(out)
     if out.exists() and any(out.iterdir()):
@@ -39,7 +46,7 @@ def run_demo(out, data=None, force=False, gan_kimg=20.0, epochs=8, seeds=(0, 1),
     if data is None:
         _step("prepare: the embedded toy lesion set, 32 px")
         data = out / "data" / "toy32.npz"
-        prepare(PrepareConfig(out=str(data), source="toy", size=32, toy_count=toy_count))
+        prepare(build_config(PrepareConfig, None, {"out": str(data), "source": "toy", "size": 32, "toy_count": toy_count}))
     _step(f"train-gan: conditional DCGAN, {gan_kimg:g} kimg (a short run; see configs/dcgan32.yaml)")
     # The dcgan32 preset's recipe, spelled out so the demo does not depend on the repository's configs/,
     # but with DiffAugment always on (no ADA): D only saturated after ~90 kimg, far beyond a demo run.
@@ -47,7 +54,8 @@ def run_demo(out, data=None, force=False, gan_kimg=20.0, epochs=8, seeds=(0, 1),
                                          "balanced_classes": True, "snapshot_every": 5, "ckpt_every": 10})
     train_gan(gan)
     _step(f"synthesize: {n_synthetic} images, most of them for the rarest classes")
-    synthesize(SynthConfig(checkpoints=(str(out / "gan"),), out=str(out / "synthetic"), n=n_synthetic))
+    synthesize(build_config(SynthConfig, None, {"checkpoints": (str(out / "gan"),), "out": str(out / "synthetic"),
+                                                "n": n_synthetic}))
     _step(f"compare: 6 arms x {len(seeds)} seeds, {epochs} epochs each")
     arms = ("none", "oversample", "class-weight", "focal", "mix:0.3", "topup:0.5")
     compare_config = build_config(CompareConfig, None, {
@@ -56,8 +64,9 @@ def run_demo(out, data=None, force=False, gan_kimg=20.0, epochs=8, seeds=(0, 1),
     compare(compare_config)
     _step("score: synthetic-set quality in the oversampling classifier's feature space")
     classifier = run_dir(out / "compare", "oversample", seeds[0]) / "best.pt"
-    results = score(ScoreConfig(data=str(data), synthetic=str(out / "synthetic"), features=f"lesion:{classifier}",
-                                out=str(out / "scores" / "scores.json"), cas_epochs=cas_epochs, embed_per_source=300))
+    results = score(build_config(ScoreConfig, None, {
+        "data": str(data), "synthetic": str(out / "synthetic"), "features": f"lesion:{classifier}",
+        "out": str(out / "scores" / "scores.json"), "cas_epochs": cas_epochs, "embed_per_source": 300}))
     table = scores_table(results)
     print(table)
     report = out / "compare" / "report.md"

@@ -1,8 +1,15 @@
-"""Where and how torch computes, shared by every command: the device, CPU threads, bf16 support."""
+"""Where and how torch computes, shared by every command: the device, CPU threads, bf16 autocast, and the
+setup both trainers run first (threads, determinism, device, autocast, run-folder guard)."""
+
+import contextlib
+import dataclasses
+from pathlib import Path
 
 import torch
 
+from gan_aug.config import check_device_name
 from gan_aug.errors import UserError
+from gan_aug.fileio import check_run_dir
 
 
 def cpu_has_bf16():
@@ -20,9 +27,35 @@ def use_threads(count):
 
 
 def resolve_device(name):
+    check_device_name(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError("device cuda asked for, but torch sees no CUDA GPU")
     return device
+
+
+def autocast_for(device, enabled=True):
+    """bf16 autocast where it pays (CUDA, CPUs with native bf16 kernels), else a no-op context."""
+    if enabled and (device.type == "cuda" or cpu_has_bf16()):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@dataclasses.dataclass
+class RunSetup:
+    run_dir: Path
+    device: torch.device
+    autocast: contextlib.AbstractContextManager
+
+
+def setup_run(config, artifacts):
+    """Checks the run folder (resume/force, before any work), then sets threads, determinism, the device and
+    autocast from a trainer's config (fields out, resume, force, threads, deterministic, device, amp)."""
+    check_run_dir(config.out, config.resume, config.force, artifacts)
+    use_threads(config.threads)
+    if config.deterministic:
+        torch.use_deterministic_algorithms(True)
+    device = resolve_device(config.device)
+    return RunSetup(Path(config.out), device, autocast_for(device, config.amp))

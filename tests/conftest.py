@@ -127,7 +127,7 @@ def listing(folder):
 @pytest.fixture(scope="session")
 def toy16(tmp_path_factory):
     """A small prepared toy set at 16 px (shared by the GAN tests; read-only)."""
-    from gan_aug.config import PrepareConfig
+    from gan_aug.data.config import PrepareConfig
     from gan_aug.data.prepare import prepare
 
     out = tmp_path_factory.mktemp("data") / "toy16.npz"
@@ -137,7 +137,8 @@ def toy16(tmp_path_factory):
 
 def tiny_gan(data, out, **changes):
     """Train a tiny GAN for a few steps (CPU, seconds); returns the run directory."""
-    from gan_aug.config import GanConfig, build_config
+    from gan_aug.config import build_config
+    from gan_aug.gan.config import GanConfig
     from gan_aug.gan.train import train_gan
 
     flags = {"data": str(data), "out": str(out), "batch_size": 16, "z_dim": 16, "g_channels": 8,

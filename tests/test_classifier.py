@@ -10,7 +10,9 @@ from sklearn.metrics import balanced_accuracy_score, f1_score, roc_auc_score
 from classifier.metrics import compute_metrics
 from classifier.sampling import EpochSampler
 from classifier.train import ClassifierTrainer
-from gan_aug.config import ClassifierConfig, PrepareConfig, build_config
+from classifier.config import ClassifierConfig
+from gan_aug.config import build_config
+from gan_aug.data.config import PrepareConfig
 from gan_aug.data.prepare import prepare
 from gan_aug.errors import UserError
 
@@ -49,7 +51,7 @@ def test_every_model_trains(toy32, tmp_path, model):
 def test_every_task_trains_and_gives_distributions(toy16, tmp_path, task, n_outputs):
     trainer = ClassifierTrainer(config(toy16, tmp_path / "run", task=task), progress=False)
     few_steps(trainer)
-    from classifier.train import predict
+    from classifier.inference import predict
     probs = predict(trainer.model, trainer.task, trainer.val.images, None)
     assert probs.shape == (len(trainer.val.labels), n_outputs)
     assert torch.allclose(probs.sum(1), torch.ones(len(probs)), atol=1e-5)
@@ -280,21 +282,21 @@ def test_resume_uses_the_given_lr(toy16, tmp_path, run_cli):
 
 
 def test_weight_average_averages_batchnorm_statistics_too():
-    from gan_aug.gan.ema import update_ema
+    from classifier.train import weight_average
 
-    net, average = torch.nn.BatchNorm1d(3), torch.nn.BatchNorm1d(3)
+    net = torch.nn.BatchNorm1d(3)
+    average = weight_average(net, half_life_steps=1e9)  # decay ~1: only the warm-up ramp limits it
+    average.update_parameters(net)  # the first update copies
     net.running_mean.fill_(4.0), net.weight.data.fill_(2.0), net.num_batches_tracked.fill_(7)
-    update_ema(net, average, beta=0.75, average_buffers=True)
-    assert torch.allclose(average.running_mean, torch.full((3,), 1.0))  # 0.75 * 0 + 0.25 * 4
-    assert torch.allclose(average.weight, torch.full((3,), 1.25))
-    assert int(average.num_batches_tracked) == 7  # counts are copied, not averaged
-    update_ema(net, average, beta=0.75)
-    assert torch.allclose(average.running_mean, torch.full((3,), 4.0))  # the generator's rule: copied
+    average.update_parameters(net)  # second update: step 2, decay (1 + 2) / (10 + 2) = 0.25
+    assert torch.allclose(average.module.running_mean, torch.full((3,), 3.0))  # 0.25 * 0 + 0.75 * 4
+    assert torch.allclose(average.module.weight, torch.full((3,), 1.75))  # 0.25 * 1 + 0.75 * 2
+    assert int(average.module.num_batches_tracked) == 7  # counts follow the model, not averaged
 
 
 def test_the_weight_average_is_what_is_evaluated_and_saved(toy32, tmp_path):
     from classifier.checkpoint import load_classifier
-    from classifier.train import evaluate
+    from classifier.inference import split_metrics
 
     trainer = ClassifierTrainer(config(toy32, tmp_path / "run", balance="oversample", ema_half_life=0.5, epochs=2))
     trainer.fit()
@@ -303,7 +305,7 @@ def test_the_weight_average_is_what_is_evaluated_and_saved(toy32, tmp_path):
                and not torch.equal(v, latest["training_model"][k])]
     assert differs  # the saved model is the average, not the training weights
     model, task, state = load_classifier(tmp_path / "run")
-    metrics, _ = evaluate(model, task, trainer.val, trainer.autocast)
+    metrics, _ = split_metrics(model, task, trainer.val, trainer.autocast)
     assert metrics["bma"] == pytest.approx(state["best"]["bma"])  # selection scored the weights that were saved
 
 
@@ -312,7 +314,7 @@ def test_keep_rule_decides_which_epoch_best_pt_holds(toy16, tmp_path, monkeypatc
     import classifier.train
 
     scores = iter([0.9, 0.5, 0.7])  # val BMA falls after epoch 1: best-val keeps it, last keeps epoch 3
-    monkeypatch.setattr(classifier.train, "evaluate", lambda *args: ({"bma": next(scores), "accuracy": 0.0}, None))
+    monkeypatch.setattr(classifier.train, "split_metrics", lambda *args: ({"bma": next(scores), "accuracy": 0.0}, None))
     ClassifierTrainer(config(toy16, tmp_path / "run", epochs=3, keep=keep)).fit()
     best = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
     latest = torch.load(tmp_path / "run" / "latest.pt", weights_only=True)

@@ -8,9 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gan_aug.config import CompareConfig, build_config
+from gan_aug.compare.config import CompareConfig
+
+from gan_aug.config import build_config
 from gan_aug.errors import UserError
-from gan_aug.experiment import bma, paired_bootstrap_gain, parse_arm, run_dir
+from gan_aug.compare.arms import parse_arm
+from gan_aug.compare.stats import bma, paired_bootstrap_gain
+from gan_aug.compare.summary import run_dir
 
 
 def test_bootstrap_ci_covers_a_known_difference():
@@ -143,7 +147,7 @@ def test_compare_config_errors(toy16, tmp_path):
 
 
 def test_a_run_in_training_elsewhere_is_refused_not_shared(toy16, tmp_path, run_cli):
-    from gan_aug.experiment import exclusive_run
+    from gan_aug.compare.runner import exclusive_run
 
     out = tmp_path / "cmp"
     cfg = tmp_path / "compare.yaml"

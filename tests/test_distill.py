@@ -6,10 +6,13 @@ import pytest
 import torch
 
 from classifier.checkpoint import load_classifier
-from classifier.train import ClassifierTrainer, predict
-from gan_aug.config import ClassifierConfig, CompareConfig, build_config
+from classifier.inference import predict
+from classifier.train import ClassifierTrainer
+from classifier.config import ClassifierConfig
+from gan_aug.compare.config import CompareConfig
+from gan_aug.config import build_config
 from gan_aug.errors import UserError
-from gan_aug.experiment import is_generative, parse_arm, synthetic_set_name
+from gan_aug.compare.arms import is_generative, parse_arm, synthetic_set_name
 
 
 def classifier_config(data, out, **changes):
@@ -55,9 +58,9 @@ def test_the_student_follows_its_teacher(toy16, teachers, tmp_path):
 
 
 def test_teachers_are_checked(toy16, teachers, tmp_path):
-    from gan_aug.config import PrepareConfig
+    from gan_aug.data.config import PrepareConfig
     from gan_aug.data.prepare import prepare
-    from gan_aug.experiment import compare
+    from gan_aug.compare.runner import compare
 
     other = tmp_path / "other16.npz"
     prepare(PrepareConfig(out=str(other), source="toy", size=16, toy_count=150, workers=1), progress=False)
@@ -95,7 +98,7 @@ def test_evaluate_an_ensemble(toy16, teachers, tmp_path, run_cli):
     import json
 
     from classifier.evaluate import evaluate_checkpoint
-    from gan_aug.config import PrepareConfig
+    from gan_aug.data.config import PrepareConfig
     from gan_aug.data.prepare import prepare
     from gan_aug.data.prepared import load_prepared
 
@@ -121,7 +124,7 @@ def test_evaluate_an_ensemble(toy16, teachers, tmp_path, run_cli):
 def test_compare_labels_each_pool_once(toy16, teachers, tmp_path, monkeypatch):
     """Every seed of a +kd arm trains on the same pool: one compare asks its teachers about it once."""
     from classifier.teachers import TeacherEnsemble
-    from gan_aug.experiment import compare
+    from gan_aug.compare.runner import compare
 
     calls = []
     probabilities = TeacherEnsemble.probabilities

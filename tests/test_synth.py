@@ -9,7 +9,10 @@ import pytest
 from conftest import tiny_gan
 from gan_aug.data.prepared import load_prepared
 from gan_aug.errors import UserError
-from gan_aug.synth import GanSource, load_synthetic, split_counts
+from gan_aug.data.synthetic import load_synthetic
+from gan_aug.config import build_config
+from gan_aug.synth.config import SynthConfig
+from gan_aug.synth.sample import GanSource, split_counts
 
 
 def files_of(folder):
@@ -18,14 +21,30 @@ def files_of(folder):
 
 def test_balance_fills_the_rarest_classes_first():
     real = {"nv": 100, "mel": 30, "df": 5}
-    counts = split_counts("balance", 50, ["nv", "mel", "df"], real)
+    counts = split_counts(synth_config(distribution="balance", n=50), ["nv", "mel", "df"], real)
     assert counts["nv"] == 0 and counts["mel"] + counts["df"] == 50  # the largest class gets none
     assert abs((30 + counts["mel"]) - (5 + counts["df"])) <= 1  # the two rare classes end level
-    assert split_counts("uniform", 10, ["a", "b", "c"], {}) == {"a": 4, "b": 3, "c": 3}
-    assert split_counts("mel=7,df=2", 0, ["mel", "df"], {}) == {"mel": 7, "df": 2}
-    for bad in ("mel=x", "wart=3", "mel"):
+    assert split_counts(synth_config(distribution="uniform", n=10), ["a", "b", "c"], {}) == {"a": 4, "b": 3, "c": 3}
+    assert split_counts(synth_config(distribution="mel=7,df=2"), ["mel", "df"], {}) == {"mel": 7, "df": 2}
+    for bad in ("mel=x", "mel"):
         with pytest.raises(UserError, match="bad --distribution"):
-            split_counts(bad, 5, ["mel", "df"], {})
+            synth_config(distribution=bad)
+    with pytest.raises(UserError, match="names class.es. wart"):
+        split_counts(synth_config(distribution="wart=3"), ["mel", "df"], {})
+
+
+def synth_config(**settings):
+    return build_config(SynthConfig, None, {"checkpoints": ("gan",), "out": "syn", **settings})
+
+
+def test_n_and_explicit_counts_must_agree(run_cli, toy_gan, tmp_path):
+    """-n is never silently ignored: explicit counts set n, and a contradicting -n is refused."""
+    assert synth_config(distribution="df=500").n == 500
+    assert synth_config().n == 1000
+    result = run_cli("synthesize", "--checkpoint", toy_gan, "-n", 10, "--distribution", "df=500",
+                     "--out", tmp_path / "syn")
+    assert result.exit_code == 1 and "-n 10 disagrees with --distribution df=500" in result.output
+    assert not (tmp_path / "syn").exists()
 
 
 def test_manifest_and_provenance_round_trip(toy_gan, toy16, tmp_path, run_cli):
@@ -64,8 +83,7 @@ def test_truncation_reduces_diversity(toy_gan):
 
 
 def test_crash_leaves_no_manifest(toy_gan, tmp_path, monkeypatch):
-    from gan_aug import synth
-    from gan_aug.config import SynthConfig
+    from gan_aug.synth import sample as synth
 
     calls = []
     original = GanSource.sample
@@ -79,7 +97,7 @@ def test_crash_leaves_no_manifest(toy_gan, tmp_path, monkeypatch):
     monkeypatch.setattr(GanSource, "sample", crash_on_second_class)
     out = tmp_path / "syn"
     with pytest.raises(RuntimeError):
-        synth.synthesize(SynthConfig(checkpoints=(str(toy_gan),), out=str(out), n=20, distribution="uniform"),
+        synth.synthesize(synth_config(checkpoints=(str(toy_gan),), out=str(out), n=20, distribution="uniform"),
                          progress=False)
     assert not (out / "manifest.csv").exists()
     assert not list(out.rglob("*.tmp"))
@@ -143,7 +161,7 @@ def test_bad_inputs(toy_gan, tmp_path, run_cli):
 
 def test_confidence_filter_keeps_only_confident_samples(toy16, toy_gan, tmp_path, run_cli):
     from classifier.checkpoint import load_classifier
-    from classifier.train import predict
+    from classifier.inference import predict
 
     clf = tmp_path / "clf"
     assert run_cli("train-classifier", "--data", toy16, "--out", clf, "--epochs", 1, "--balance", "oversample",
@@ -194,7 +212,7 @@ def test_confidence_filter_keeps_only_confident_samples(toy16, toy_gan, tmp_path
 
 
 def test_confidence_filter_refuses_a_classifier_of_another_prepared_set(toy_gan, tmp_path, run_cli):
-    from gan_aug.config import PrepareConfig
+    from gan_aug.data.config import PrepareConfig
     from gan_aug.data.prepare import prepare
 
     other = tmp_path / "other16.npz"
@@ -215,5 +233,5 @@ def test_threads_caps_torch_and_rejects_negatives(toy_gan, tmp_path, run_cli, tw
     assert result.exit_code == 0, result.output
     assert torch.get_num_threads() == 1
     result = run_cli("synthesize", "--checkpoint", toy_gan, "-n", 7, "--out", tmp_path / "bad", "--set", "threads=-1")
-    assert result.exit_code != 0 and "threads >= 0" in result.output
+    assert result.exit_code != 0 and "threads must be >= 0" in result.output
     assert not (tmp_path / "bad").exists()

@@ -5,7 +5,7 @@ import torch
 from sklearn.metrics import balanced_accuracy_score
 from torch import nn
 
-from gan_aug.config import PrepareConfig
+from gan_aug.data.config import PrepareConfig
 from gan_aug.data import toy
 from gan_aug.data.prepare import build_prepared
 

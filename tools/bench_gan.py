@@ -27,10 +27,12 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gan_aug.config import GanConfig, PrepareConfig  # noqa: E402
+from gan_aug.data.config import PrepareConfig  # noqa: E402
+
+from gan_aug.gan.config import GanConfig  # noqa: E402
 from gan_aug.data.prepare import prepare  # noqa: E402
 from gan_aug.gan.train import GanTrainer  # noqa: E402
-from gan_aug.logging import StatsCollector  # noqa: E402
+from gan_aug.sinks import StatsCollector  # noqa: E402
 
 
 class PlainGenerator(nn.Module):

@@ -23,10 +23,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from classifier.evaluate import evaluate_checkpoint  # noqa: E402
-from gan_aug.config import CompareConfig, build_config  # noqa: E402
+from gan_aug.compare.config import CompareConfig  # noqa: E402
+from gan_aug.config import build_config  # noqa: E402
 from gan_aug.data.prepared import load_prepared  # noqa: E402
 from gan_aug.errors import UserError  # noqa: E402
-from gan_aug.experiment import baseline_arm, bma, format_gain, gain_with_cis, is_generative, run_dir  # noqa: E402
+from gan_aug.compare.arms import is_generative  # noqa: E402
+from gan_aug.compare.stats import baseline_arm, bma, format_gain, gain_with_cis  # noqa: E402
+from gan_aug.compare.summary import run_dir  # noqa: E402
 
 
 def final_epoch_predictions(config, prepared, arm):

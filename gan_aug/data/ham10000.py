@@ -4,16 +4,16 @@ import csv
 
 import numpy as np
 
-from gan_aug.data.records import (HAM_CLASSES, SourceRecords, find_csv, index_images, match_images,
+from gan_aug.data.domain import DEFAULT_CSV, HAM_CLASSES
+from gan_aug.data.records import (SourceRecords, find_csv, index_images, match_images,
                                   parse_age, require_columns)
 from gan_aug.errors import UserError
 
-METADATA_NAME = "HAM10000_metadata.csv"
 REQUIRED_COLUMNS = ("lesion_id", "image_id", "dx")
 
 
 def read(config):
-    csv_path = find_csv(config.root, config.csv, METADATA_NAME, "metadata CSV")
+    csv_path = find_csv(config.root, config.csv, DEFAULT_CSV["ham10000"], "metadata CSV")
     with open(csv_path, newline="") as handle:
         reader = csv.DictReader(handle)
         require_columns(reader.fieldnames or [], REQUIRED_COLUMNS, csv_path)

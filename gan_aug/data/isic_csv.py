@@ -4,17 +4,15 @@ import csv
 
 import numpy as np
 
+from gan_aug.data.domain import DEFAULT_CSV, ISIC_TO_HAM
 from gan_aug.data.records import (SourceRecords, find_csv, index_images, match_images, parse_age,
                                   require_columns)
 from gan_aug.errors import UserError
 
-# ISIC column -> HAM10000 name (ISIC 2019 renamed AKIEC to AK and added SCC and UNK).
-ISIC_TO_HAM = {"MEL": "mel", "NV": "nv", "BCC": "bcc", "AKIEC": "akiec", "AK": "akiec",
-               "BKL": "bkl", "DF": "df", "VASC": "vasc", "SCC": "scc", "UNK": "unk"}
 
 
 def read(config):
-    csv_path = find_csv(config.root, config.csv, "*GroundTruth*.csv", "ground-truth CSV")
+    csv_path = find_csv(config.root, config.csv, DEFAULT_CSV["isic-csv"], "ground-truth CSV")
     with open(csv_path, newline="") as handle:
         reader = csv.reader(handle)
         header = next(reader, None) or []

@@ -5,12 +5,13 @@ from pathlib import Path
 
 import numpy as np
 
-from gan_aug.data.records import HAM_CLASSES, SourceRecords
+from gan_aug.data.domain import HAM_CLASSES
+from gan_aug.data.prepared import SPLITS
+from gan_aug.data.records import SourceRecords
 from gan_aug.errors import UserError
 
 # DermaMNIST's labels 0..6 are HAM10000's classes in alphabetical order of their codes.
 DERMAMNIST_CLASSES = HAM_CLASSES
-SPLITS = ("train", "val", "test")
 
 
 def read(config):

@@ -1,6 +1,5 @@
 """`gan-aug prepare`: source -> one leak-free prepared set (.npz) that every later stage reads."""
 
-import hashlib
 import os
 import warnings
 from pathlib import Path
@@ -9,20 +8,11 @@ import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
 from gan_aug.data import images as image_ops
+from gan_aug.data.prepared import fingerprint
 from gan_aug.data.readers import READERS
 from gan_aug.errors import UserError
 from gan_aug.fileio import atomic_write
 
-SPLITS = ("train", "val", "test")
-
-
-def fingerprint(images, labels, split):
-    """sha256 of the pixels, labels and split: the identity of a prepared set for provenance checks."""
-    digest = hashlib.sha256()
-    digest.update(np.ascontiguousarray(images, dtype=np.uint8).data)
-    digest.update(np.asarray(labels, dtype="<i8").tobytes())
-    digest.update("\n".join(np.asarray(split).tolist()).encode())
-    return digest.hexdigest()
 
 
 def _one_fold(labels, groups, fraction, seed):

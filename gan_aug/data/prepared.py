@@ -1,6 +1,7 @@
 """Reading a prepared set back: validated arrays plus the summary `gan-aug info` prints."""
 
 import dataclasses
+import hashlib
 from pathlib import Path
 from typing import Optional
 
@@ -10,6 +11,15 @@ from gan_aug.errors import UserError
 
 REQUIRED_KEYS = ("images", "labels", "class_names", "split", "group", "image_id", "source", "fingerprint")
 SPLITS = ("train", "val", "test")
+
+
+def fingerprint(images, labels, split):
+    """sha256 of the pixels, labels and split: the identity of a prepared set for provenance checks."""
+    digest = hashlib.sha256()
+    digest.update(np.ascontiguousarray(images, dtype=np.uint8).data)
+    digest.update(np.asarray(labels, dtype="<i8").tobytes())
+    digest.update("\n".join(np.asarray(split).tolist()).encode())
+    return digest.hexdigest()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,9 +11,6 @@ from gan_aug.errors import UserError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
-# HAM10000 diagnosis codes, the names every reader maps to where it can.
-HAM_CLASSES = ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")
-
 
 @dataclasses.dataclass
 class SourceRecords:

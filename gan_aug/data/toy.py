@@ -11,10 +11,9 @@ import dataclasses
 
 import numpy as np
 
-from gan_aug.data.records import HAM_CLASSES, SourceRecords
+from gan_aug.data.domain import HAM_CLASSES, HAM_COUNTS
+from gan_aug.data.records import SourceRecords
 
-# HAM10000 class counts (SOURCE.md), used for the toy set's imbalance.
-HAM_COUNTS = {"akiec": 327, "bcc": 514, "bkl": 1099, "df": 115, "mel": 1113, "nv": 6705, "vasc": 142}
 MIN_PER_CLASS = 8
 FEATURE_RATE = 0.6  # how often a lesion shows its class-specific structure
 

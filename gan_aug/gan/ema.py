@@ -13,16 +13,12 @@ def make_ema(G):
 
 
 @torch.no_grad()
-def update_ema(G, G_ema, beta, average_buffers=False):
-    """G_ema <- beta * G_ema + (1 - beta) * G for parameters; buffers are copied, or with average_buffers
-    their float ones averaged too (a classifier has no standing-stats pass: its BatchNorm statistics
-    must follow the averaged weights, not the last few batches of the raw ones)."""
+def update_ema(G, G_ema, beta):
+    """G_ema <- beta * G_ema + (1 - beta) * G for parameters; buffers are copied (BatchNorm statistics are
+    re-estimated for G_ema itself by refresh_standing_stats)."""
     torch._foreach_lerp_(list(G_ema.parameters()), [p.detach() for p in G.parameters()], 1 - beta)
     for b_ema, b in zip(G_ema.buffers(), G.buffers()):
-        if average_buffers and b.is_floating_point():
-            b_ema.lerp_(b, 1 - beta)
-        else:
-            b_ema.copy_(b)
+        b_ema.copy_(b)
 
 
 def ema_beta(batch_size, half_life_kimg):

@@ -4,27 +4,26 @@ Real images are preloaded once as a uint8 tensor on the device and augmented the
 per-image DataLoader work. The GAN sees the train split only (PROTOCOL.md rule 2).
 """
 
-import contextlib
+import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 from tqdm import tqdm
 
-from gan_aug.config import to_yaml
+from gan_aug.config import config_dict, to_yaml
 from gan_aug.data.prepared import load_prepared
 from gan_aug.errors import UserError
-from gan_aug.fileio import atomic_write, check_run_dir, clear_run_dir
+from gan_aug.fileio import atomic_write, clear_run_dir
 from gan_aug.gan.augment import AdaptiveProbability, augment
 from gan_aug.gan.checkpoint import RUN_ARTIFACTS, load_checkpoint, save_checkpoint
 from gan_aug.gan.ema import ema_beta, make_ema, refresh_standing_stats, update_ema
 from gan_aug.gan.losses import LOSSES, r1_penalty
 from gan_aug.gan.networks import NETWORKS, build_networks, model_args
 from gan_aug.gan.sampling import class_grid, grid_latents
-from gan_aug.logging import JsonlSink, Sinks, StatsCollector, TensorBoardSink
-from gan_aug.runtime import cpu_has_bf16, resolve_device, use_threads
+from gan_aug.runtime import setup_run
+from gan_aug.sinks import JsonlSink, Sinks, StatsCollector, TensorBoardSink, nonfinite_warning
 
 TRAIN_SPLIT = "train"
 
@@ -64,8 +63,8 @@ class GanTrainer:
 
     def __init__(self, config, progress=True):
         self.config, self.progress = config, progress
-        check_run_dir(config.out, config.resume, config.force, RUN_ARTIFACTS)
-        self.run_dir = Path(config.out)
+        run = setup_run(config, RUN_ARTIFACTS)
+        self.run_dir, self.device, self.autocast = run.run_dir, run.device, run.autocast
         prepared = load_prepared(config.data)
         arch = NETWORKS[config.arch]
         if prepared.image_size not in arch.sizes:
@@ -77,14 +76,8 @@ class GanTrainer:
                           "class_counts": np.bincount(labels, minlength=len(self.class_names)).tolist()}
         self.model_args = model_args(config.arch, prepared.image_size, len(self.class_names), config.z_dim,
                                      config.g_channels, config.d_channels)
-        use_threads(config.threads)
-        if config.deterministic:
-            torch.use_deterministic_algorithms(True)
-        self.device = resolve_device(config.device)
         on_cuda = self.device.type == "cuda"
         self.memory_format = torch.channels_last
-        self.autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16)
-                         if config.amp and (on_cuda or cpu_has_bf16()) else contextlib.nullcontext())
 
         torch.manual_seed(config.seed)
         self.images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(self.device)  # (N,3,H,W) uint8
@@ -140,7 +133,7 @@ class GanTrainer:
         rng = {"torch": torch.get_rng_state()}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state_all()
-        config = {k: list(v) if isinstance(v, tuple) else v for k, v in vars(self.config).items()}
+        config = config_dict(self.config)
         return {"model_args": self.model_args, "class_names": list(self.class_names),
                 "image_size": self.model_args["img_size"], "data": self.data_info, "config": config,
                 "G": self.G.state_dict(), "D": self.D.state_dict(), "G_ema": self.G_ema.state_dict(),
@@ -241,7 +234,11 @@ class GanTrainer:
                 done = self.images_seen >= total
                 if self.images_seen >= next_snapshot or done:
                     stats.report("Speed/img_per_s", (self.images_seen - start_images) / (time.perf_counter() - started))
-                    sinks.scalars(stats.flush(), self.step, self.images_seen / 1000)
+                    values = stats.flush()
+                    sinks.scalars(values, self.step, self.images_seen / 1000)
+                    warning = nonfinite_warning(values)
+                    if warning:
+                        tqdm.write(warning, file=sys.stderr)
                     self.snapshot(sinks)
                     next_snapshot = _next_multiple(self.images_seen, cfg.snapshot_every * 1000)
                 if self.images_seen >= next_ckpt or done:

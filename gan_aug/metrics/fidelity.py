@@ -20,6 +20,7 @@ from torch_fidelity.metric_prc import KEY_METRIC_PRECISION, KEY_METRIC_RECALL, p
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from_dataset
 
+from classifier.checkpoint import load_classifier
 from gan_aug.errors import UserError
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
@@ -46,8 +47,6 @@ class LesionFeatureExtractor(FeatureExtractorBase):
 
     def __init__(self, name, features_list, feature_extractor_weights_path=None, **kwargs):
         super().__init__(name, features_list)
-        from classifier.checkpoint import load_classifier
-
         self.model, _, state = load_classifier(feature_extractor_weights_path)
         self.image_size = state["model_args"]["image_size"]
         self.meta_dim = state["model_args"]["meta_dim"]

@@ -7,11 +7,16 @@ from pathlib import Path
 
 import numpy as np
 
+from classifier.config import ClassifierConfig
+from classifier.inference import split_metrics
+from classifier.train import ClassifierTrainer
 from gan_aug.data.prepared import PreparedSet, load_prepared
+from gan_aug.data.synthetic import load_synthetic
 from gan_aug.errors import UserError
 from gan_aug.fileio import atomic_write
 from gan_aug.metrics import fidelity, memorization
 from gan_aug.runtime import use_threads
+from gan_aug.sinks import TensorBoardSink
 
 OVERALL = "all"
 
@@ -19,9 +24,6 @@ OVERALL = "all"
 def classification_accuracy_score(prepared, syn_images, syn_labels, epochs, seed):
     """CAS (Ravuri & Vinyals 2019): a small CNN trained on synthetic images only, for a fixed number of
     epochs (no selection), then its balanced accuracy on the real val split."""
-    from classifier.train import ClassifierTrainer, evaluate
-    from gan_aug.config import ClassifierConfig
-
     val = prepared.indices("val")
     images = np.concatenate([syn_images, prepared.images[val]])
     n_syn = len(syn_labels)
@@ -34,14 +36,12 @@ def classification_accuracy_score(prepared, syn_images, syn_labels, epochs, seed
         trainer = ClassifierTrainer(config, progress=False, prepared=cas_set)
         for _ in range(epochs):
             trainer.train_one_epoch()
-        metrics, _ = evaluate(trainer.model, trainer.task, trainer.val, trainer.autocast)
+        metrics, _ = split_metrics(trainer.model, trainer.task, trainer.val, trainer.autocast)
     return {"bma": metrics["bma"], "accuracy": metrics["accuracy"],
             "recall": {c: r["recall"] for c, r in metrics["per_class"].items()}, "epochs": epochs}
 
 
 def score(config, progress=True):
-    from gan_aug.synth import load_synthetic
-
     use_threads(config.threads)
     prepared = load_prepared(config.data)
     syn_images, syn_labels, syn_names, provenance = load_synthetic(config.synthetic)
@@ -91,8 +91,6 @@ def score(config, progress=True):
 def write_tensorboard(logdir, results, prepared, syn_images, syn_labels, syn_feat, real_images, real_labels,
                       real_feat, per_source, seed):
     """Scalars, one sample grid per class, and a projector embedding of real vs synthetic images."""
-    from gan_aug.logging import TensorBoardSink
-
     sink = TensorBoardSink(logdir)
     scalars = {f"{key}/{name}": row[key] for name, row in results["per_class"].items()
                for key in (fidelity.FD, fidelity.KID, fidelity.PRECISION, fidelity.RECALL) if np.isfinite(row[key])}

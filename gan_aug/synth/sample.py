@@ -1,46 +1,20 @@
 """`gan-aug synthesize`: sample a labelled, reproducible, traceable synthetic set from trained GANs.
 
-Output (ImageFolder layout): SYN/<class>/<index>.png, SYN/manifest.csv (one row per image) and
-SYN/synthetic.json (provenance: what each GAN was trained on, the sampling settings, the counts).
-Images are written atomically and the manifest last, so a crash never lists a half-written image.
-With --format npz the same content goes into one prepared-set-style .npz instead.
+The set's file format (folder or .npz, manifest, provenance) is gan_aug/data/synthetic.py's.
 """
-
-import csv
-import hashlib
-import json
-import shutil
-from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from tqdm import tqdm
 
-from gan_aug.data.prepare import fingerprint
+from classifier.teachers import TeacherEnsemble
+from gan_aug.data.synthetic import (check_out, clear_out, no_images, sha256_file, write_synthetic_folder,
+                                    write_synthetic_npz)
 from gan_aug.errors import UserError
-from gan_aug.fileio import atomic_write
 from gan_aug.gan.checkpoint import load_checkpoint, resolve_checkpoint
 from gan_aug.gan.networks import build_networks
 from gan_aug.gan.sampling import to_uint8
 from gan_aug.runtime import resolve_device, use_threads
-
-MANIFEST = "manifest.csv"
-PROVENANCE = "synthetic.json"
-MANIFEST_COLUMNS = ("file", "class", "class_index", "seed", "truncation", "checkpoint_sha256", "step")
-
-
-def sha256_file(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def no_images(size):
-    return np.zeros((0, size, size, 3), np.uint8)
-
 
 def class_generator(seed, class_index):
     """The latent RNG of one class: its samples depend only on (seed, class)."""
@@ -100,8 +74,6 @@ class ConfidenceFilter:
     """
 
     def __init__(self, checkpoints, min_confidence, gan_data, image_size, device):
-        from classifier.teachers import TeacherEnsemble
-
         self.judges = TeacherEnsemble(checkpoints, gan_data["fingerprint"], image_size, device)
         self.paths, self.class_names = self.judges.paths, self.judges.class_names
         self.sha256 = [sha256_file(path) for path in self.paths]
@@ -113,25 +85,23 @@ class ConfidenceFilter:
         return (probs[:, self.class_names.index(class_name)] >= self.min_confidence).numpy()
 
 
-def split_counts(distribution, n, class_names, real_counts):
+def split_counts(config, class_names, real_counts):
     """Images per class: 'balance' (fill the rarest classes first), 'uniform', or 'mel=1000,df=500'."""
-    if distribution == "uniform":
+    n = config.n
+    if config.distribution == "uniform":
         base, extra = divmod(n, len(class_names))
         return {c: base + (i < extra) for i, c in enumerate(class_names)}
-    if distribution == "balance":
+    if config.distribution == "balance":
         counts = np.array([real_counts[c] for c in class_names], dtype=np.int64)
         synthetic = np.zeros_like(counts)
         for _ in range(n):  # water-filling one image at a time: n is thousands, classes few
             synthetic[np.argmin(counts + synthetic)] += 1
         return dict(zip(class_names, synthetic.tolist()))
-    counts = {}
-    for part in distribution.split(","):
-        name, sep, value = part.partition("=")
-        name = name.strip()
-        if not sep or name not in class_names or not value.strip().isdigit():
-            raise UserError(f"bad --distribution entry '{part}': use balance, uniform or "
-                            f"name=count with names from {', '.join(class_names)}")
-        counts[name] = int(value)
+    counts = config.explicit_counts()
+    unknown = [name for name in counts if name not in class_names]
+    if unknown:
+        raise UserError(f"--distribution names class(es) {', '.join(unknown)}: use names from "
+                        f"{', '.join(class_names)}")
     return counts
 
 
@@ -150,28 +120,6 @@ def load_sources(checkpoints, device):
     return sources, by_class
 
 
-def check_out(out, force, is_npz):
-    """Refuse an --out that holds something we may not replace."""
-    out = Path(out)
-    if is_npz:
-        if out.exists() and not force:
-            raise UserError(f"{out} already exists (use --force to overwrite)")
-    elif out.exists() and any(out.iterdir()):
-        if not force:
-            raise UserError(f"{out} is not empty (use --force to replace a synthetic set there)")
-        if not (out / PROVENANCE).exists() and not (out / MANIFEST).exists():
-            raise UserError(f"{out} is not a synthetic set; refusing to delete it even with --force")
-
-
-def clear_out(out, is_npz):
-    """Make --out an empty folder (png); an npz is replaced atomically when written. Call check_out first."""
-    out = Path(out)
-    if not is_npz:
-        if out.exists():
-            shutil.rmtree(out)
-        out.mkdir(parents=True)
-
-
 def synthesize(config, progress=True):
     """Run `gan-aug synthesize`; returns the provenance dict."""
     is_npz = config.format == "npz"
@@ -186,7 +134,7 @@ def synthesize(config, progress=True):
     for source in sources:
         counts = source.data.get("class_counts") or [0] * len(source.class_names)
         real_counts.update(zip(source.class_names, counts))
-    counts = split_counts(config.distribution, config.n, wanted, real_counts)
+    counts = split_counts(config, wanted, real_counts)
     check_out(config.out, config.force, is_npz)
     confidence_filter = None
     if config.filter_checkpoints:
@@ -216,16 +164,11 @@ def synthesize(config, progress=True):
     bar.close()
 
     clear_out(config.out, is_npz)
-    out = Path(config.out)
     rows, labels = [], []
-    for class_index, name in enumerate(tqdm(wanted, desc="write", unit="class", disable=not progress or is_npz)):
+    for class_index, name in enumerate(wanted):
         source, _ = by_class[name]
-        for i, image in enumerate(per_class.get(name, [])):
-            file = f"{name}/{i:06d}.png"
-            if not is_npz:
-                with atomic_write(out / file, durable=False) as handle:  # the manifest, last, is fsynced
-                    Image.fromarray(image).save(handle, format="PNG")
-            rows.append({"file": file, "class": name, "class_index": class_index, "seed": config.seed,
+        for i in range(len(per_class.get(name, []))):
+            rows.append({"file": f"{name}/{i:06d}.png", "class": name, "class_index": class_index, "seed": config.seed,
                          "truncation": config.truncation, "checkpoint_sha256": source.sha256, "step": source.step})
             labels.append(class_index)
 
@@ -244,45 +187,8 @@ def synthesize(config, progress=True):
     if is_npz:
         arrays = [per_class[c] for c in wanted if c in per_class]
         images = np.concatenate(arrays) if arrays else no_images(sources[0].image_size)
-        _write_npz(out, images, np.array(labels, dtype=np.int64), rows, provenance)
+        write_synthetic_npz(config.out, images, np.array(labels, dtype=np.int64), rows, provenance)
     else:
-        with atomic_write(out / PROVENANCE, "w") as handle:
-            json.dump(provenance, handle, indent=2, sort_keys=True)
-        with atomic_write(out / MANIFEST, "w") as handle:  # last: its presence means the set is complete
-            writer = csv.DictWriter(handle, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(rows)
+        write_synthetic_folder(config.out, {c: per_class.get(c, []) for c in wanted}, rows, provenance,
+                               lambda items: tqdm(items, desc="write", unit="class", disable=not progress))
     return provenance
-
-
-def _write_npz(out, images, labels, rows, provenance):
-    split = np.full(len(labels), "train")
-    ids = np.array([r["file"] for r in rows], dtype=str)
-    with atomic_write(out) as handle:
-        np.savez(handle, images=images, labels=labels, class_names=np.array(provenance["class_names"], dtype=str),
-                 split=split, group=ids, image_id=ids, source=np.array("synthetic"),
-                 fingerprint=np.array(fingerprint(images, labels, split)),
-                 provenance=np.array(json.dumps(provenance, sort_keys=True)))
-
-
-def load_synthetic(path):
-    """(images (N,H,W,3) uint8, labels (N,), class_names, provenance) of a synthetic folder or .npz."""
-    path = Path(path)
-    if path.suffix == ".npz" and path.is_file():
-        with np.load(path, allow_pickle=False) as data:
-            if "provenance" not in data.files:
-                raise UserError(f"{path} is not a gan-aug synthetic set (no provenance)")
-            return (data["images"], data["labels"].astype(np.int64), tuple(data["class_names"].tolist()),
-                    json.loads(str(data["provenance"])))
-    manifest, provenance_path = path / MANIFEST, path / PROVENANCE
-    if not manifest.is_file() or not provenance_path.is_file():
-        raise UserError(f"{path} is not a complete synthetic set (needs {MANIFEST} and {PROVENANCE})")
-    provenance = json.loads(provenance_path.read_text())
-    class_names = tuple(provenance["class_names"])
-    with open(manifest, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    images = [np.asarray(Image.open(path / r["file"]).convert("RGB")) for r in rows]
-    size = provenance["image_size"]
-    images = np.stack(images) if images else no_images(size)
-    labels = np.array([class_names.index(r["class"]) for r in rows], dtype=np.int64)
-    return images, labels, class_names, provenance

@@ -5,9 +5,19 @@ from pathlib import Path
 
 import numpy as np
 
+from classifier.metrics import save_confusion_png
+from gan_aug.compare.arms import is_generative, split_distill, synthetic_set_name
 from gan_aug.fileio import atomic_write
+from gan_aug.sinks import TensorBoardSink
 
-RARE = ("df", "vasc", "akiec")
+RARE_CLASSES_SHOWN = 3
+
+
+def rare_classes(prepared, count=RARE_CLASSES_SHOWN):
+    """The `count` classes with the fewest train images (HAM10000: df, vasc, akiec), rarest first."""
+    train_counts = np.bincount(prepared.labels[prepared.indices("train")], minlength=len(prepared.class_names))
+    order = sorted(range(len(prepared.class_names)), key=lambda c: (train_counts[c], prepared.class_names[c]))
+    return [prepared.class_names[c] for c in order[:count]]
 
 
 def write_report(config, prepared, records, summary, splits):
@@ -53,7 +63,7 @@ def plot_bma(summary, splits, path):
         means = np.array([rows[a]["bma_mean"] for a in arms])
         lows = means - np.array([rows[a]["bma_ci"][0] for a in arms])
         highs = np.array([rows[a]["bma_ci"][1] for a in arms]) - means
-        colours = ["tab:orange" if ":" in a else "tab:blue" for a in arms]
+        colours = ["tab:orange" if is_generative(a) else "tab:blue" for a in arms]
         ax.bar(range(len(arms)), means, yerr=[lows, highs], color=colours, capsize=3)
         ax.set_xticks(range(len(arms)), arms, rotation=40, ha="right")
         ax.set_ylabel("BMA, mean over seeds (95% CI)")
@@ -81,8 +91,6 @@ def plot_recall(rows, path):
 
 
 def plot_confusions(config, records, out):
-    from classifier.metrics import save_confusion_png
-
     files = {}
     for arm in config.arms:
         first = records[(arm, config.seeds[0])]["splits"]["test"]
@@ -95,8 +103,6 @@ def plot_confusions(config, records, out):
 
 
 def write_hparams(config, records, logdir):
-    from gan_aug.logging import TensorBoardSink
-
     sink = TensorBoardSink(logdir)
     for (arm, seed), record in records.items():
         metrics = {f"hparam/{split}_bma": m["bma"] for split, m in record["splits"].items()}
@@ -110,8 +116,6 @@ def _pct(x):
 
 def synthetic_line(config):
     """Which synthetic set each generative arm used, and the teachers of +kd arms ('' when neither)."""
-    from gan_aug.experiment import is_generative, split_distill, synthetic_set_name
-
     used = sorted({synthetic_set_name(a) for a in config.arms if is_generative(a)})
     paths = config.synthetic_paths()
     line = "; ".join(f"Synthetic set{' ' + name if name else ''}: `{paths[name]}`" for name in used) + ("." if used else "")
@@ -169,7 +173,7 @@ def report_markdown(config, prepared, summary, splits, plots, confusions):
                          f"{row['macro_f1']:.4f} | {row['auc_macro']:.4f} | " +
                          " | ".join(f"{v:.3f}" for v in row["recall"].values()) + " |")
         lines.append("")
-    rare = [c for c in RARE if c in prepared.class_names]
+    rare = rare_classes(prepared) if len(prepared.class_names) > RARE_CLASSES_SHOWN else []
     if rare and baseline:
         lines += ["## Rare classes (test recall, mean over seeds)", "",
                   "| arm | " + " | ".join(rare) + " |", "|" + " --- |" * (1 + len(rare))]

@@ -1,7 +1,8 @@
 """Training statistics: math reports scalars to a collector; only the loop hands averages to sinks.
 
-Sinks: a JSON-lines file, TensorBoard (the only place gan-aug imports it), and whatever callback the
-loop passes for its progress bar.
+Sinks: a JSON-lines file and TensorBoard (the only place gan-aug imports it). A non-finite value (a
+diverging GAN) is never averaged in silently: the collector counts it under NonFinite/<name>, so it
+shows in stats.jsonl and TensorBoard, and the loop warns on the console.
 """
 
 import json
@@ -16,18 +17,36 @@ class StatsCollector:
     def __init__(self):
         self._sums = defaultdict(float)
         self._counts = defaultdict(int)
+        self._nonfinite = defaultdict(int)
 
     def report(self, name, value):
         value = float(value.detach() if hasattr(value, "detach") else value)
         if math.isfinite(value):
             self._sums[name] += value
             self._counts[name] += 1
+        else:
+            self._nonfinite[name] += 1
 
     def flush(self):
+        """Means since the last flush, plus NonFinite/<name>: how many reports of <name> were NaN or inf."""
         means = {k: self._sums[k] / self._counts[k] for k in sorted(self._sums)}
+        means.update({f"{NONFINITE}/{k}": n for k, n in sorted(self._nonfinite.items())})
         self._sums.clear()
         self._counts.clear()
+        self._nonfinite.clear()
         return means
+
+
+NONFINITE = "NonFinite"
+
+
+def nonfinite_warning(values):
+    """A console line naming the statistics that went NaN/inf in `values` (a flush), or None."""
+    bad = {k.split("/", 1)[1]: n for k, n in values.items() if k.startswith(NONFINITE + "/")}
+    if not bad:
+        return None
+    listed = ", ".join(f"{name} ({n}x)" for name, n in bad.items())
+    return f"warning: non-finite values in {listed}: training may be diverging (lower the learning rates?)"
 
 
 class JsonlSink:

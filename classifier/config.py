@@ -1,0 +1,86 @@
+"""The config of `gan-aug train-classifier`: one lesion classifier on a prepared set (+ synthetic images)."""
+
+import dataclasses
+import typing
+
+from gan_aug.config import DEVICE_HELP, check_choice, check_non_negative, check_run_settings, setting
+from gan_aug.errors import UserError
+
+BALANCES = ("none", "oversample", "class-weight", "focal")
+KEEP_RULES = ("best-val", "last")
+
+
+@dataclasses.dataclass
+class ClassifierConfig:
+    """`gan-aug train-classifier`: one lesion classifier on a prepared set (+ synthetic images)."""
+
+    data: str = setting(help="Prepared set (.npz).")
+    out: str = setting(help="Run directory (best.pt, latest.pt, TensorBoard).")
+    model: str = setting("small_cnn", help="small_cnn, resnet18, resnet50, densenet121 or efficientnet_b0.")
+    task: str = setting("multiclass", help="multiclass, binary or two-stage.")
+    balance: str = setting("none", help="none, oversample, class-weight or focal.")
+    synthetic: typing.Optional[str] = setting(None, help="Synthetic set (folder or .npz) to mix in.")
+    mix: float = setting(0.0, help="Probability that a balanced draw is synthetic (when its class has synthetic "
+                                   "images), 0-1.")
+    mix_policy: str = setting("balanced", help="balanced or topup (synthetic images only fill a class up to the "
+                                               "largest).")
+    mix_until: float = setting(1.0, help="Draw synthetic images only in this first share of the epochs.")
+    epochs: int = setting(20, help="Training epochs.")
+    batch_size: int = setting(128, help="Images per step.")
+    lr: float = setting(2e-3, help="AdamW learning rate (cosine schedule, half-epoch warm-up).")
+    weight_decay: float = setting(1e-4, help="AdamW weight decay.")
+    patience: int = setting(0, help="Early stopping: epochs without a better val BMA; 0 = train all epochs.")
+    # A small val split can make the best-val choice a lottery between near-equal epochs: `last` makes none.
+    keep: str = setting("best-val", help="Which epoch best.pt holds: best-val (best val BMA) or last.")
+    # The average moves smoothly, so the best-val-epoch choice is less at the mercy of one lucky epoch.
+    ema_half_life: float = setting(0.0, help="Evaluate, select and save a moving average of the weights with this "
+                                             "half-life in epochs; 0 = the raw weights.")
+    focal_gamma: float = setting(2.0, help="Focal loss gamma (balance focal).")
+    # A GAN sample's intended class is only what G was asked for: teachers relabel real and synthetic alike.
+    teachers: typing.Tuple[str, ...] = setting((), flag="--teacher", help=(
+        "Distil: train on the mean class probabilities of these classifiers of the same prepared set "
+        "(repeatable)."))
+    use_metadata: bool = setting(False, help="Fuse age, sex and site with the image features.")
+    pretrained: typing.Optional[str] = setting(None, help="Local state-dict file for a torchvision backbone.")
+    seed: int = setting(0, help="Seed of the run.")
+    device: str = setting("auto", help=DEVICE_HELP)
+    amp: bool = setting(True, help="bf16 autocast on CUDA and on CPUs with native bf16 kernels.")
+    threads: int = setting(0, help="CPU threads, 0: torch's default.")
+    deterministic: bool = setting(False, help="Deterministic algorithms.")
+    resume: bool = setting(False, help="Continue the run in --out where it stopped.")
+    force: bool = setting(False, help="Replace a run already in --out.")
+
+    def validate(self):
+        # The registries import torch; importing them here keeps `gan-aug --help` instant.
+        from classifier.models import BACKBONES
+        from classifier.sampling import POLICIES
+        from classifier.tasks import TASKS
+
+        check_choice("model", self.model, BACKBONES)
+        check_choice("task", self.task, TASKS)
+        check_choice("balance", self.balance, BALANCES)
+        check_choice("mix policy", self.mix_policy, POLICIES)
+        check_choice("keep rule", self.keep, KEEP_RULES)
+        if not 0 <= self.mix <= 1:
+            raise UserError(f"--mix must be in [0, 1], got {self.mix}")
+        if not 0 < self.mix_until <= 1:
+            raise UserError(f"--mix-until must be in (0, 1], got {self.mix_until}")
+        if self.mix > 0 and not self.synthetic:
+            raise UserError("--mix needs --synthetic SYN")
+        if self.synthetic and self.balance not in ("none", "oversample"):
+            raise UserError("mixing uses the class-balanced stream: drop --balance (or use oversample)")
+        if self.teachers and (self.task != "multiclass" or self.balance == "focal"):
+            raise UserError("--teacher (distillation) needs --task multiclass and a balance other than focal")
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise UserError(f"{name} must be >= 1")
+        if self.lr <= 0:
+            raise UserError(f"lr must be > 0, got {self.lr}")
+        check_non_negative(self, "weight_decay", "patience", "ema_half_life")
+        if self.keep == "last" and self.patience:
+            raise UserError("early stopping (patience) picks the epoch by val BMA: it needs keep best-val")
+        check_run_settings(self)
+
+    @property
+    def balanced_stream(self):
+        return self.balance == "oversample" or bool(self.synthetic)

@@ -1,0 +1,91 @@
+"""The config of `gan-aug compare`: arms x seeds of one classifier recipe on one prepared set."""
+
+import dataclasses
+import typing
+from pathlib import Path
+
+from classifier.config import ClassifierConfig
+from gan_aug.compare.arms import is_generative, parse_arm, split_distill, synthetic_set_name
+from gan_aug.config import DEVICE_HELP, setting
+from gan_aug.errors import UserError
+
+# The ClassifierConfig settings every arm shares (the recipe); the arms change only balance/mix/teachers.
+RECIPE_KEYS = ("model", "task", "epochs", "batch_size", "lr", "weight_decay", "patience", "keep", "ema_half_life",
+               "use_metadata", "pretrained", "threads", "device")
+
+
+@dataclasses.dataclass
+class CompareConfig:
+    """`gan-aug compare`: arms x seeds of one classifier recipe on one prepared set, and the report."""
+
+    data: str = setting(help="Prepared set (.npz).")
+    out: str = setting(help="Output folder: runs/, results.csv, report.md, plots.")
+    arms: typing.Tuple[str, ...] = setting(("none", "oversample", "class-weight", "focal", "mix:0.1", "mix:0.3",
+                                            "mix:0.5"), flag=False, help="Arms: none, oversample, class-weight, "
+                                           "focal, mix:R[:U][@SET], topup:R[:U][@SET], any but focal +kd.")
+    seeds: typing.Tuple[int, ...] = setting((0, 1, 2, 3, 4), flag=False, help="Seeds of every arm.")
+    synthetic: typing.Optional[str] = setting(None, flag=False, help="A synthetic set for the mix arms ...")
+    gan_run: typing.Optional[str] = setting(None, flag=False, help="... or a GAN run to synthesize one from "
+                                                                   "(into OUT/synthetic).")
+    synthetic_sets: typing.Tuple[str, ...] = setting((), flag=False, help="More sets, NAME=PATH, for arms like "
+                                                                          "mix:0.3@NAME.")
+    synth_n: int = setting(5000, flag=False, help="Images synthesized from gan_run.")
+    synth_truncation: float = setting(1.0, flag=False, help="Truncation of the gan_run synthesis.")
+    synth_distribution: str = setting("balance", flag=False, help="Distribution of the gan_run synthesis.")
+    external: typing.Tuple[str, ...] = setting((), flag=False, help="External test sets, name=source:root, e.g. "
+                                                                    "isic2018=isic-csv:/data/ISIC2018_Test.")
+    teachers: typing.Tuple[str, ...] = setting((), flag=False, help="Classifier checkpoints that +kd arms distil "
+                                                                    "from.")
+    # The classifier recipe, identical for every arm (RECIPE_KEYS; their help is ClassifierConfig's):
+    model: str = setting("small_cnn", flag=False)
+    task: str = setting("multiclass", flag=False)
+    epochs: int = setting(20, flag=False)
+    batch_size: int = setting(128, flag=False)
+    lr: float = setting(2e-3, flag=False)
+    weight_decay: float = setting(1e-4, flag=False)
+    patience: int = setting(0, flag=False)
+    keep: str = setting("best-val", flag=False)
+    ema_half_life: float = setting(0.0, flag=False)
+    use_metadata: bool = setting(False, flag=False)
+    pretrained: typing.Optional[str] = setting(None, flag=False)
+    threads: int = setting(0, flag=False)
+    device: str = setting("auto", flag=False, help=DEVICE_HELP)
+    bootstrap: int = setting(2000, flag=False, help="Bootstrap resamples of each CI.")
+
+    def validate(self):
+        for arm in self.arms:
+            parse_arm(arm)
+        if len(set(self.arms)) != len(self.arms) or len(set(self.seeds)) != len(self.seeds):
+            raise UserError("arms and seeds must not repeat")
+        for entry in self.synthetic_sets:
+            name, sep, path = entry.partition("=")
+            if not sep or not name or not path or not name.replace("_", "").replace("-", "").isalnum():
+                raise UserError(f"synthetic_sets entries look like NAME=PATH (NAME: letters, digits, - or _), "
+                                f"got '{entry}'")
+        generative = {synthetic_set_name(a) for a in self.arms if is_generative(a)}
+        if "" in generative and not (self.synthetic or self.gan_run):
+            raise UserError("mix/topup arms need `synthetic: SYN` or `gan_run: RUN` in the config")
+        unknown = sorted(generative - {""} - set(self.synthetic_paths()))
+        if unknown:
+            raise UserError(f"arms name synthetic set(s) {', '.join(unknown)}, which synthetic_sets does not define")
+        if not self.seeds:
+            raise UserError("give at least one seed")
+        if any(split_distill(a)[1] for a in self.arms) and not self.teachers:
+            raise UserError("+kd arms distil from `teachers: [CLASSIFIER, ...]`, which the config does not give")
+        for entry in self.external:
+            name, sep, rest = entry.partition("=")
+            if not sep or ":" not in rest:
+                raise UserError(f"external entries look like name=source:root, got '{entry}'")
+        if self.synth_n < 1 or self.bootstrap < 100:
+            raise UserError("synth_n >= 1 and bootstrap >= 100")
+        # The classifier recipe every arm shares, checked by its own rules here: a bad value fails before any run.
+        ClassifierConfig(data=self.data, out=self.out, **self.classifier_flags()).validate()
+
+    def classifier_flags(self):
+        """The ClassifierConfig settings every arm shares."""
+        return {k: getattr(self, k) for k in RECIPE_KEYS}
+
+    def synthetic_paths(self):
+        """Synthetic set name -> path; '' is the default set (`synthetic`, or OUT/synthetic from `gan_run`)."""
+        named = dict(entry.partition("=")[::2] for entry in self.synthetic_sets)
+        return {"": self.synthetic or str(Path(self.out) / "synthetic"), **named}

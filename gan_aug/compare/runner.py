@@ -1,0 +1,130 @@
+"""`gan-aug compare`: every arm x seed with identical settings, then a report that holds up (PROTOCOL.md).
+
+Each arm x seed is one classifier run under DIR/runs/; a finished run leaves done.json and its
+predictions, so a re-run skips it. The baseline for the headline is the non-generative arm with the best
+mean *val* BMA (never chosen on test). Gains come with a paired bootstrap 95% CI: pair by seed, resample
+test images within each seed, the same resample for both arms.
+"""
+
+import contextlib
+import fcntl
+import json
+from pathlib import Path
+
+import numpy as np
+
+from classifier.config import ClassifierConfig
+from classifier.evaluate import evaluate_checkpoint, external_set
+from classifier.teachers import TeacherEnsemble
+from classifier.train import train_classifier
+from gan_aug.compare.arms import is_generative, parse_arm, synthetic_set_name
+from gan_aug.compare.report import write_report
+from gan_aug.compare.summary import PREDICTIONS, run_dir, summarize
+from gan_aug.config import build_config, to_yaml
+from gan_aug.data.prepared import load_prepared
+from gan_aug.data.synthetic import MANIFEST, load_synthetic
+from gan_aug.errors import UserError
+from gan_aug.fileio import atomic_write
+from gan_aug.runtime import resolve_device
+from gan_aug.synth.config import SynthConfig
+from gan_aug.synth.sample import synthesize
+
+
+def run_arm(config, arm, seed, prepared, synthetics, externals, teachers, progress):
+    """Train + evaluate one arm x seed unless its done.json exists; returns the done record."""
+    directory = run_dir(config.out, arm, seed)
+    with exclusive_run(directory):
+        done = directory / "done.json"
+        if done.is_file():
+            return json.loads(done.read_text())
+        record = _train_and_evaluate(config, arm, seed, directory, prepared, synthetics, externals, teachers,
+                                     progress)
+        with atomic_write(done, "w") as handle:
+            json.dump(record, handle)
+        return record
+
+
+@contextlib.contextmanager
+def exclusive_run(directory):
+    """Hold a lock on one arm x seed while it trains. Two compare processes given overlapping arms and seeds
+    in one --out would otherwise train into the same folder and mix their checkpoints (it happened). flock
+    is released when its process dies, so a killed run leaves no stale lock; the lock file sits beside the
+    run folder because training with force replaces what is inside it."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with open(directory.with_name(directory.name + ".lock"), "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"{directory} is being trained by another process: give this one other arms "
+                            "or seeds, or wait for it") from None
+        yield
+
+
+def _train_and_evaluate(config, arm, seed, directory, prepared, synthetics, externals, teachers, progress):
+    """Train one arm x seed into `directory`, evaluate its best checkpoint on every split; the record."""
+    overrides = parse_arm(arm)
+    distil = overrides.pop("distil", False)
+    if distil:
+        overrides["teachers"] = config.teachers
+    flags = {"data": config.data, "out": str(directory), "seed": seed, "force": True, **config.classifier_flags(),
+             **overrides}
+    if "mix" in overrides:
+        flags["synthetic"] = config.synthetic_paths()[synthetic_set_name(arm)]
+    clf_config = build_config(ClassifierConfig, None, flags)
+    summary = train_classifier(clf_config, progress=progress, prepared=prepared,
+                               synthetic=synthetics[synthetic_set_name(arm)] if "mix" in overrides else None,
+                               teachers=teachers if distil else None)
+    record = {"arm": arm, "seed": seed, "best_epoch": summary["best_epoch"], "splits": {}}
+    for split_name, (dataset, split) in {"val": (prepared, "val"), "test": (prepared, "test"), **externals}.items():
+        metrics, targets, probs = evaluate_checkpoint(directory / "best.pt", dataset, split,
+                                                      directory / f"{split_name}.json", config.device)
+        record["splits"][split_name] = metrics
+        with atomic_write(directory / PREDICTIONS.format(split=split_name)) as handle:
+            np.savez(handle, y_true=targets, y_pred=probs.argmax(axis=1), probs=probs)
+    return record
+
+
+def load_synthetic_sets(config, progress):
+    """Set name -> loaded synthetic set, for the sets the arms use. The default set ('') is the given
+    `synthetic`, or one synthesized once from `gan_run`."""
+    paths, used = config.synthetic_paths(), {synthetic_set_name(a) for a in config.arms if is_generative(a)}
+    if "" in used and not config.synthetic and not (Path(paths[""]) / MANIFEST).is_file():
+        synthesize(build_config(SynthConfig, None, {
+            "checkpoints": (config.gan_run,), "out": paths[""], "n": config.synth_n,
+            "truncation": config.synth_truncation, "distribution": config.synth_distribution, "force": True}),
+            progress=progress)
+    return {name: load_synthetic(paths[name]) for name in sorted(used)}
+
+
+def load_externals(config, image_size):
+    externals = {}
+    for entry in config.external:
+        name, _, rest = entry.partition("=")
+        source, _, root = rest.partition(":")
+        externals[name] = (external_set(source, root, image_size), "test")
+    return externals
+
+
+def compare(config, progress=True):
+    """Run (or resume) every arm x seed, then write results.csv, report.md, plots and TensorBoard hparams."""
+    prepared = load_prepared(config.data)
+    teachers = None
+    if config.teachers:  # loaded once, so a bad teacher is refused before any run and each pool labelled once
+        teachers = TeacherEnsemble(config.teachers, prepared.fingerprint, prepared.image_size,
+                                   resolve_device(config.device))
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(to_yaml(config))
+    synthetics = load_synthetic_sets(config, progress)
+    externals = load_externals(config, prepared.image_size)
+    records = {}
+    total = len(config.arms) * len(config.seeds)
+    for i, (arm, seed) in enumerate((a, s) for a in config.arms for s in config.seeds):
+        if progress:
+            print(f"[{i + 1}/{total}] arm {arm}, seed {seed}", flush=True)
+        records[(arm, seed)] = run_arm(config, arm, seed, prepared, synthetics, externals, teachers, progress)
+    splits = ["test"] + list(externals)
+    n_classes = {s: len(records[(config.arms[0], config.seeds[0])]["splits"][s]["class_names"]) for s in splits}
+    summary = summarize(config, records, splits, n_classes)
+    write_report(config, prepared, records, summary, splits)
+    return summary
