@@ -38,18 +38,25 @@ class GanSource:
         self.device = device
 
     @torch.no_grad()
-    def _generate(self, z, class_index, truncation, batch_size):
+    def _generate(self, z, class_index, truncation, batch_size, noise_seed):
+        """Images for latents z. Generators that draw noise inside (stylegan_lite's per-pixel noise) draw it
+        from torch's global RNG: it is forked and seeded per batch from `noise_seed`, so a set is reproducible
+        and sampling leaves the caller's RNG as it was."""
         out = []
+        devices = [self.device] if self.device.type == "cuda" else []
         for i in range(0, len(z), batch_size):
             zb = z[i:i + batch_size].to(self.device)
             c = torch.full((len(zb),), class_index, dtype=torch.long, device=self.device)
-            out.append(to_uint8(self.G(zb, c, truncation=truncation)))
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(noise_seed + i)
+                out.append(to_uint8(self.G(zb, c, truncation=truncation)))
         return np.concatenate(out) if out else no_images(self.image_size)
 
     def sample(self, class_index, n, seed, truncation, batch_size):
-        """(n, H, W, 3) uint8 images of one class; depends only on (seed, class_index, n)."""
+        """(n, H, W, 3) uint8 images of one class; depends only on (seed, class_index, n, batch_size)."""
         gen = class_generator(seed, class_index)
-        return self._generate(torch.randn(n, self.z_dim, generator=gen), class_index, truncation, batch_size)
+        return self._generate(torch.randn(n, self.z_dim, generator=gen), class_index, truncation, batch_size,
+                              gen.initial_seed())
 
     def sample_filtered(self, class_index, n, seed, truncation, batch_size, accept, max_draws):
         """(images, candidates drawn): the first n candidates of one class that `accept` keeps."""
@@ -57,7 +64,7 @@ class GanSource:
         kept, n_kept, drawn = [], 0, 0
         while n_kept < n and drawn < max_draws:
             images = self._generate(torch.randn(batch_size, self.z_dim, generator=gen), class_index, truncation,
-                                    batch_size)
+                                    batch_size, gen.initial_seed() + drawn)
             drawn += batch_size
             kept.append(images[accept(images)])
             n_kept += len(kept[-1])
