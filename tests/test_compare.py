@@ -1,6 +1,8 @@
 """compare: rows of results.csv and report.md, resumability, and the bootstrap's coverage."""
 
 import csv
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +15,7 @@ from gan_aug.compare.config import CompareConfig
 from gan_aug.config import build_config
 from gan_aug.errors import UserError
 from gan_aug.compare.arms import parse_arm
-from gan_aug.compare.stats import bma, paired_bootstrap_gain
+from gan_aug.compare.stats import bma, bootstrap_mean_ci, gain_with_cis, paired_bootstrap_gain
 from gan_aug.compare.summary import run_dir
 
 
@@ -41,10 +43,32 @@ def test_the_stricter_ci_sees_a_gain_made_by_one_seed():
     a_accuracy = np.array([0.7, 0.7, 0.7, 0.7, 0.9])[:, None]
     a = np.where(rng.random((seeds, n)) < a_accuracy, y, (y + 1) % k)
     b = np.where(rng.random((seeds, n)) < 0.7, y, (y + 1) % k)
-    gain, low, _ = paired_bootstrap_gain(y, a, b, k, iterations=300)
+    gain, low, high = paired_bootstrap_gain(y, a, b, k, iterations=300)
     _, strict_low, strict_high = paired_bootstrap_gain(y, a, b, k, iterations=300, resample_seeds=True)
-    assert 0.03 < gain < 0.05 and low > 0.02  # within seeds, the one seed's gain looks certain
-    assert strict_low < 0.005 < gain < strict_high  # with seeds resampled, 0 is within reach
+    true_gain = 0.2 / seeds
+    assert low < true_gain < high and strict_low < true_gain < strict_high
+    assert low > 0  # within seeds, the one seed's gain looks certain ...
+    # ... while a third of the seed resamples miss the fifth seed entirely ((4/5)^5), so the stricter
+    # interval's lower end sits at the no-gain level.
+    assert strict_low < 0.01 < low
+
+
+def test_bootstrap_intervals_cover_the_truth_at_their_level():
+    """Coverage on a known distribution: 60 independent experiments, each with two arms whose true BMA gain is
+    exactly known; the 95% interval must contain it in about 95% of them (binomial: >= 51 of 60 fails with
+    probability < 2% if the true coverage is 95%), and the interval of a mean over seeds likewise."""
+    rng = np.random.default_rng(7)
+    n, k, seeds, accuracy_a, accuracy_b = 600, 3, 2, 0.75, 0.70
+    covered_gain = covered_mean = 0
+    for _ in range(60):
+        y = np.repeat(np.arange(k), n // k)  # balanced classes: each class's recall is its accuracy
+        a = np.where(rng.random((seeds, n)) < accuracy_a, y, (y + 1) % k)
+        b = np.where(rng.random((seeds, n)) < accuracy_b, y, (y + 1) % k)
+        _, low, high = paired_bootstrap_gain(y, a, b, k, iterations=200, seed=int(rng.integers(1 << 30)))
+        covered_gain += low < accuracy_a - accuracy_b < high
+        low, high = bootstrap_mean_ci(y, a, k, iterations=200, seed=int(rng.integers(1 << 30)))
+        covered_mean += low < accuracy_a < high
+    assert covered_gain >= 51 and covered_mean >= 51
 
 
 def test_bma_matches_definition():
@@ -110,6 +134,8 @@ def test_compare_on_toy_writes_results_and_resumes(toy16, toy_gan, tmp_path, run
     assert f"The claim is **{selected}**" in report and f"**{selected}** vs " in report
     assert [line for line in report.splitlines() if "selected on val" in line][0].startswith(f"- test: **{selected}**")
     assert f"| {selected} | {mean_val[selected]:.4f} ±" in report
+    assert_report_gains_recompute(out, report, ["none", "oversample", "mix:0.5", "focal", "mix:0.5@other"], [0, 1],
+                                  val)
 
     # tools/last_epoch_gain.py: final-epoch weights against the report's baseline (best mean val BMA of the
     # non-generative arms), every generative arm by default; an unknown arm is a one-line error. It only
@@ -127,6 +153,31 @@ def test_compare_on_toy_writes_results_and_resumes(toy16, toy_gan, tmp_path, run
     assert sorted(out.rglob("*")) == before
     result = subprocess.run(tool + ["--arm", "nope"], capture_output=True, text=True)
     assert result.returncode == 1 and result.stderr.strip().startswith("Error: nope is not an arm")
+
+
+def assert_report_gains_recompute(out, report, arms, seeds, val_rows):
+    """Every headline gain of report.md, recomputed from the runs' saved test predictions: the baseline by
+    mean val BMA from results.csv, the point gain with sklearn's balanced accuracy, the CIs with the
+    bootstrap helpers (same resamples: the report's numbers must come back to the digit)."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    mean_val = {a: np.mean([float(r["bma"]) for r in val_rows if r["arm"] == a]) for a in arms}
+    baseline = max(("none", "oversample", "focal"), key=mean_val.get)
+    predictions = {a: [np.load(run_dir(out, a, s) / "test_predictions.npz") for s in seeds] for a in arms}
+    y_true = predictions[arms[0]][0]["y_true"]
+    n_classes = len(json.loads((run_dir(out, arms[0], seeds[0]) / "done.json").read_text())["splits"]["test"]["class_names"])
+    claimed = re.findall(r"- test: \*\*(\S+)\*\* vs (\S+): ([+-]?[\d.]+) BMA points, 95% CI \[([-\d.]+), ([-\d.]+)\].*"
+                         r"stricter CI \[([-\d.]+), ([-\d.]+)\]", report)
+    assert sorted(c[0] for c in claimed) == ["mix:0.5", "mix:0.5@other"]
+    for arm, against, *numbers in claimed:
+        assert against == baseline
+        gain = np.mean([balanced_accuracy_score(y_true, pa["y_pred"]) - balanced_accuracy_score(y_true, pb["y_pred"])
+                        for pa, pb in zip(predictions[arm], predictions[baseline])])
+        assert float(numbers[0]) == pytest.approx(100 * gain, abs=0.006)
+        stack = lambda a: np.stack([p["y_pred"] for p in predictions[a]])
+        cis = gain_with_cis(y_true, stack(arm), stack(baseline), n_classes, 200)
+        expected = [cis[key] for key in ("ci_low", "ci_high", "strict_ci_low", "strict_ci_high")]
+        assert [float(x) for x in numbers[1:]] == pytest.approx([100 * e for e in expected], abs=0.006)
 
 
 def test_compare_config_errors(toy16, tmp_path):

@@ -176,3 +176,27 @@ def test_force_with_bad_input_keeps_the_old_run(toy16, tmp_path, run_cli):
     before = (run / "latest.pt").read_bytes()
     assert "unknown class(es) xyz" in error_line(run_cli(*gan_args(toy16, run, "--force", "--class", "xyz")))
     assert (run / "latest.pt").read_bytes() == before
+
+
+def test_a_diverging_gan_is_reported_not_hidden(toy16, tmp_path, monkeypatch, capsys):
+    """Non-finite losses are counted into stats.jsonl and warned about on the console, never dropped."""
+    import json
+
+    import torch
+
+    from gan_aug.gan import train as gan_train
+
+    collector = StatsCollector()
+    for value in (1.0, float("nan"), 3.0, float("inf")):
+        collector.report("Loss/D", value)
+    assert collector.flush() == {"Loss/D": 2.0, "NonFinite/Loss/D": 2}
+    assert collector.flush() == {}
+
+    hinge_d, hinge_g = gan_train.LOSSES["hinge"]
+    nan_d = lambda real, fake: hinge_d(real, fake) * torch.tensor(float("nan"))
+    monkeypatch.setitem(gan_train.LOSSES, "hinge", (nan_d, hinge_g))
+    run = tmp_path / "nan"
+    train_gan(tiny_config(toy16, run, kimg=0.032), progress=False)
+    rows = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    assert rows and all(row["NonFinite/Loss/D"] >= 1 for row in rows) and all("Loss/D" not in row for row in rows)
+    assert "non-finite values in Loss/D" in capsys.readouterr().err
