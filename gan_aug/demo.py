@@ -9,7 +9,19 @@ import shutil
 import time
 from pathlib import Path
 
+from gan_aug.compare.config import CompareConfig
+from gan_aug.compare.runner import compare
+from gan_aug.compare.summary import run_dir
+from gan_aug.config import build_config
+from gan_aug.data.config import PrepareConfig
+from gan_aug.data.prepare import prepare
 from gan_aug.errors import UserError
+from gan_aug.gan.config import GanConfig
+from gan_aug.gan.train import train_gan
+from gan_aug.metrics.config import ScoreConfig
+from gan_aug.metrics.score import score, scores_table
+from gan_aug.synth.config import SynthConfig
+from gan_aug.synth.sample import synthesize
 
 DEMO_PARTS = ("data", "gan", "synthetic", "compare", "scores")
 
@@ -20,20 +32,6 @@ def _step(message):
 
 def run_demo(out, data=None, force=False, gan_kimg=20.0, epochs=8, seeds=(0, 1), toy_count=1500, n_synthetic=1000,
              cas_epochs=3):
-    # Every stage's code imports torch: imported here, on use, so that `gan-aug --help` stays instant.
-    from gan_aug.compare.config import CompareConfig
-    from gan_aug.compare.runner import compare
-    from gan_aug.compare.summary import run_dir
-    from gan_aug.config import build_config
-    from gan_aug.data.config import PrepareConfig
-    from gan_aug.data.prepare import prepare
-    from gan_aug.gan.config import GanConfig
-    from gan_aug.gan.train import train_gan
-    from gan_aug.metrics.config import ScoreConfig
-    from gan_aug.metrics.score import score, scores_table
-    from gan_aug.synth.config import SynthConfig
-    from gan_aug.synth.sample import synthesize
-
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         if not force:
