@@ -36,6 +36,7 @@ class ClassifierConfig:
     ema_half_life: float = setting(0.0, help="Evaluate, select and save a moving average of the weights with this "
                                              "half-life in epochs; 0 = the raw weights.")
     focal_gamma: float = setting(2.0, help="Focal loss gamma (balance focal).")
+    dropout: float = setting(0.2, help="Dropout before the classification heads.")
     # A GAN sample's intended class is only what G was asked for: teachers relabel real and synthetic alike.
     teachers: typing.Tuple[str, ...] = setting((), flag="--teacher", help=(
         "Distil: train on the mean class probabilities of these classifiers of the same prepared set "
@@ -47,6 +48,7 @@ class ClassifierConfig:
     amp: bool = setting(True, help="bf16 autocast on CUDA and on CPUs with native bf16 kernels.")
     threads: int = setting(0, help="CPU threads, 0: torch's default.")
     deterministic: bool = setting(False, help="Deterministic algorithms.")
+    world_size: int = setting(1, flag=False, help="Processes of the run (torchrun's WORLD_SIZE), recorded.")
     resume: bool = setting(False, help="Continue the run in --out where it stopped.")
     force: bool = setting(False, help="Replace a run already in --out.")
 
@@ -61,6 +63,8 @@ class ClassifierConfig:
         check_choice("balance", self.balance, BALANCES)
         check_choice("mix policy", self.mix_policy, POLICIES)
         check_choice("keep rule", self.keep, KEEP_RULES)
+        if not 0 <= self.dropout < 1:
+            raise UserError(f"dropout must be in [0, 1), got {self.dropout}")
         if not 0 <= self.mix <= 1:
             raise UserError(f"--mix must be in [0, 1], got {self.mix}")
         if not 0 < self.mix_until <= 1:

@@ -80,12 +80,17 @@ def to_float(images):
     return images.float() / 127.5 - 1
 
 
-def augment_batch(x, generator=None):
+def augment_batch(x, generator=None, rows=None, global_batch=None):
     """Flips, 90-degree rotations and light brightness/contrast jitter, per sample, on the device.
-    Lesions have no canonical orientation, so all eight symmetries of the square are fair."""
+    Lesions have no canonical orientation, so all eight symmetries of the square are fair.
+    Under torchrun, x holds `rows` of a global batch of `global_batch` images: the draws are made for the
+    whole global batch and this rank's rows kept, so N processes augment as one process does."""
     B = len(x)
     dev = x.device
-    rand = lambda *shape: torch.rand(*shape, generator=generator).to(dev)
+    if rows is None:
+        rand = lambda *shape: torch.rand(*shape, generator=generator).to(dev)
+    else:
+        rand = lambda *shape: torch.rand(global_batch, *shape[1:], generator=generator)[rows].to(dev)
     x = torch.where(rand(B, 1, 1, 1) < 0.5, x.flip(3), x)
     x = torch.where(rand(B, 1, 1, 1) < 0.5, x.flip(2), x)
     x = torch.where(rand(B, 1, 1, 1) < 0.5, x.transpose(2, 3), x)  # with the flips: all 8 symmetries

@@ -87,6 +87,7 @@ class Backbone:
 
 
 BACKBONES = {}
+DEFAULT_DROPOUT = 0.2  # before the heads
 
 
 def register(name, backbone):
@@ -112,7 +113,7 @@ register("efficientnet_b0", Backbone(_torchvision("efficientnet_b0", "classifier
 class LesionClassifier(nn.Module):
     """Backbone + optional metadata branch + one head per output (multiclass, binary, or both)."""
 
-    def __init__(self, backbone, heads, meta_dim=0, pretrained=None, dropout=0.2):
+    def __init__(self, backbone, heads, meta_dim=0, pretrained=None, dropout=DEFAULT_DROPOUT):
         super().__init__()
         if backbone not in BACKBONES:
             raise UserError(f"unknown model '{backbone}' (choose from {', '.join(BACKBONES)})")

@@ -8,19 +8,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from classifier.checkpoint import FORMAT, build_from_args
 from classifier.data import (align_synthetic, augment_batch, encode_metadata, metadata_vocabulary, metadata_width,
                              split_tensors, to_float)
 from classifier.inference import split_metrics
-from classifier.models import check_image_size
+from classifier.models import DEFAULT_DROPOUT, check_image_size
 from classifier.sampling import EpochSampler
 from classifier.tasks import TASKS
 from classifier.teachers import TeacherEnsemble
 from gan_aug.config import config_dict, to_yaml
 from gan_aug.data.prepared import load_prepared
 from gan_aug.data.synthetic import load_synthetic
+from gan_aug.distributed import global_batchnorm
 from gan_aug.errors import UserError
 from gan_aug.fileio import atomic_write, clear_run_dir, load_checkpoint_file
 from gan_aug.runtime import setup_run
@@ -49,7 +51,8 @@ class ClassifierTrainer:
     def __init__(self, config, progress=True, prepared=None, synthetic=None, teachers=None):
         self.config, self.progress = config, progress
         run = setup_run(config, RUN_ARTIFACTS)
-        self.run_dir, self.device, self.autocast = run.run_dir, run.device, run.autocast
+        self.run_dir, self.device, self.autocast, self.world = run.run_dir, run.device, run.autocast, run.world
+        config.world_size = self.world.size
         prepared = prepared or load_prepared(config.data)
         self.prepared = prepared
         check_image_size(config.model, prepared.image_size)
@@ -57,10 +60,17 @@ class ClassifierTrainer:
         vocab = metadata_vocabulary(prepared) if config.use_metadata else None
         self.model_args = {"model": config.model, "task": config.task, "heads": task.heads,
                            "meta_dim": metadata_width(vocab) if vocab else 0, "metadata_vocab": vocab,
-                           "class_names": list(prepared.class_names), "image_size": prepared.image_size}
-        torch.manual_seed(config.seed)
+                           "class_names": list(prepared.class_names), "image_size": prepared.image_size,
+                           "dropout": config.dropout}
+        torch.manual_seed(config.seed)  # the same initial weights on every rank
         self.model, self.task = build_from_args(self.model_args, pretrained=config.pretrained)
         self.model.to(self.device, memory_format=torch.channels_last)  # 1.3x faster convs on CPU (oneDNN)
+        self.model = global_batchnorm(self.model, self.world, self.device)
+        # Under torchrun, DistributedDataParallel averages the gradients; BatchNorm buffers stay in step
+        # by themselves (global-batch statistics), so they need no broadcast.
+        self.train_model = self.model if self.world.size == 1 else DistributedDataParallel(
+            self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+            broadcast_buffers=False)
 
         train = split_tensors(prepared, "train", vocab, self.device)
         self.val = split_tensors(prepared, "val", vocab, self.device)
@@ -102,11 +112,13 @@ class ClassifierTrainer:
         self.epoch, self.best, self.history = 0, {"bma": -1.0, "epoch": -1}, []
         if config.resume:
             self._restore(load_checkpoint_file(self.run_dir / "latest.pt", FORMAT, "classifier", self.device))
-        else:  # every input checked: only now may --force remove the old run
+        elif self.world.is_main:  # every input checked: only now may --force remove the old run
             clear_run_dir(self.run_dir, RUN_ARTIFACTS)
+        self.world.barrier()
 
     def _restore(self, state):
-        if state["data"]["fingerprint"] != self.prepared.fingerprint or state["model_args"] != self.model_args:
+        run_args = {"dropout": DEFAULT_DROPOUT, **state["model_args"]}  # runs from before the dropout key
+        if state["data"]["fingerprint"] != self.prepared.fingerprint or run_args != self.model_args:
             raise UserError("cannot resume: the run used a different prepared set or model settings")
         self.model.load_state_dict(state.get("training_model", state["model"]))
         if self.ema is not None:
@@ -121,7 +133,6 @@ class ClassifierTrainer:
         for group in self.optimizer.param_groups:
             group.update(lr=lr, initial_lr=self.config.lr, weight_decay=self.config.weight_decay)
         self.generator.set_state(state["sampler_rng"])
-        torch.set_rng_state(state["torch_rng"])
         self.epoch, self.best, self.history = state["epoch"], state["best"], state["history"]
 
     @property
@@ -135,29 +146,37 @@ class ClassifierTrainer:
                                              "ema_updates": int(self.ema.n_averaged)}
         return {"format": FORMAT, "model_args": self.model_args, "model": self.inference_model.state_dict(), **extra,
                 "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                "sampler_rng": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
+                "sampler_rng": self.generator.get_state(),
                 "epoch": self.epoch, "best": self.best, "history": self.history, "config": config,
                 "data": {"fingerprint": self.prepared.fingerprint, "path": str(self.prepared.path)}}
 
     def train_one_epoch(self):
         self.model.train()
+        # What differs between ranks (dropout) draws from torch's global RNG, seeded per rank and epoch, so a
+        # run resumed at an epoch boundary draws what the uninterrupted run drew.
+        torch.manual_seed(hash((self.config.seed, self.world.rank, self.epoch)) % (1 << 62))
         with_synthetic = self.epoch < round(self.config.mix_until * self.config.epochs)
-        order = self.sampler.epoch(self.generator, with_synthetic).to(self.device)
+        order = self.sampler.epoch(self.generator, with_synthetic).to(self.device)  # the global stream
         total, batches = 0.0, 0
         bs = self.config.batch_size
         bar = tqdm(range(0, len(order), bs), desc=f"epoch {self.epoch + 1}/{self.config.epochs}", leave=False,
-                   disable=not self.progress, unit="batch")
+                   disable=not (self.progress and self.world.is_main), unit="batch")
         for start in bar:
-            idx = order[start:start + bs]
-            x = augment_batch(to_float(self.pool_images[idx]), self.generator)
+            batch = order[start:start + bs]
+            rows = torch.tensor_split(torch.arange(len(batch)), self.world.size)[self.world.rank]  # this rank's
+            idx = batch[rows.to(batch.device)]
+            x = augment_batch(to_float(self.pool_images[idx]), self.generator, rows, len(batch))
             x = x.contiguous(memory_format=torch.channels_last)
             meta = None if self.pool_meta is None else self.pool_meta[idx]
             with self.autocast:
-                outputs = self.model(x, meta)
+                outputs = self.train_model(x, meta)
             outputs = {k: v.float() for k, v in outputs.items()}
             loss = self.task.loss(outputs, self.pool_targets[idx], self.class_weight, **self.loss_kw)
+            # DDP averages the ranks' gradients; weighting by each rank's share of the global batch makes
+            # that the gradient of the global batch's mean loss even when the last batch splits unevenly.
+            share = len(idx) * self.world.size / len(batch)
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss * share).backward()
             self.optimizer.step()
             self.scheduler.step()
             if self.ema is not None:
@@ -167,13 +186,18 @@ class ClassifierTrainer:
         return total / max(batches, 1)
 
     def _save(self, name):
-        with atomic_write(self.run_dir / name) as handle:
-            torch.save(self.state_dict(), handle)
+        if self.world.is_main:
+            with atomic_write(self.run_dir / name) as handle:
+                torch.save(self.state_dict(), handle)
 
     def fit(self):
+        """Train to config.epochs. Every rank scores val (the weights are the same on all of them, so they
+        agree on the best epoch and on early stopping); rank 0 alone writes."""
         cfg = self.config
-        (self.run_dir / "config.yaml").write_text(to_yaml(cfg))
-        sinks = Sinks(JsonlSink(self.run_dir / "history.jsonl"), TensorBoardSink(self.run_dir / "tb"))
+        sinks = Sinks()
+        if self.world.is_main:
+            (self.run_dir / "config.yaml").write_text(to_yaml(cfg))
+            sinks = Sinks(JsonlSink(self.run_dir / "history.jsonl"), TensorBoardSink(self.run_dir / "tb"))
         try:
             while self.epoch < cfg.epochs:
                 loss = self.train_one_epoch()

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from gan_aug.config import check_device_name
+from gan_aug.distributed import World, join_world
 from gan_aug.errors import UserError
 from gan_aug.fileio import check_run_dir
 
@@ -48,14 +49,16 @@ class RunSetup:
     run_dir: Path
     device: torch.device
     autocast: contextlib.AbstractContextManager
+    world: World
 
 
 def setup_run(config, artifacts):
-    """Checks the run folder (resume/force, before any work), then sets threads, determinism, the device and
-    autocast from a trainer's config (fields out, resume, force, threads, deterministic, device, amp)."""
+    """Checks the run folder (resume/force, before any work), then sets threads, determinism, the device,
+    autocast and the process group (under torchrun) from a trainer's config (fields out, resume, force,
+    threads, deterministic, device, amp)."""
     check_run_dir(config.out, config.resume, config.force, artifacts)
     use_threads(config.threads)
     if config.deterministic:
         torch.use_deterministic_algorithms(True)
-    device = resolve_device(config.device)
-    return RunSetup(Path(config.out), device, autocast_for(device, config.amp))
+    world, device = join_world(resolve_device(config.device))
+    return RunSetup(Path(config.out).resolve(), device, autocast_for(device, config.amp), world)

@@ -81,11 +81,11 @@ def test_augment_is_differentiable():
 def test_adaptive_probability_follows_overfitting():
     ada = AdaptiveProbability(target=0.6, interval=1, speed_kimg=0.1)
     for _ in range(5):
-        ada.observe(torch.ones(32), 32)  # D certain on reals: overfitting, raise p
+        ada.observe(32.0, 32, 32)  # D certain on reals: overfitting, raise p
     assert ada.p > 0.5
     high = ada.p
     for _ in range(3):
-        ada.observe(-torch.ones(32), 32)
+        ada.observe(-32.0, 32, 32)
     assert ada.p < high
     restored = AdaptiveProbability(target=0.6)
     restored.load_state_dict(ada.state_dict())

@@ -75,7 +75,7 @@ def test_one_class_mode_sees_only_that_class_of_the_train_split(toy16, tmp_path)
     mel = prepared.class_names.index("mel")
     trainer = GanTrainer(tiny_config(toy16, tmp_path / "run", kimg=0.016, classes=("mel",)), progress=False)
     expected = prepared.images[(prepared.split == "train") & (prepared.labels == mel)]
-    assert torch.equal(trainer.images.permute(0, 2, 3, 1).cpu(), torch.from_numpy(expected))
+    assert torch.equal(trainer.train_images.images.permute(0, 2, 3, 1).cpu(), torch.from_numpy(expected))
     trainer.run()
     state = load_checkpoint(tmp_path / "run")
     assert state["class_names"] == ["mel"] and state["model_args"]["n_classes"] == 1
@@ -136,7 +136,7 @@ def test_bad_inputs(toy16, tmp_path, run_cli):
 
     odd = tmp_path / "odd.npz"
     prepare(PrepareConfig(out=str(odd), source="toy", size=24, toy_count=60, workers=1), progress=False)
-    assert "supports 16, 32, 64, 128 px" in error_line(run_cli(*gan_args(odd, run)))
+    assert "supports 16, 32, 64, 128, 256 px" in error_line(run_cli(*gan_args(odd, run)))
 
 
 def test_run_directory_guards(toy16, tmp_path, run_cli):

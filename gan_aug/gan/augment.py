@@ -77,9 +77,10 @@ class AdaptiveProbability:
         self.target, self.interval, self.speed_kimg = target, interval, speed_kimg
         self.p, self.sign_sum, self.count, self.steps = p, 0.0, 0, 0
 
-    def observe(self, real_logits, batch_size):
-        self.sign_sum += float(torch.sign(real_logits.detach()).sum())
-        self.count += len(real_logits)
+    def observe(self, sign_sum, count, batch_size):
+        """Take one step's sum of sign(D(real)) over `count` real images (the global batch's)."""
+        self.sign_sum += sign_sum
+        self.count += count
         self.steps += 1
         if self.steps % self.interval == 0:
             rt = self.sign_sum / max(self.count, 1)

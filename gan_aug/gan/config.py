@@ -45,6 +45,9 @@ class GanConfig:
     compile: bool = setting(False, help="torch.compile the networks on CUDA.")
     threads: int = setting(0, help="CPU threads, 0: torch's default.")
     deterministic: bool = setting(False, help="Deterministic algorithms (CPU runs are deterministic anyway).")
+    data_on_device: bool = setting(True, help="Keep the train images on the GPU when they fit (else they stream "
+                                              "from pinned host memory).")
+    world_size: int = setting(1, flag=False, help="Processes of the run (torchrun's WORLD_SIZE), recorded.")
     resume: bool = setting(False, help="Continue the run in --out where it stopped.")
     force: bool = setting(False, help="Replace a run already in --out.")
 

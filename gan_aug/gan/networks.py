@@ -36,5 +36,5 @@ def build_networks(args):
     return G, D
 
 
-register("dcgan", Architecture(dcgan.Generator, dcgan.Discriminator, (16, 32, 64, 128)))
-register("stylegan_lite", Architecture(stylegan_lite.Generator, stylegan_lite.Discriminator, (16, 32, 64, 128)))
+register("dcgan", Architecture(dcgan.Generator, dcgan.Discriminator, (16, 32, 64, 128, 256)))
+register("stylegan_lite", Architecture(stylegan_lite.Generator, stylegan_lite.Discriminator, (16, 32, 64, 128, 256)))

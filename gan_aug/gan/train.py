@@ -14,6 +14,8 @@ from tqdm import tqdm
 
 from gan_aug.config import config_dict, to_yaml
 from gan_aug.data.prepared import load_prepared
+from gan_aug.data.staging import StagedImages
+from gan_aug.distributed import average_gradients, global_batchnorm, sum_over_ranks
 from gan_aug.errors import UserError
 from gan_aug.fileio import atomic_write, clear_run_dir
 from gan_aug.gan.augment import AdaptiveProbability, augment
@@ -64,7 +66,8 @@ class GanTrainer:
     def __init__(self, config, progress=True):
         self.config, self.progress = config, progress
         run = setup_run(config, RUN_ARTIFACTS)
-        self.run_dir, self.device, self.autocast = run.run_dir, run.device, run.autocast
+        self.run_dir, self.device, self.autocast, self.world = run.run_dir, run.device, run.autocast, run.world
+        config.world_size = self.world.size
         prepared = load_prepared(config.data)
         arch = NETWORKS[config.arch]
         if prepared.image_size not in arch.sizes:
@@ -79,16 +82,20 @@ class GanTrainer:
         on_cuda = self.device.type == "cuda"
         self.memory_format = torch.channels_last
 
-        torch.manual_seed(config.seed)
-        self.images = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(self.device)  # (N,3,H,W) uint8
-        self.labels = torch.from_numpy(labels).to(self.device)
+        torch.manual_seed(config.seed)  # the same initial weights on every rank
+        self.train_images = StagedImages(images, labels, self.device, config.data_on_device)
         counts = np.bincount(labels, minlength=len(self.class_names))
         self.draw_weights = torch.from_numpy(1.0 / counts[labels] if config.balanced_classes
                                              else np.ones(len(labels))).float()
+        # Indices and latents of the global batch, drawn alike on every rank (each keeps its rows), so N
+        # processes follow one process's recipe; saved in checkpoints, so a resume continues the stream.
+        self.batch_rng = torch.Generator().manual_seed(config.seed)
+        self.rows = self.world.share(config.batch_size)
         self.G, self.D = build_networks(self.model_args)
         self.G.to(self.device, memory_format=self.memory_format)
         self.D.to(self.device, memory_format=self.memory_format)
-        self.G_ema = make_ema(self.G)
+        self.G_ema = make_ema(self.G)  # before the BatchNorm swap: sampling the average needs no other rank
+        self.G = global_batchnorm(self.G, self.world, self.device)
         betas = (config.beta1, config.beta2)
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=config.lr_g, betas=betas, foreach=True)
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=config.lr_d, betas=betas, foreach=True)
@@ -97,13 +104,15 @@ class GanTrainer:
         self.step, self.images_seen = 0, 0
         if config.resume:
             self._restore(load_checkpoint(self.run_dir, map_location=self.device))
+        self._seed_local_rng()
         compile_ = on_cuda and config.compile
         self.G_train = torch.compile(self.G) if compile_ else self.G  # checkpoints save the uncompiled modules
         self.D_train = torch.compile(self.D) if compile_ else self.D
         self.d_loss_fn, self.g_loss_fn = LOSSES[config.loss]
         self.grid_z, self.grid_c = grid_latents(len(self.class_names), config.grid_columns, config.z_dim)
-        if not config.resume:  # every input checked: only now may --force remove the old run
+        if not config.resume and self.world.is_main:  # every input checked: only now may --force remove the old run
             clear_run_dir(self.run_dir, RUN_ARTIFACTS)
+        self.world.barrier()
 
     # -- state ---------------------------------------------------------------------------------
     def _restore(self, state):
@@ -125,14 +134,16 @@ class GanTrainer:
                 group["lr"], group["betas"] = lr, (self.config.beta1, self.config.beta2)
         self.ada.load_state_dict(state["ada"])
         self.step, self.images_seen = int(state["step"]), int(state["images_seen"])
-        torch.set_rng_state(state["rng"]["torch"].cpu())
-        if self.device.type == "cuda" and state["rng"].get("cuda"):
-            torch.cuda.set_rng_state_all([s.cpu() for s in state["rng"]["cuda"]])
+        self.batch_rng.set_state(state["rng"]["batch"])
+
+    def _seed_local_rng(self):
+        """torch's global RNG draws what differs between ranks (augmentation, stylegan_lite's noise). It is
+        seeded from (seed, rank, step) at the start and after every checkpoint, so a run resumed from any
+        checkpoint, at any world size, draws what an uninterrupted run of that world size draws."""
+        torch.manual_seed(hash((self.config.seed, self.world.rank, self.step)) % (1 << 62))
 
     def state_dict(self):
-        rng = {"torch": torch.get_rng_state()}
-        if self.device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state_all()
+        rng = {"batch": self.batch_rng.get_state()}
         config = config_dict(self.config)
         return {"model_args": self.model_args, "class_names": list(self.class_names),
                 "image_size": self.model_args["img_size"], "data": self.data_info, "config": config,
@@ -141,22 +152,31 @@ class GanTrainer:
                 "step": self.step, "images_seen": self.images_seen, "kimg": self.images_seen / 1000, "rng": rng}
 
     # -- one iteration ---------------------------------------------------------------------------
-    def _real_batch(self):
-        idx = torch.multinomial(self.draw_weights, self.config.batch_size, replacement=True).to(self.device)
-        real = self.images[idx].float() / 127.5 - 1  # (B, 3, H, W) in [-1, 1]
-        return real.contiguous(memory_format=self.memory_format), self.labels[idx]
+    def _global_batch_rows(self):
+        """This rank's (real-image indices, latents) of the next global batch."""
+        start, stop = self.rows
+        idx = torch.multinomial(self.draw_weights, self.config.batch_size, replacement=True, generator=self.batch_rng)
+        z = torch.randn(self.config.batch_size, self.config.z_dim, generator=self.batch_rng)
+        return idx[start:stop], z[start:stop].to(self.device)
+
+    def _real_batch(self, idx):
+        images, labels = self.train_images.batch(idx)
+        real = images.float() / 127.5 - 1  # (B, 3, H, W) in [-1, 1]
+        return real.contiguous(memory_format=self.memory_format), labels
 
     def train_step(self, stats):
-        cfg, B = self.config, self.config.batch_size
+        cfg = self.config
         cond = conditioning_weight(cfg, self.images_seen / 1000)
-        real, c = self._real_batch()
+        idx, z = self._global_batch_rows()
+        real, c = self._real_batch(idx)
+        B = len(real)  # this rank's rows of the global batch
         do_r1 = cfg.r1_gamma > 0 and self.step % cfg.r1_every == 0
 
         # Discriminator: real vs detached fakes, both augmented; R1 (lazy) on the augmented reals.
         self.D.requires_grad_(True)
         # One generator forward per step: the D step sees these fakes detached, the G step reuses them.
         with self.autocast:
-            fake = self.G_train(torch.randn(B, cfg.z_dim, device=self.device), c, cond)
+            fake = self.G_train(z, c, cond)
         real_aug = augment(real, cfg.diffaugment, self.ada.p).requires_grad_(do_r1)
         fake_aug = augment(fake.detach(), cfg.diffaugment, self.ada.p)
         if do_r1:  # R1's double backward in fp32, on the reals alone
@@ -175,9 +195,12 @@ class GanTrainer:
             stats.report("Loss/r1", r1)
         self.opt_D.zero_grad(set_to_none=True)
         total.backward()
+        average_gradients(self.world, self.D.parameters())
         self.opt_D.step()
-        if cfg.ada_target > 0:
-            self.ada.observe(real_logits, B)
+        if cfg.ada_target > 0:  # every rank adapts p alike, from the global batch's signs
+            signs = sum_over_ranks(self.world, torch.stack([torch.sign(real_logits.detach()).sum(),
+                                                            torch.tensor(float(B), device=self.device)]))
+            self.ada.observe(float(signs[0]), int(signs[1]), cfg.batch_size)
 
         # Generator: fool D on augmented fakes of the same classes.
         self.D.requires_grad_(False)
@@ -185,11 +208,12 @@ class GanTrainer:
             g_loss = self.g_loss_fn(self.D_train(augment(fake, cfg.diffaugment, self.ada.p), c, cond).float())
         self.opt_G.zero_grad(set_to_none=True)
         g_loss.backward()
+        average_gradients(self.world, self.G.parameters())
         self.opt_G.step()
-        update_ema(self.G, self.G_ema, ema_beta(B, cfg.ema_kimg))
+        update_ema(self.G, self.G_ema, ema_beta(cfg.batch_size, cfg.ema_kimg))
 
         self.step += 1
-        self.images_seen += B
+        self.images_seen += cfg.batch_size
         stats.report("Loss/D", d_loss)
         stats.report("Loss/G", g_loss)
         stats.report("D/real_sign", torch.sign(real_logits.detach()).mean())
@@ -203,25 +227,31 @@ class GanTrainer:
         return class_grid(self.G_ema, self.grid_z, self.grid_c, self.config.grid_columns, self.device)
 
     def snapshot(self, sinks):
+        if not self.world.is_main:
+            return
         grid = self.sample_grid()
         with atomic_write(self.run_dir / "samples" / f"step{self.step:07d}.png") as handle:
             Image.fromarray(grid).save(handle, format="PNG")
         sinks.image("samples/" + ",".join(self.class_names)[:60], grid, self.step)
 
     def checkpoint(self):
-        refresh_standing_stats(self.G_ema, len(self.class_names), self.config.z_dim, self.device)
-        return save_checkpoint(self.state_dict(), self.run_dir, self.step)
+        if self.world.is_main:
+            refresh_standing_stats(self.G_ema, len(self.class_names), self.config.z_dim, self.device)
+            save_checkpoint(self.state_dict(), self.run_dir, self.step)
+        self._seed_local_rng()
 
     def run(self):
         cfg = self.config
-        (self.run_dir / "config.yaml").write_text(to_yaml(cfg))
-        sinks = Sinks(JsonlSink(self.run_dir / "stats.jsonl"), TensorBoardSink(self.run_dir / "tb"))
+        sinks = Sinks()  # rank 0 alone writes; the other ranks only train
+        if self.world.is_main:
+            (self.run_dir / "config.yaml").write_text(to_yaml(cfg))
+            sinks = Sinks(JsonlSink(self.run_dir / "stats.jsonl"), TensorBoardSink(self.run_dir / "tb"))
         stats = StatsCollector()
         total = int(round(cfg.kimg * 1000))
         next_snapshot = _next_multiple(self.images_seen, cfg.snapshot_every * 1000)
         next_ckpt = _next_multiple(self.images_seen, cfg.ckpt_every * 1000)
         bar = tqdm(total=total, initial=min(self.images_seen, total), unit="img", unit_scale=True,
-                   desc=f"train-gan {cfg.arch}", disable=not self.progress)
+                   desc=f"train-gan {cfg.arch}", disable=not (self.progress and self.world.is_main))
         started, start_images = time.perf_counter(), self.images_seen
         try:
             if self.images_seen == 0:
@@ -237,7 +267,7 @@ class GanTrainer:
                     values = stats.flush()
                     sinks.scalars(values, self.step, self.images_seen / 1000)
                     warning = nonfinite_warning(values)
-                    if warning:
+                    if warning and self.world.is_main:
                         tqdm.write(warning, file=sys.stderr)
                     self.snapshot(sinks)
                     next_snapshot = _next_multiple(self.images_seen, cfg.snapshot_every * 1000)
