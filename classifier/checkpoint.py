@@ -4,6 +4,7 @@ from pathlib import Path
 
 from classifier.models import LesionClassifier
 from classifier.tasks import TASKS
+from gan_aug.data.names import check_class_names
 from gan_aug.errors import UserError
 from gan_aug.fileio import load_checkpoint_file
 
@@ -29,6 +30,7 @@ def load_classifier(path, device="cpu"):
     if not path.is_file():
         raise UserError(f"classifier checkpoint not found: {path}")
     state = load_checkpoint_file(path, FORMAT, "classifier", device)
+    check_class_names(state["model_args"]["class_names"], str(path))
     model, task = build_from_args(state["model_args"])
     model.load_state_dict(state["model"])
     return model.to(device).eval(), task, state

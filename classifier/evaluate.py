@@ -36,6 +36,12 @@ def external_set(source, root, size, csv=None, workers=0):
                        fingerprint="", age=records.age, sex=records.sex, site=records.site)
 
 
+def output_paths(out):
+    """What evaluate writes for `out`: the metrics JSON, then its confusion-matrix and ROC PNGs beside it."""
+    out = Path(out)
+    return out, out.with_name(out.stem + "_confusion.png"), out.with_name(out.stem + "_roc.png")
+
+
 def relabel_to_model(prepared, model_classes):
     """The set's labels in the model's class order; refuses classes the model never learned."""
     unknown = [c for c in prepared.class_names if c not in model_classes]
@@ -80,11 +86,11 @@ def evaluate_checkpoint(checkpoint, prepared, split, out=None, device="auto", am
                     "data": str(prepared.path), "split": split, "task": first["task"], "model": first["model"]})
     if out is None:
         return metrics, targets, probs
-    out = Path(out)
+    out, confusion_png, roc_png = output_paths(out)
     with atomic_write(out, "w") as handle:
         json.dump(metrics, handle, indent=2)
-    save_confusion_png(metrics, out.with_name(out.stem + "_confusion.png"))
-    save_roc_png(targets, probs, task.output_names, out.with_name(out.stem + "_roc.png"))
+    save_confusion_png(metrics, confusion_png)
+    save_roc_png(targets, probs, task.output_names, roc_png)
     return metrics, targets, probs
 
 

@@ -1,6 +1,7 @@
 """`gan-aug explain`: Grad-CAM overlays (pytorch-grad-cam) with the predicted class and probabilities."""
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -13,9 +14,10 @@ from classifier.data import encode_metadata
 from classifier.models import BACKBONES
 from gan_aug.data.images import square_resize
 from gan_aug.errors import UserError
-from gan_aug.fileio import atomic_write
+from gan_aug.fileio import atomic_write, check_new_outputs
 
 DISPLAY = 256  # overlays are upscaled to this side so a 32 px lesion is visible
+EXPLANATIONS = "explanations.json"
 
 
 class LogProbabilities(nn.Module):
@@ -48,13 +50,25 @@ def load_images(paths, size):
     return np.stack(images)
 
 
-def explain(checkpoint, image_paths, out):
+def overlay_names(image_paths):
+    """`<stem>_gradcam.png` per input, and `<stem>_gradcam_<index>.png` for inputs that share a stem (ignoring
+    case, for case-blind file systems): no two inputs get the same name, as no name of one form has the other's."""
+    stems = [Path(path).stem for path in image_paths]
+    uses = Counter(stem.lower() for stem in stems)
+    return [f"{stem}_gradcam_{i}.png" if uses[stem.lower()] > 1 else f"{stem}_gradcam.png"
+            for i, stem in enumerate(stems)]
+
+
+def explain(checkpoint, image_paths, out, force=False):
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.image import show_cam_on_image
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     if not image_paths:
         raise UserError("give at least one IMAGE to explain")
+    out = Path(out)
+    targets = [out / name for name in overlay_names(image_paths)]
+    check_new_outputs([*targets, out / EXPLANATIONS], force)
     model, task, state = load_classifier(checkpoint)
     args = state["model_args"]
     images = load_images(image_paths, args["image_size"])
@@ -65,10 +79,9 @@ def explain(checkpoint, image_paths, out):
     predicted = probs.argmax(1)
     with GradCAM(model=wrapped, target_layers=[BACKBONES[args["model"]].cam_layer(model.backbone)]) as cam:
         maps = cam(input_tensor=x, targets=[ClassifierOutputTarget(int(p)) for p in predicted])  # (B, H, W)
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     summary = []
-    for path, image, heat, p, row in zip(image_paths, images, maps, predicted, probs):
+    for path, target, image, heat, p, row in zip(image_paths, targets, images, maps, predicted, probs):
         overlay = show_cam_on_image(image.astype(np.float32) / 255, heat, use_rgb=True)
         panel = np.concatenate([image, overlay], axis=1)
         picture = Image.fromarray(panel).resize((2 * DISPLAY, DISPLAY), Image.Resampling.NEAREST)
@@ -79,11 +92,10 @@ def explain(checkpoint, image_paths, out):
         for line, k in enumerate(top):
             draw.text((6, DISPLAY + 4 + 18 * line), f"{'>' if k == p else ' '} {task.output_names[k]}: {row[k]:.3f}",
                       fill="black")
-        target = out / f"{Path(path).stem}_gradcam.png"
         with atomic_write(target) as handle:
             canvas.save(handle, format="PNG")
         summary.append({"image": str(path), "overlay": str(target), "predicted": task.output_names[p],
                         "probabilities": {n: float(v) for n, v in zip(task.output_names, row)}})
-    with atomic_write(out / "explanations.json", "w") as handle:
+    with atomic_write(out / EXPLANATIONS, "w") as handle:
         json.dump(summary, handle, indent=2)
     return summary

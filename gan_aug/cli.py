@@ -216,7 +216,8 @@ def train_classifier(config_path, sets, dry_run, **flags):
 @click.option("--csv", type=str, help="Labels CSV of the external set when not under --root.")
 @click.option("--out", default="metrics.json", show_default=True, help="metrics.json path; PNGs go beside it.")
 @click.option("--device", default="auto", show_default=True)
-def evaluate(checkpoints, data, split, source, root, csv, out, device):
+@click.option("--force", is_flag=True, help="Overwrite --out and the PNGs beside it.")
+def evaluate(checkpoints, data, split, source, root, csv, out, device, force):
     """Evaluate a classifier on a test split or an external set (classes matched by name).
 
     \b
@@ -226,11 +227,13 @@ def evaluate(checkpoints, data, split, source, root, csv, out, device):
       gan-aug evaluate --checkpoint runs/clf_s0 --checkpoint runs/clf_s1 --data ham32.npz --split val --out ens.json
     """
     from classifier.checkpoint import load_classifier
-    from classifier.evaluate import evaluate_checkpoint, external_set, metrics_table
+    from classifier.evaluate import evaluate_checkpoint, external_set, metrics_table, output_paths
     from gan_aug.data.prepared import load_prepared
+    from gan_aug.fileio import check_new_outputs
 
     if bool(data) == bool(source):
         raise UserError("give --data PREPARED.npz or --source S --root DIR (one of them)")
+    check_new_outputs(output_paths(out), force)
     if source:
         _, _, state = load_classifier(checkpoints[0])
         prepared, split = external_set(source, root, state["model_args"]["image_size"], csv), "test"
@@ -254,11 +257,11 @@ def score(config_path, sets, dry_run, **flags):
     config = build_or_print(ScoreConfig, config_path, flags, sets, dry_run)
     if config is None:
         return
-    from gan_aug.metrics.score import score as run_score, scores_table
+    from gan_aug.metrics.score import output_paths, score as run_score, scores_table
 
     results = run_score(config)
     click.echo(scores_table(results))
-    click.echo(f"wrote {config.out}; browse: tensorboard --logdir {Path(config.out).with_name(Path(config.out).stem + '_tb')}")
+    click.echo(f"wrote {config.out}; browse: tensorboard --logdir {output_paths(config.out)[2]}")
 
 
 @cli.command()
@@ -307,7 +310,8 @@ def demo(data, out, force):
 @click.option("--checkpoint", required=True, help="Classifier best.pt (or its run directory).")
 @click.argument("images", nargs=-1)
 @click.option("--out", default="explain_out", show_default=True, help="Folder for the overlays.")
-def explain(checkpoint, images, out):
+@click.option("--force", is_flag=True, help="Overwrite overlays and explanations.json already in --out.")
+def explain(checkpoint, images, out, force):
     """Grad-CAM overlays of a classifier's predictions, with class probabilities.
 
     \b
@@ -316,7 +320,7 @@ def explain(checkpoint, images, out):
     """
     from classifier.gradcam import explain as run_explain
 
-    for row in run_explain(checkpoint, list(images), out):
+    for row in run_explain(checkpoint, list(images), out, force):
         click.echo(f"{row['image']}: {row['predicted']} ({row['probabilities'][row['predicted']]:.3f}) -> {row['overlay']}")
 
 

@@ -1,7 +1,9 @@
-"""Atomic file writes: a reader never sees a half-written output, and a crash never replaces a good one."""
+"""Atomic file and folder writes: a reader never sees a half-written output, and a crash never replaces a
+good one; and the refusals that keep an output from being replaced without --force."""
 
 import contextlib
 import os
+import secrets
 import shutil
 import tempfile
 from pathlib import Path
@@ -30,6 +32,80 @@ def atomic_write(path, mode="wb", durable=True):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+# Inside a folder that gan-aug is writing or discarding; a folder a killed process left with it is deleted later.
+SCRATCH_MARKER = ".gan-aug-scratch"
+
+
+@contextlib.contextmanager
+def atomic_folder(path):
+    """Yield an empty sibling folder `.<name>.partial-<random>` to fill; on success it takes the place of `path`.
+
+    An existing `path` is moved aside and deleted only once the new folder is in place, so until then it is
+    still whole; on any exception the new folder is deleted and `path` is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = _sibling(path, "partial")
+    staging.mkdir()  # not tempfile.mkdtemp: its 0700 would become the set's permissions, where mkdir obeys umask
+    _mark(staging)
+    try:
+        yield staging
+        aside = _sibling(path, "replaced")
+        if path.exists():
+            _mark(path)  # a crash before it is renamed leaves a complete folder with a stray marker: harmless
+            os.rename(path, aside)
+        try:
+            os.rename(staging, path)
+        except BaseException:
+            if aside.exists():
+                os.rename(aside, path)
+            raise
+    except BaseException:
+        _remove_scratch(staging)
+        raise
+    (path / SCRATCH_MARKER).unlink()
+    if aside.exists():
+        _remove_scratch(aside)
+    remove_leftovers(path)
+
+
+def _sibling(path, kind):
+    return path.with_name(f".{path.name}.{kind}-{secrets.token_hex(4)}")
+
+
+def _mark(folder):
+    (folder / SCRATCH_MARKER).write_text("gan-aug's scratch folder: safe to delete\n")
+
+
+def _remove_scratch(folder):
+    """Delete a marked folder, its marker last, so a deletion cut short is still recognisably scratch."""
+    for child in Path(folder).iterdir():
+        if child.name == SCRATCH_MARKER:
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+    shutil.rmtree(folder)
+
+
+def remove_leftovers(path):
+    """Delete the marked `.<name>.*` siblings of `path` that killed processes left behind."""
+    path = Path(path)
+    for sibling in list(path.parent.iterdir()):
+        if (sibling.name.startswith(f".{path.name}.") and sibling.is_dir() and not sibling.is_symlink()
+                and (sibling / SCRATCH_MARKER).is_file()):
+            _remove_scratch(sibling)
+
+
+def check_new_outputs(paths, force):
+    """Refuse, before any work, to replace an existing output without --force."""
+    existing = [str(p) for p in paths if Path(p).exists()]
+    if existing and not force:
+        raise UserError(f"{', '.join(existing)} already exist{'s' if len(existing) == 1 else ''} "
+                        "(use --force to overwrite)")
 
 
 def check_run_dir(run_dir, resume, force, artifacts, latest="latest.pt"):

@@ -7,6 +7,7 @@ from typing import Optional
 
 import numpy as np
 
+from gan_aug.data.names import check_class_names
 from gan_aug.errors import UserError
 
 REQUIRED_KEYS = ("images", "labels", "class_names", "split", "group", "image_id", "source", "fingerprint")
@@ -71,8 +72,9 @@ def load_prepared(path):
         raise UserError(f"{path}: labels/split do not match the images")
     return PreparedSet(
         path=path, images=images, labels=labels.astype(np.int64),
-        class_names=tuple(data["class_names"].tolist()), split=data["split"], group=data["group"],
-        image_id=data["image_id"], source=str(data["source"]), fingerprint=str(data["fingerprint"]),
+        class_names=check_class_names(data["class_names"].tolist(), str(path)), split=data["split"],
+        group=data["group"], image_id=data["image_id"], source=str(data["source"]),
+        fingerprint=str(data["fingerprint"]),
         age=data.get("age"), sex=data.get("sex"), site=data.get("site"),
     )
 

@@ -7,6 +7,7 @@ from typing import Optional
 
 import numpy as np
 
+from gan_aug.data.names import check_class_names
 from gan_aug.errors import UserError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -29,6 +30,8 @@ class SourceRecords:
     notices: list = dataclasses.field(default_factory=list)  # things the user should hear about
 
     def __post_init__(self):
+        # Folder names and CSV labels become class names, and class names become paths downstream.
+        self.class_names = check_class_names(self.class_names, "the source's classes")
         n = len(self.labels)
         assert (self.paths is None) != (self.arrays is None), "exactly one of paths/arrays"
         for name in ("image_ids", "groups", "paths", "arrays", "split", "age", "sex", "site"):

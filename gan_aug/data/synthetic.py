@@ -1,24 +1,25 @@
 """The synthetic-set format: what `synthesize` writes and every later stage reads.
 
 A folder (ImageFolder layout): SYN/<class>/<index>.png, SYN/manifest.csv (one row per image) and
-SYN/synthetic.json (provenance: what each GAN was trained on, the sampling settings, the counts). Images
-are written atomically and the manifest last, so a crash never lists a half-written image. With npz, the
-same content goes into one prepared-set-style .npz instead. The provenance check (PROTOCOL rule 2) lives
-here too, so every reader applies the same rule.
+SYN/synthetic.json (provenance: what each GAN was trained on, the sampling settings, the counts). The folder
+is filled beside SYN and renamed into place when complete, so SYN holds a whole set or none; with --force the
+old set stays whole until the new one replaces it. With npz, the same content goes into one prepared-set-style
+.npz instead (written atomically too). The provenance check (PROTOCOL rule 2) lives here, and so do the checks
+that keep a set's files inside its folder, so every reader applies the same rules.
 """
 
 import csv
 import hashlib
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from gan_aug.data.names import check_class_names
 from gan_aug.data.prepared import fingerprint
 from gan_aug.errors import UserError
-from gan_aug.fileio import atomic_write
+from gan_aug.fileio import SCRATCH_MARKER, atomic_folder, atomic_write, check_new_outputs
 
 MANIFEST = "manifest.csv"
 PROVENANCE = "synthetic.json"
@@ -38,25 +39,20 @@ def no_images(size):
 
 
 def check_out(out, force, is_npz):
-    """Refuse an --out that holds something we may not replace."""
+    """Refuse, before any work, an --out that holds something we may not replace."""
     out = Path(out)
     if is_npz:
-        if out.exists() and not force:
-            raise UserError(f"{out} already exists (use --force to overwrite)")
-    elif out.exists() and any(out.iterdir()):
+        check_new_outputs([out], force)
+        return
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} exists and is not a folder: choose another --out")
+    if out.is_dir() and any(out.iterdir()):
+        if not any((out / name).exists() for name in (MANIFEST, PROVENANCE, SCRATCH_MARKER)):
+            raise UserError(f"{out} is not empty and is not a synthetic set: choose another --out "
+                            "(--force replaces only a synthetic set)")
         if not force:
-            raise UserError(f"{out} is not empty (use --force to replace a synthetic set there)")
-        if not (out / PROVENANCE).exists() and not (out / MANIFEST).exists():
-            raise UserError(f"{out} is not a synthetic set; refusing to delete it even with --force")
-
-
-def clear_out(out, is_npz):
-    """Make --out an empty folder (png); an npz is replaced atomically when written. Call check_out first."""
-    out = Path(out)
-    if not is_npz:
-        if out.exists():
-            shutil.rmtree(out)
-        out.mkdir(parents=True)
+            raise UserError(f"{out} is not empty: it holds a synthetic set; add --force to replace it (the old "
+                            "set stays until the new one is complete) or choose another --out")
 
 
 def check_provenance(provenance, prepared):
@@ -71,23 +67,26 @@ def check_provenance(provenance, prepared):
                         "so it may have seen this set's validation or test images")
 
 
-def write_synthetic_folder(out, images_by_class, rows, provenance, progress_bar=lambda items: items):
+def write_synthetic_folder(out, images_by_class, rows, provenance, force, class_written=lambda: None):
     """Write every image of `images_by_class` (class -> (n, H, W, 3) uint8) under the file names of `rows`,
-    then the provenance, then the manifest last: its presence means the set is complete."""
+    then the provenance, then the manifest, into a scratch folder that then replaces `out` whole."""
     out = Path(out)
-    files = iter(rows)
-    for name in progress_bar(list(images_by_class)):
-        for image in images_by_class[name]:
-            row = next(files)
-            assert row["class"] == name, (row, name)
-            with atomic_write(out / row["file"], durable=False) as handle:  # the manifest, last, is fsynced
-                Image.fromarray(image).save(handle, format="PNG")
-    with atomic_write(out / PROVENANCE, "w") as handle:
-        json.dump(provenance, handle, indent=2, sort_keys=True)
-    with atomic_write(out / MANIFEST, "w") as handle:
-        writer = csv.DictWriter(handle, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
+    with atomic_folder(out) as staging:
+        files = iter(rows)
+        for name, images in images_by_class.items():
+            for image in images:
+                row = next(files)
+                assert row["class"] == name, (row, name)
+                (staging / row["file"]).parent.mkdir(exist_ok=True)
+                Image.fromarray(image).save(staging / row["file"], format="PNG")
+            class_written()
+        with atomic_write(staging / PROVENANCE, "w") as handle:
+            json.dump(provenance, handle, indent=2, sort_keys=True)
+        with atomic_write(staging / MANIFEST, "w") as handle:
+            writer = csv.DictWriter(handle, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+        check_out(out, force, is_npz=False)  # again: something may have landed in --out while we sampled
 
 
 def write_synthetic_npz(out, images, labels, rows, provenance):
@@ -107,17 +106,47 @@ def load_synthetic(path):
         with np.load(path, allow_pickle=False) as data:
             if "provenance" not in data.files:
                 raise UserError(f"{path} is not a gan-aug synthetic set (no provenance)")
-            return (data["images"], data["labels"].astype(np.int64), tuple(data["class_names"].tolist()),
-                    json.loads(str(data["provenance"])))
+            return (data["images"], data["labels"].astype(np.int64),
+                    check_class_names(data["class_names"].tolist(), str(path)), json.loads(str(data["provenance"])))
     manifest, provenance_path = path / MANIFEST, path / PROVENANCE
     if not manifest.is_file() or not provenance_path.is_file():
         raise UserError(f"{path} is not a complete synthetic set (needs {MANIFEST} and {PROVENANCE})")
-    provenance = json.loads(provenance_path.read_text())
-    class_names = tuple(provenance["class_names"])
+    try:
+        provenance = json.loads(provenance_path.read_text())
+    except ValueError as err:
+        raise UserError(f"{provenance_path} is not valid JSON: {err}") from None
+    if not isinstance(provenance, dict):
+        raise UserError(f"{provenance_path} is not a synthetic-set provenance")
+    class_names = check_class_names(provenance.get("class_names", ()), str(provenance_path))
     with open(manifest, newline="") as handle:
         rows = list(csv.DictReader(handle))
-    images = [np.asarray(Image.open(path / r["file"]).convert("RGB")) for r in rows]
-    size = provenance["image_size"]
-    images = np.stack(images) if images else no_images(size)
+    # Every row is checked before any image is opened: a hostile manifest gets nothing read.
+    files = [manifest_file(path, row, class_names, line) for line, row in enumerate(rows, start=2)]
+    images = [read_rgb(file) for file in files]
+    images = np.stack(images) if images else no_images(provenance.get("image_size", 0))
     labels = np.array([class_names.index(r["class"]) for r in rows], dtype=np.int64)
     return images, labels, class_names, provenance
+
+
+def manifest_file(folder, row, class_names, line):
+    """The image of one manifest row; refused unless it lies inside `folder` and its class is the set's."""
+    where = f"{folder / MANIFEST} line {line}"
+    if row.get("class") not in class_names:
+        raise UserError(f"{where}: class {row.get('class')!r} is not one of the set's classes "
+                        f"({', '.join(class_names)})")
+    name = Path(row.get("file") or "")
+    file = (folder / name).resolve()  # symlinks followed: one that points outside is refused too
+    if name.is_absolute() or ".." in name.parts or not file.is_relative_to(folder.resolve()):
+        raise UserError(f"{where}: file {str(name)!r} is outside the synthetic set's folder")
+    if not file.is_file():
+        raise UserError(f"{where}: image {str(name)!r} not found")
+    return file
+
+
+def read_rgb(file):
+    """(H, W, 3) uint8 pixels of an image file, or a one-line UserError."""
+    try:
+        with Image.open(file) as image:
+            return np.asarray(image.convert("RGB"))
+    except OSError as err:
+        raise UserError(f"unreadable image {file}: {err}") from None

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from gan_aug.data.names import check_class_names
 from gan_aug.errors import UserError
 from gan_aug.fileio import atomic_write, load_checkpoint_file
 
@@ -48,4 +49,8 @@ def resolve_checkpoint(path):
 
 
 def load_checkpoint(path, map_location="cpu"):
-    return load_checkpoint_file(resolve_checkpoint(path), FORMAT, "GAN", map_location)
+    """A GAN checkpoint's state; its class names, which name the folders synthesize writes, are checked."""
+    path = resolve_checkpoint(path)
+    state = load_checkpoint_file(path, FORMAT, "GAN", map_location)
+    state["class_names"] = list(check_class_names(state.get("class_names", ()), str(path)))
+    return state

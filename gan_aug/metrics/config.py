@@ -24,6 +24,7 @@ class ScoreConfig:
     batch_size: int = setting(64, help="Images per feature-extraction batch.")
     seed: int = setting(0, help="Seed of CAS and the projector's choice of images.")
     threads: int = setting(0, help="CPU threads, 0: torch's default.")
+    force: bool = setting(False, help="Overwrite the scores JSON and the PNG and TensorBoard folder beside it.")
 
     def validate(self):
         if not (self.features == "inception" or self.features.startswith("lesion:")):

@@ -2,6 +2,7 @@
 CAS on the real val split, a memorization audit, and TensorBoard browsing of the synthetic set."""
 
 import json
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from classifier.train import ClassifierTrainer
 from gan_aug.data.prepared import PreparedSet, load_prepared
 from gan_aug.data.synthetic import load_synthetic
 from gan_aug.errors import UserError
-from gan_aug.fileio import atomic_write
+from gan_aug.fileio import atomic_write, check_new_outputs
 from gan_aug.metrics import fidelity, memorization
 from gan_aug.runtime import use_threads
 from gan_aug.sinks import TensorBoardSink
@@ -41,7 +42,15 @@ def classification_accuracy_score(prepared, syn_images, syn_labels, epochs, seed
             "recall": {c: r["recall"] for c, r in metrics["per_class"].items()}, "epochs": epochs}
 
 
+def output_paths(out):
+    """What score writes for `out`: the scores JSON, the closest-pairs PNG and the TensorBoard folder beside it."""
+    out = Path(out)
+    return out, out.with_name(out.stem + "_closest_pairs.png"), out.with_name(out.stem + "_tb")
+
+
 def score(config, progress=True):
+    out, pairs_png, tb_dir = output_paths(config.out)
+    check_new_outputs((out, pairs_png, tb_dir), config.force)
     use_threads(config.threads)
     prepared = load_prepared(config.data)
     syn_images, syn_labels, syn_names, provenance = load_synthetic(config.synthetic)
@@ -65,7 +74,6 @@ def score(config, progress=True):
         if s.any() and r.any():
             results["per_class"][name] = fidelity.set_scores(syn_feat[s], real_feat[r], config.kid_subset_size)
 
-    out = Path(config.out)
     if config.memorization and len(val):
         val_feat = extract(prepared.images[val])
         audits = {}
@@ -74,16 +82,16 @@ def score(config, progress=True):
                                  "features": (syn_feat, real_feat, val_feat)}.items():
             audits[space], dist, nn_idx = memorization.audit(s, t, v, space)
             if space == "pixels":
-                pairs = out.with_name(out.stem + "_closest_pairs.png")
-                memorization.save_closest_pairs(pairs, syn_images, real_images, dist, nn_idx)
-                audits[space]["closest_pairs_png"] = str(pairs)
+                memorization.save_closest_pairs(pairs_png, syn_images, real_images, dist, nn_idx)
+                audits[space]["closest_pairs_png"] = str(pairs_png)
         results["memorization"] = audits
     if config.cas and len(val):
         results["cas"] = classification_accuracy_score(prepared, syn_images, syn_labels, config.cas_epochs, config.seed)
 
     with atomic_write(out, "w") as handle:
         json.dump(results, handle, indent=2)
-    write_tensorboard(out.with_name(out.stem + "_tb"), results, prepared, syn_images, syn_labels, syn_feat,
+    shutil.rmtree(tb_dir, ignore_errors=True)  # --force: a new run's events, not two runs' mixed in one log
+    write_tensorboard(tb_dir, results, prepared, syn_images, syn_labels, syn_feat,
                       real_images, real_labels, real_feat, config.embed_per_source, config.seed)
     return results
 

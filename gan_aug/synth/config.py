@@ -4,6 +4,7 @@ import dataclasses
 import typing
 
 from gan_aug.config import DEVICE_HELP, check_device_name, check_non_negative, check_positive, setting
+from gan_aug.data.names import check_class_names
 from gan_aug.errors import UserError
 
 DEFAULT_COUNT = 1000
@@ -67,10 +68,11 @@ class SynthConfig:
         """{class: count} of a 'name=count,...' distribution; {} for balance and uniform."""
         if self.distribution in ("balance", "uniform"):
             return {}
-        counts = {}
+        pairs = []
         for part in self.distribution.split(","):
             name, sep, value = part.partition("=")
             if not sep or not name.strip() or not value.strip().isdigit():
                 raise UserError(f"bad --distribution entry '{part}': use balance, uniform or name=count,...")
-            counts[name.strip()] = int(value)
-        return counts
+            pairs.append((name.strip(), int(value)))
+        check_class_names([name for name, _ in pairs], "--distribution")  # a dict would drop a repeated name
+        return dict(pairs)

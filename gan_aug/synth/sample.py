@@ -8,8 +8,7 @@ import torch
 from tqdm import tqdm
 
 from classifier.teachers import TeacherEnsemble
-from gan_aug.data.synthetic import (check_out, clear_out, no_images, sha256_file, write_synthetic_folder,
-                                    write_synthetic_npz)
+from gan_aug.data.synthetic import check_out, no_images, sha256_file, write_synthetic_folder, write_synthetic_npz
 from gan_aug.errors import UserError
 from gan_aug.gan.checkpoint import load_checkpoint, resolve_checkpoint
 from gan_aug.gan.networks import build_networks
@@ -35,7 +34,7 @@ class GanSource:
         self.G, _ = build_networks(state["model_args"])
         self.G.load_state_dict(state["G_ema"])
         self.G.eval().to(device, memory_format=torch.channels_last)  # as trained, for identical bits
-        self.device = device
+        self.device = torch.device(device)  # a name such as 'cpu' too: _generate asks for its .type
 
     @torch.no_grad()
     def _generate(self, z, class_index, truncation, batch_size, noise_seed):
@@ -130,6 +129,7 @@ def load_sources(checkpoints, device):
 def synthesize(config, progress=True):
     """Run `gan-aug synthesize`; returns the provenance dict."""
     is_npz = config.format == "npz"
+    check_out(config.out, config.force, is_npz)
     use_threads(config.threads)
     device = resolve_device(config.device)
     sources, by_class = load_sources(config.checkpoints, device)
@@ -142,7 +142,6 @@ def synthesize(config, progress=True):
         counts = source.data.get("class_counts") or [0] * len(source.class_names)
         real_counts.update(zip(source.class_names, counts))
     counts = split_counts(config, wanted, real_counts)
-    check_out(config.out, config.force, is_npz)
     confidence_filter = None
     if config.filter_checkpoints:
         confidence_filter = ConfidenceFilter(config.filter_checkpoints, config.min_confidence, sources[0].data,
@@ -151,26 +150,25 @@ def synthesize(config, progress=True):
         if missing:
             raise UserError(f"the filter classifier does not know class(es) {', '.join(missing)}")
 
-    # Sample everything before touching --out: a failure here (a filter that rejects too much) loses nothing.
+    # Sample everything before writing: a failure here (a filter that rejects too much) leaves no trace.
     per_class, acceptance = {}, {}
-    bar = tqdm(total=sum(counts.values()), unit="img", desc="synthesize", disable=not progress)
-    for name in wanted:
-        source, gan_index = by_class[name]
-        n = counts.get(name, 0)
-        if confidence_filter is None:
-            per_class[name] = source.sample(gan_index, n, config.seed, config.truncation, config.batch_size)
-        elif n:
-            images, drawn = source.sample_filtered(
-                gan_index, n, config.seed, config.truncation, config.batch_size,
-                lambda batch, name=name: confidence_filter.accepts(batch, name), max_draws=config.max_draws * n)
-            if len(images) < n:
-                raise UserError(f"only {len(images)} of {n} {name} samples reached confidence "
-                                f"{config.min_confidence} in {drawn} draws: lower --min-confidence")
-            per_class[name], acceptance[name] = images, round(n / drawn, 4)
-        bar.update(n)
-    bar.close()
+    # A bar left open by an exception would garble every later bar in this process: `with` closes it.
+    with tqdm(total=sum(counts.values()), unit="img", desc="synthesize", disable=not progress) as bar:
+        for name in wanted:
+            source, gan_index = by_class[name]
+            n = counts.get(name, 0)
+            if confidence_filter is None:
+                per_class[name] = source.sample(gan_index, n, config.seed, config.truncation, config.batch_size)
+            elif n:
+                images, drawn = source.sample_filtered(
+                    gan_index, n, config.seed, config.truncation, config.batch_size,
+                    lambda batch, name=name: confidence_filter.accepts(batch, name), max_draws=config.max_draws * n)
+                if len(images) < n:
+                    raise UserError(f"only {len(images)} of {n} {name} samples reached confidence "
+                                    f"{config.min_confidence} in {drawn} draws: lower --min-confidence")
+                per_class[name], acceptance[name] = images, round(n / drawn, 4)
+            bar.update(n)
 
-    clear_out(config.out, is_npz)
     rows, labels = [], []
     for class_index, name in enumerate(wanted):
         source, _ = by_class[name]
@@ -196,6 +194,7 @@ def synthesize(config, progress=True):
         images = np.concatenate(arrays) if arrays else no_images(sources[0].image_size)
         write_synthetic_npz(config.out, images, np.array(labels, dtype=np.int64), rows, provenance)
     else:
-        write_synthetic_folder(config.out, {c: per_class.get(c, []) for c in wanted}, rows, provenance,
-                               lambda items: tqdm(items, desc="write", unit="class", disable=not progress))
+        with tqdm(total=len(wanted), desc="write", unit="class", disable=not progress) as bar:
+            write_synthetic_folder(config.out, {c: per_class.get(c, []) for c in wanted}, rows, provenance,
+                                   config.force, bar.update)
     return provenance
