@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from classifier.models import LesionClassifier
+from classifier.models import DEFAULT_DROPOUT, LesionClassifier
 from classifier.tasks import TASKS
 from gan_aug.data.names import check_class_names
 from gan_aug.errors import UserError
@@ -14,7 +14,8 @@ FORMAT = "gan-aug/classifier-checkpoint/1"
 def build_from_args(model_args, pretrained=None):
     """(model, task) from a checkpoint's model_args."""
     task = TASKS[model_args["task"]](model_args["class_names"])
-    model = LesionClassifier(model_args["model"], model_args["heads"], model_args["meta_dim"], pretrained)
+    model = LesionClassifier(model_args["model"], model_args["heads"], model_args["meta_dim"], pretrained,
+                             model_args.get("dropout", DEFAULT_DROPOUT))  # checkpoints before the dropout key: 0.2
     return model, task
 
 

@@ -13,7 +13,7 @@ import click
 
 from classifier.config import ClassifierConfig
 from gan_aug.compare.config import CompareConfig
-from gan_aug.config import build_config, read_yaml, to_yaml
+from gan_aug.config import build_config, check_device_name, read_yaml, to_yaml
 from gan_aug.data.config import PrepareConfig
 from gan_aug.errors import UserError
 from gan_aug.gan.config import GanConfig
@@ -152,8 +152,11 @@ def train_gan(config_path, sets, dry_run, **flags):
     if config is None:
         return
     from gan_aug.gan.train import train_gan as run_training
+    from gan_aug.metrics.tracking import TrainingQuality
+    from gan_aug.runtime import resolve_device
 
-    summary = run_training(config)
+    quality = TrainingQuality(config, resolve_device(config.device)) if config.metrics_every else None
+    summary = run_training(config, quality=quality)
     click.echo(f"trained {summary['kimg']:.1f} kimg ({summary['step']} steps, {summary['img_per_s']:.0f} img/s); "
                f"checkpoint {summary['checkpoint']}")
     click.echo(f"browse: tensorboard --logdir {Path(config.out) / 'tb'}")
@@ -231,6 +234,7 @@ def evaluate(checkpoints, data, split, source, root, csv, out, device, force):
     from gan_aug.data.prepared import load_prepared
     from gan_aug.fileio import check_new_outputs
 
+    check_device_name(device)
     if bool(data) == bool(source):
         raise UserError("give --data PREPARED.npz or --source S --root DIR (one of them)")
     check_new_outputs(output_paths(out), force)

@@ -180,7 +180,6 @@ def test_force_with_bad_input_keeps_the_old_run(toy16, tmp_path, run_cli):
 
 def test_a_diverging_gan_is_reported_not_hidden(toy16, tmp_path, monkeypatch, capsys):
     """Non-finite losses are counted into stats.jsonl and warned about on the console, never dropped."""
-    import json
 
     import torch
 
@@ -200,3 +199,42 @@ def test_a_diverging_gan_is_reported_not_hidden(toy16, tmp_path, monkeypatch, ca
     rows = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
     assert rows and all(row["NonFinite/Loss/D"] >= 1 for row in rows) and all("Loss/D" not in row for row in rows)
     assert "non-finite values in Loss/D" in capsys.readouterr().err
+
+
+def test_quality_is_tracked_while_training(toy16, tmp_path, run_cli):
+    """FD/KID curves in stats.jsonl and TensorBoard, overall and per class; best.pt is the lowest-FD snapshot;
+    one TensorBoard image tag per class."""
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    judge = tmp_path / "judge"
+    assert run_cli("train-classifier", "--data", toy16, "--out", judge, "--epochs", 1).exit_code == 0
+    run = tmp_path / "run"
+    result = run_cli(*gan_args(toy16, run, "--kimg", 0.064, "--set", "metrics_every=0.016", "--set", "metrics_n=64",
+                               "--set", f"metrics_features=lesion:{judge}/best.pt"))
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    measured = [r for r in rows if "Metrics/fd" in r]
+    assert len(measured) == 4 and all("Metrics/kid" in r and "Metrics/fd/df" in r for r in measured)
+    best = min(measured, key=lambda r: r["Metrics/fd"])
+    state = torch.load(run / "best.pt", weights_only=True)
+    assert state["step"] == best["step"] and state["best_fd"] == pytest.approx(best["Metrics/fd"])
+    events = EventAccumulator(str(run / "tb")).Reload()
+    assert "Metrics/fd" in events.Tags()["scalars"] and "Metrics/fd/mel" in events.Tags()["scalars"]
+    assert {"samples/all", "samples/df", "samples/nv"} <= set(events.Tags()["images"])
+    no_space = run_cli(*gan_args(toy16, tmp_path / "r2", "--set", "metrics_every=0.016"))
+    assert "metrics_every needs a feature space" in error_line(no_space)
+
+
+@pytest.mark.parametrize("arch", ["dcgan", "stylegan_lite"])
+def test_256_px_trains_a_few_steps(tmp_path, arch):
+    data = tmp_path / "toy256.npz"
+    prepare(PrepareConfig(out=str(data), source="toy", size=256, toy_count=60, workers=1), progress=False)
+    run = tmp_path / "run"
+    train_gan(tiny_config(data, run, arch=arch, batch_size=4, g_channels=2, d_channels=2, kimg=0.008,
+                          snapshot_every=1, ckpt_every=1, amp=False), progress=False)
+    state = load_checkpoint(run)
+    assert state["image_size"] == 256 and state["step"] == 2
+    G, _ = build_networks(state["model_args"])
+    G.load_state_dict(state["G_ema"])
+    assert G(torch.randn(1, 16), torch.tensor([0])).shape == (1, 3, 256, 256)

@@ -17,7 +17,8 @@ from gan_aug.fileio import atomic_write, load_checkpoint_file
 
 FORMAT = "gan-aug/gan-checkpoint/1"
 LATEST = "latest.pt"
-RUN_ARTIFACTS = ("config.yaml", LATEST, "checkpoints", "samples", "tb", "stats.jsonl")
+BEST = "best.pt"  # the snapshot with the lowest FD, when the run tracks quality (metrics_every)
+RUN_ARTIFACTS = ("config.yaml", LATEST, BEST, "checkpoints", "samples", "tb", "stats.jsonl")
 
 
 def save_checkpoint(state, run_dir, step):

@@ -39,6 +39,14 @@ class GanConfig:
     ckpt_every: float = setting(10.0, help="kimg between checkpoints.")
     snapshot_every: float = setting(5.0, help="kimg between sample grids and TensorBoard flushes.")
     grid_columns: int = setting(8, help="Columns of the snapshot grid (one row per class).")
+    metrics_every: float = setting(0.0, help="kimg between FD/KID measurements against the train split, overall "
+                                             "and per class (0: off); best.pt keeps the lowest FD.")
+    metrics_n: int = setting(1000, help="Generated images per measurement (split like the train classes).")
+    metrics_features: str = setting("auto", help="Feature space of the measurements: inception, "
+                                                 "lesion:CLASSIFIER_CKPT, or auto (inception when its weights are "
+                                                 "here, else say what to give).")
+    fid_weights: typing.Optional[str] = setting(None, help="Local Inception weights for metrics_features "
+                                                           "inception.")
     seed: int = setting(0, help="Seed of the run.")
     device: str = setting("auto", help=DEVICE_HELP)
     amp: bool = setting(True, help="bf16 autocast on CUDA and on CPUs with native bf16 kernels.")
@@ -67,6 +75,11 @@ class GanConfig:
             raise UserError("r1_gamma and ema_kimg must be >= 0")
         if not 0 <= self.ada_target < 1:
             raise UserError("ada_target must be in [0, 1)")
+        if self.metrics_every < 0 or self.metrics_n < 16:
+            raise UserError("metrics_every must be >= 0 and metrics_n >= 16")
+        if not (self.metrics_features in ("auto", "inception") or self.metrics_features.startswith("lesion:")):
+            raise UserError(f"metrics_features must be auto, inception or lesion:CLASSIFIER_CKPT, "
+                            f"got {self.metrics_features}")
         if self.cond_end_kimg < self.cond_start_kimg:
             raise UserError("cond_end_kimg must be >= cond_start_kimg")
         check_run_settings(self)

@@ -26,3 +26,19 @@ def class_grid(G, z, c, columns, device, batch_size=64):
     rows = len(images) // columns
     H, W = images.shape[1:3]
     return images.reshape(rows, columns, H, W, 3).transpose(0, 2, 1, 3, 4).reshape(rows * H, columns * W, 3)
+
+
+@torch.no_grad()
+def generate(G, z, class_index, truncation, batch_size, device, noise_seed):
+    """(N, H, W, 3) uint8 images of one class for latents z (N >= 1, z_dim). Generators that draw noise inside
+    (stylegan_lite's per-pixel noise) draw it from torch's global RNG: it is forked and seeded per batch
+    from `noise_seed`, so the images depend only on the arguments and the caller's RNG is left as it was."""
+    out = []
+    devices = [device] if device.type == "cuda" else []
+    for i in range(0, len(z), batch_size):
+        zb = z[i:i + batch_size].to(device)
+        c = torch.full((len(zb),), class_index, dtype=torch.long, device=device)
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(noise_seed + i)
+            out.append(to_uint8(G(zb, c, truncation=truncation)))
+    return np.concatenate(out)

@@ -19,15 +19,17 @@ from gan_aug.distributed import average_gradients, global_batchnorm, sum_over_ra
 from gan_aug.errors import UserError
 from gan_aug.fileio import atomic_write, clear_run_dir
 from gan_aug.gan.augment import AdaptiveProbability, augment
-from gan_aug.gan.checkpoint import RUN_ARTIFACTS, load_checkpoint, save_checkpoint
+from gan_aug.gan.checkpoint import BEST, FORMAT, RUN_ARTIFACTS, load_checkpoint, save_checkpoint
 from gan_aug.gan.ema import ema_beta, make_ema, refresh_standing_stats, update_ema
 from gan_aug.gan.losses import LOSSES, r1_penalty
 from gan_aug.gan.networks import NETWORKS, build_networks, model_args
-from gan_aug.gan.sampling import class_grid, grid_latents
+from gan_aug.gan.sampling import class_grid, generate, grid_latents
 from gan_aug.runtime import setup_run
 from gan_aug.sinks import JsonlSink, Sinks, StatsCollector, TensorBoardSink, nonfinite_warning
 
 TRAIN_SPLIT = "train"
+FD_KEY = "Metrics/fd"  # the scalar best.pt is chosen by
+METRICS_SEED = 20240
 
 
 def select_training_data(prepared, classes, batch_size):
@@ -63,8 +65,12 @@ def conditioning_weight(config, kimg):
 class GanTrainer:
     """Holds the networks, optimizers and counters of one run; `run()` trains to config.kimg."""
 
-    def __init__(self, config, progress=True):
-        self.config, self.progress = config, progress
+    def __init__(self, config, progress=True, quality=None):
+        """`quality`: a callable that scores a sampler (gan_aug.metrics.tracking.TrainingQuality), given by
+        the caller when config.metrics_every is set; the loop itself never imports the metrics."""
+        self.config, self.progress, self.quality = config, progress, quality
+        if config.metrics_every and quality is None:
+            raise UserError("metrics_every is set but no quality tracker was given")
         run = setup_run(config, RUN_ARTIFACTS)
         self.run_dir, self.device, self.autocast, self.world = run.run_dir, run.device, run.autocast, run.world
         config.world_size = self.world.size
@@ -101,7 +107,7 @@ class GanTrainer:
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=config.lr_d, betas=betas, foreach=True)
         self.ada = AdaptiveProbability(config.ada_target, speed_kimg=config.ada_speed_kimg,
                                        p=0.0 if config.ada_target > 0 else 1.0)
-        self.step, self.images_seen = 0, 0
+        self.step, self.images_seen, self.best_fd = 0, 0, float("inf")
         if config.resume:
             self._restore(load_checkpoint(self.run_dir, map_location=self.device))
         self._seed_local_rng()
@@ -135,6 +141,7 @@ class GanTrainer:
         self.ada.load_state_dict(state["ada"])
         self.step, self.images_seen = int(state["step"]), int(state["images_seen"])
         self.batch_rng.set_state(state["rng"]["batch"])
+        self.best_fd = float(state.get("best_fd", float("inf")))
 
     def _seed_local_rng(self):
         """torch's global RNG draws what differs between ranks (augmentation, stylegan_lite's noise). It is
@@ -149,7 +156,8 @@ class GanTrainer:
                 "image_size": self.model_args["img_size"], "data": self.data_info, "config": config,
                 "G": self.G.state_dict(), "D": self.D.state_dict(), "G_ema": self.G_ema.state_dict(),
                 "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(), "ada": self.ada.state_dict(),
-                "step": self.step, "images_seen": self.images_seen, "kimg": self.images_seen / 1000, "rng": rng}
+                "step": self.step, "images_seen": self.images_seen, "kimg": self.images_seen / 1000, "rng": rng,
+                "best_fd": self.best_fd}
 
     # -- one iteration ---------------------------------------------------------------------------
     def _global_batch_rows(self):
@@ -232,7 +240,27 @@ class GanTrainer:
         grid = self.sample_grid()
         with atomic_write(self.run_dir / "samples" / f"step{self.step:07d}.png") as handle:
             Image.fromarray(grid).save(handle, format="PNG")
-        sinks.image("samples/" + ",".join(self.class_names)[:60], grid, self.step)
+        sinks.image("samples/all", grid, self.step)
+        for name, row in zip(self.class_names, np.split(grid, len(self.class_names))):  # one row per class
+            sinks.image(f"samples/{name}", row, self.step)
+
+    def measure(self, sinks):
+        """FD/KID against the train split (rank 0); best.pt keeps the snapshot with the lowest overall FD."""
+        if not self.world.is_main:
+            return
+        refresh_standing_stats(self.G_ema, len(self.class_names), self.config.z_dim, self.device)
+        z_rng = torch.Generator().manual_seed(METRICS_SEED)  # the same latents at every measurement
+
+        def sample(class_index, n):
+            z = torch.randn(n, self.config.z_dim, generator=z_rng)
+            return generate(self.G_ema, z, class_index, 1.0, 256, self.device, METRICS_SEED)
+
+        values = self.quality(sample)
+        sinks.scalars(values, self.step, self.images_seen / 1000)
+        if values[FD_KEY] < self.best_fd:
+            self.best_fd = values[FD_KEY]
+            with atomic_write(self.run_dir / BEST) as handle:
+                torch.save({"format": FORMAT, **self.state_dict()}, handle)
 
     def checkpoint(self):
         if self.world.is_main:
@@ -250,6 +278,7 @@ class GanTrainer:
         total = int(round(cfg.kimg * 1000))
         next_snapshot = _next_multiple(self.images_seen, cfg.snapshot_every * 1000)
         next_ckpt = _next_multiple(self.images_seen, cfg.ckpt_every * 1000)
+        next_metrics = _next_multiple(self.images_seen, cfg.metrics_every * 1000) if cfg.metrics_every else None
         bar = tqdm(total=total, initial=min(self.images_seen, total), unit="img", unit_scale=True,
                    desc=f"train-gan {cfg.arch}", disable=not (self.progress and self.world.is_main))
         started, start_images = time.perf_counter(), self.images_seen
@@ -271,6 +300,9 @@ class GanTrainer:
                         tqdm.write(warning, file=sys.stderr)
                     self.snapshot(sinks)
                     next_snapshot = _next_multiple(self.images_seen, cfg.snapshot_every * 1000)
+                if next_metrics and (self.images_seen >= next_metrics or done):
+                    self.measure(sinks)
+                    next_metrics = _next_multiple(self.images_seen, cfg.metrics_every * 1000)
                 if self.images_seen >= next_ckpt or done:
                     self.checkpoint()
                     next_ckpt = _next_multiple(self.images_seen, cfg.ckpt_every * 1000)
@@ -289,5 +321,5 @@ def _next_multiple(value, every):
     return (value // every + 1) * every
 
 
-def train_gan(config, progress=True):
-    return GanTrainer(config, progress).run()
+def train_gan(config, progress=True, quality=None):
+    return GanTrainer(config, progress, quality).run()

@@ -111,12 +111,12 @@ def extractor_spec(features, fid_weights=None):
     raise UserError(f"unknown --features '{features}' (use inception or lesion:CLASSIFIER_CKPT)")
 
 
-def extract_features(images, features, fid_weights=None, batch_size=64, verbose=False):
-    """(N, D) float64 features of (N, H, W, 3) uint8 images."""
+def extract_features(images, features, fid_weights=None, batch_size=64, verbose=False, cuda=False):
+    """(N, D) float64 features of (N, H, W, 3) uint8 images, on the GPU with cuda=True."""
     name, weights, layer = extractor_spec(features, fid_weights)
-    extractor = create_feature_extractor(name, [layer], cuda=False, feature_extractor_weights_path=weights,
+    extractor = create_feature_extractor(name, [layer], cuda=cuda, feature_extractor_weights_path=weights,
                                          verbose=verbose, feature_extractor_compile=False)
-    out = get_featuresdict_from_dataset(UInt8Images(images), extractor, batch_size, cuda=False, save_cpu_ram=True,
+    out = get_featuresdict_from_dataset(UInt8Images(images), extractor, batch_size, cuda=cuda, save_cpu_ram=True,
                                         verbose=verbose)
     return out[layer].double()
 

@@ -12,7 +12,7 @@ from gan_aug.data.synthetic import check_out, no_images, sha256_file, write_synt
 from gan_aug.errors import UserError
 from gan_aug.gan.checkpoint import load_checkpoint, resolve_checkpoint
 from gan_aug.gan.networks import build_networks
-from gan_aug.gan.sampling import to_uint8
+from gan_aug.gan.sampling import generate
 from gan_aug.runtime import resolve_device, use_threads
 
 def class_generator(seed, class_index):
@@ -36,20 +36,10 @@ class GanSource:
         self.G.eval().to(device, memory_format=torch.channels_last)  # as trained, for identical bits
         self.device = torch.device(device)  # a name such as 'cpu' too: _generate asks for its .type
 
-    @torch.no_grad()
     def _generate(self, z, class_index, truncation, batch_size, noise_seed):
-        """Images for latents z. Generators that draw noise inside (stylegan_lite's per-pixel noise) draw it
-        from torch's global RNG: it is forked and seeded per batch from `noise_seed`, so a set is reproducible
-        and sampling leaves the caller's RNG as it was."""
-        out = []
-        devices = [self.device] if self.device.type == "cuda" else []
-        for i in range(0, len(z), batch_size):
-            zb = z[i:i + batch_size].to(self.device)
-            c = torch.full((len(zb),), class_index, dtype=torch.long, device=self.device)
-            with torch.random.fork_rng(devices=devices):
-                torch.manual_seed(noise_seed + i)
-                out.append(to_uint8(self.G(zb, c, truncation=truncation)))
-        return np.concatenate(out) if out else no_images(self.image_size)
+        if not len(z):
+            return no_images(self.image_size)
+        return generate(self.G, z, class_index, truncation, batch_size, self.device, noise_seed)
 
     def sample(self, class_index, n, seed, truncation, batch_size):
         """(n, H, W, 3) uint8 images of one class; depends only on (seed, class_index, n, batch_size)."""
