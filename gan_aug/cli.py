@@ -284,6 +284,8 @@ def compare(config_path, sets, dry_run, **flags):
     from gan_aug.compare.stats import format_gain
 
     summary = run_compare(config)
+    if summary is None:  # other shards still running
+        return
     for split, rows in summary["splits"].items():
         for arm, row in rows.items():
             gain = row.get("gain")

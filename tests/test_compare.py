@@ -208,3 +208,22 @@ def test_a_run_in_training_elsewhere_is_refused_not_shared(toy16, tmp_path, run_
     assert result.exit_code != 0
     assert "being trained by another process" in result.output
     assert not run_dir(out, "none", 0).exists()
+
+
+def test_shards_split_the_runs_and_the_report_merges_what_finished(toy16, tmp_path, run_cli):
+    out = tmp_path / "cmp"
+    cfg = tmp_path / "compare.yaml"
+    cfg.write_text(f"data: {toy16}\narms: [none, oversample]\nseeds: [0, 1]\nepochs: 1\nbatch_size: 64\n"
+                   "bootstrap: 100\n")
+    result = run_cli("compare", "--config", cfg, "--out", out, "--shard", "1/2")
+    assert result.exit_code == 0, result.output
+    done = sorted(p.parent.name for p in (out / "runs").glob("*/done.json"))
+    assert done == ["none_seed0", "oversample_seed0"]  # runs 1 and 3 of none x {0,1}, oversample x {0,1}
+    report = (out / "report.md").read_text()
+    assert "Partial report**: seeds 1 are not finished" in report and "(seeds 0)" in report
+    result = run_cli("compare", "--config", cfg, "--out", out, "--shard", "2/2")
+    assert result.exit_code == 0, result.output
+    assert len(list((out / "runs").glob("*/done.json"))) == 4
+    report = (out / "report.md").read_text()
+    assert "Partial report" not in report and "(seeds 0, 1)" in report
+    assert "--shard looks like K/N" in run_cli("compare", "--config", cfg, "--out", out, "--shard", "3/2").output

@@ -51,6 +51,10 @@ class CompareConfig:
     threads: int = setting(0, flag=False)
     device: str = setting("auto", flag=False, help=DEVICE_HELP)
     bootstrap: int = setting(2000, flag=False, help="Bootstrap resamples of each CI.")
+    # A scheduler (a SLURM job array, several torchrun jobs or machines on one shared filesystem) starts one
+    # process per shard; the per-run locks keep shards apart and each writes the report of what has finished.
+    shard: str = setting("1/1", help="Run only share K of N of the arm x seed runs (K/N, e.g. "
+                                     "$SLURM_ARRAY_TASK_ID/4).")
 
     def validate(self):
         for arm in self.arms:
@@ -76,10 +80,18 @@ class CompareConfig:
             name, sep, rest = entry.partition("=")
             if not sep or ":" not in rest:
                 raise UserError(f"external entries look like name=source:root, got '{entry}'")
+        self.shard_index()
         if self.synth_n < 1 or self.bootstrap < 100:
             raise UserError("synth_n >= 1 and bootstrap >= 100")
         # The classifier recipe every arm shares, checked by its own rules here: a bad value fails before any run.
         ClassifierConfig(data=self.data, out=self.out, **self.classifier_flags()).validate()
+
+    def shard_index(self):
+        """(k, n) of shard 'k/n', 1 <= k <= n."""
+        k, sep, n = self.shard.partition("/")
+        if not (sep and k.strip().isdigit() and n.strip().isdigit() and 1 <= int(k) <= int(n)):
+            raise UserError(f"--shard looks like K/N with 1 <= K <= N, got '{self.shard}'")
+        return int(k), int(n)
 
     def classifier_flags(self):
         """The ClassifierConfig settings every arm shares."""

@@ -136,6 +136,9 @@ def report_markdown(config, prepared, summary, splits, plots, confusions):
              f"(seeds {', '.join(map(str, config.seeds))}); classifier `{config.model}`, task `{config.task}`, "
              f"{config.epochs} epochs, batch {config.batch_size}, lr {config.lr}; {kept}{averaged}.",
              synthetic_line(config), ""]
+    if summary.get("unfinished_seeds"):
+        lines += [f"**Partial report**: seeds {', '.join(map(str, summary['unfinished_seeds']))} are not finished by "
+                  "every arm yet (other shards may be running them); re-run compare to add them.", ""]
     lines += ["## Headline", ""]
     if baseline:
         lines.append(f"Baseline: **{baseline}**, the non-generative arm with the best mean val BMA "

@@ -7,6 +7,7 @@ test images within each seed, the same resample for both arms.
 """
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 from pathlib import Path
@@ -114,17 +115,50 @@ def compare(config, progress=True):
                                    resolve_device(config.device))
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(to_yaml(config))
-    synthetics = load_synthetic_sets(config, progress)
+    with locked(out / "config.lock"):  # shards started together all write it
+        with atomic_write(out / "config.yaml", "w") as handle:
+            handle.write(to_yaml(dataclasses.replace(config, shard="1/1")))
+        synthetics = load_synthetic_sets(config, progress)  # one shard synthesizes, the others wait for it
     externals = load_externals(config, prepared.image_size)
-    records = {}
-    total = len(config.arms) * len(config.seeds)
-    for i, (arm, seed) in enumerate((a, s) for a in config.arms for s in config.seeds):
+    k, n = config.shard_index()
+    runs = [(a, s) for a in config.arms for s in config.seeds][k - 1::n]
+    for i, (arm, seed) in enumerate(runs):
         if progress:
-            print(f"[{i + 1}/{total}] arm {arm}, seed {seed}", flush=True)
-        records[(arm, seed)] = run_arm(config, arm, seed, prepared, synthetics, externals, teachers, progress)
+            print(f"[{i + 1}/{len(runs)}{f' of shard {k}/{n}' if n > 1 else ''}] arm {arm}, seed {seed}", flush=True)
+        run_arm(config, arm, seed, prepared, synthetics, externals, teachers, progress)
+    return report_finished(config, prepared, externals)
+
+
+def report_finished(config, prepared, externals):
+    """The report over the seeds every arm has finished (other shards may still be running); None when no
+    seed is complete yet. Paired gains need every arm on the same seeds, so a half-done seed waits."""
+    records = {}
+    for arm in config.arms:
+        for seed in config.seeds:
+            done = run_dir(config.out, arm, seed) / "done.json"
+            if done.is_file():
+                records[(arm, seed)] = json.loads(done.read_text())
+    seeds = tuple(s for s in config.seeds if all((a, s) in records for a in config.arms))
+    if not seeds:
+        print(f"no seed finished by every arm yet ({len(records)} of {len(config.arms) * len(config.seeds)} "
+              "runs done): the report waits for the other shards", flush=True)
+        return None
+    finished = dataclasses.replace(config, seeds=seeds)
+    missing = [f"{a} seed {s}" for a in config.arms for s in config.seeds if s not in seeds]
     splits = ["test"] + list(externals)
-    n_classes = {s: len(records[(config.arms[0], config.seeds[0])]["splits"][s]["class_names"]) for s in splits}
-    summary = summarize(config, records, splits, n_classes)
-    write_report(config, prepared, records, summary, splits)
+    n_classes = {s: len(records[(config.arms[0], seeds[0])]["splits"][s]["class_names"]) for s in splits}
+    summary = summarize(finished, {key: records[key] for key in records if key[1] in seeds}, splits, n_classes)
+    summary["unfinished_seeds"] = [s for s in config.seeds if s not in seeds]
+    with locked(Path(config.out) / "report.lock"):  # two shards finishing at once write one report each in turn
+        write_report(finished, prepared, {key: records[key] for key in records if key[1] in seeds}, summary, splits)
+    if missing and len(missing) < 20:
+        print(f"not yet in the report: {', '.join(missing)}", flush=True)
     return summary
+
+
+@contextlib.contextmanager
+def locked(path):
+    """An exclusive flock, waited for (unlike exclusive_run's, which refuses)."""
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
