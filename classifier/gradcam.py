@@ -15,6 +15,7 @@ from classifier.models import BACKBONES
 from gan_aug.data.images import square_resize
 from gan_aug.errors import UserError
 from gan_aug.fileio import atomic_write, check_new_outputs
+from gan_aug.runtime import resolve_device
 
 DISPLAY = 256  # overlays are upscaled to this side so a 32 px lesion is visible
 EXPLANATIONS = "explanations.json"
@@ -59,7 +60,7 @@ def overlay_names(image_paths):
             for i, stem in enumerate(stems)]
 
 
-def explain(checkpoint, image_paths, out, force=False):
+def explain(checkpoint, image_paths, out, force=False, device="auto"):
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.image import show_cam_on_image
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
@@ -69,13 +70,15 @@ def explain(checkpoint, image_paths, out, force=False):
     out = Path(out)
     targets = [out / name for name in overlay_names(image_paths)]
     check_new_outputs([*targets, out / EXPLANATIONS], force)
-    model, task, state = load_classifier(checkpoint)
+    device = resolve_device(device)
+    model, task, state = load_classifier(checkpoint, device)
     args = state["model_args"]
     images = load_images(image_paths, args["image_size"])
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+    x = x.to(device)
     wrapped = LogProbabilities(model, task, args["metadata_vocab"]).eval()
     with torch.no_grad():
-        probs = wrapped(x).exp().numpy()
+        probs = wrapped(x).exp().cpu().numpy()
     predicted = probs.argmax(1)
     with GradCAM(model=wrapped, target_layers=[BACKBONES[args["model"]].cam_layer(model.backbone)]) as cam:
         maps = cam(input_tensor=x, targets=[ClassifierOutputTarget(int(p)) for p in predicted])  # (B, H, W)

@@ -317,7 +317,8 @@ def demo(data, out, force):
 @click.argument("images", nargs=-1)
 @click.option("--out", default="explain_out", show_default=True, help="Folder for the overlays.")
 @click.option("--force", is_flag=True, help="Overwrite overlays and explanations.json already in --out.")
-def explain(checkpoint, images, out, force):
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu, cuda or cuda:N")
+def explain(checkpoint, images, out, force, device):
     """Grad-CAM overlays of a classifier's predictions, with class probabilities.
 
     \b
@@ -326,7 +327,7 @@ def explain(checkpoint, images, out, force):
     """
     from classifier.gradcam import explain as run_explain
 
-    for row in run_explain(checkpoint, list(images), out, force):
+    for row in run_explain(checkpoint, list(images), out, force, device):
         click.echo(f"{row['image']}: {row['predicted']} ({row['probabilities'][row['predicted']]:.3f}) -> {row['overlay']}")
 
 

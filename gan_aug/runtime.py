@@ -3,6 +3,7 @@ setup both trainers run first (threads, determinism, device, autocast, run-folde
 
 import contextlib
 import dataclasses
+import sys
 from pathlib import Path
 
 import torch
@@ -38,10 +39,21 @@ def resolve_device(name):
 
 
 def autocast_for(device, enabled=True):
-    """bf16 autocast where it pays (CUDA, CPUs with native bf16 kernels), else a no-op context."""
-    if enabled and (device.type == "cuda" or cpu_has_bf16()):
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    """bf16 autocast where it pays (GPUs with bf16, CPUs with native bf16 kernels), else a no-op context.
+    A GPU without bf16 (before Ampere) runs in fp32, said once on the console."""
+    if not enabled:
+        return contextlib.nullcontext()
+    if device.type == "cuda":
+        if torch.cuda.is_bf16_supported():
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        if not _told_no_bf16:
+            _told_no_bf16.append(True)
+            print(f"note: {torch.cuda.get_device_name(device)} has no bf16: computing in fp32", file=sys.stderr)
+        return contextlib.nullcontext()
+    return torch.autocast("cpu", dtype=torch.bfloat16) if cpu_has_bf16() else contextlib.nullcontext()
+
+
+_told_no_bf16 = []
 
 
 @dataclasses.dataclass

@@ -373,3 +373,17 @@ def test_keep_rule_errors(toy16, tmp_path):
         config(toy16, tmp_path, keep="first")
     with pytest.raises(UserError, match="needs keep best-val"):
         config(toy16, tmp_path, keep="last", patience=2)
+
+
+def test_a_gpu_without_bf16_computes_in_fp32_and_says_so_once(monkeypatch, capsys):
+    from gan_aug import runtime
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: False)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *args: "Tesla V100")
+    monkeypatch.setattr(runtime, "_told_no_bf16", [])
+    contexts = [runtime.autocast_for(torch.device("cuda"), True) for _ in range(3)]
+    assert all(not isinstance(c, torch.autocast) for c in contexts)
+    assert capsys.readouterr().err.count("Tesla V100 has no bf16: computing in fp32") == 1
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
+    assert isinstance(runtime.autocast_for(torch.device("cuda"), True), torch.autocast)
+    assert not isinstance(runtime.autocast_for(torch.device("cuda"), False), torch.autocast)

@@ -187,8 +187,8 @@ class GanTrainer:
             fake = self.G_train(z, c, cond)
         real_aug = augment(real, cfg.diffaugment, self.ada.p).requires_grad_(do_r1)
         fake_aug = augment(fake.detach(), cfg.diffaugment, self.ada.p)
-        if do_r1:  # R1's double backward in fp32, on the reals alone
-            real_logits = self.D_train(real_aug, c, cond).float()
+        if do_r1:  # R1's double backward in fp32, on the reals alone, uncompiled: torch.compile has no
+            real_logits = self.D(real_aug, c, cond).float()  # double backward; D_train shares its weights
             with self.autocast:
                 fake_logits = self.D_train(fake_aug, c, cond).float()
         else:  # one D pass over reals and fakes: half the kernel launches on small batches

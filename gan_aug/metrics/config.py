@@ -3,7 +3,7 @@
 import dataclasses
 import typing
 
-from gan_aug.config import setting
+from gan_aug.config import DEVICE_HELP, check_device_name, setting
 from gan_aug.errors import UserError
 
 
@@ -23,6 +23,7 @@ class ScoreConfig:
     embed_per_source: int = setting(500, help="Images per source in the TensorBoard projector (0: none).")
     batch_size: int = setting(64, help="Images per feature-extraction batch.")
     seed: int = setting(0, help="Seed of CAS and the projector's choice of images.")
+    device: str = setting("auto", help=DEVICE_HELP + " (feature extraction and CAS)")
     threads: int = setting(0, help="CPU threads, 0: torch's default.")
     force: bool = setting(False, help="Overwrite the scores JSON and the PNG and TensorBoard folder beside it.")
 
@@ -33,3 +34,4 @@ class ScoreConfig:
                 or self.threads < 0):
             raise UserError("need kid_subset_size >= 2, cas_epochs >= 1, batch_size >= 1, embed_per_source >= 0 "
                             "and threads >= 0")
+        check_device_name(self.device)

@@ -16,13 +16,13 @@ from gan_aug.data.synthetic import load_synthetic
 from gan_aug.errors import UserError
 from gan_aug.fileio import atomic_write, check_new_outputs
 from gan_aug.metrics import fidelity, memorization
-from gan_aug.runtime import use_threads
+from gan_aug.runtime import resolve_device, use_threads
 from gan_aug.sinks import TensorBoardSink
 
 OVERALL = "all"
 
 
-def classification_accuracy_score(prepared, syn_images, syn_labels, epochs, seed):
+def classification_accuracy_score(prepared, syn_images, syn_labels, epochs, seed, device="auto"):
     """CAS (Ravuri & Vinyals 2019): a small CNN trained on synthetic images only, for a fixed number of
     epochs (no selection), then its balanced accuracy on the real val split."""
     val = prepared.indices("val")
@@ -33,7 +33,8 @@ def classification_accuracy_score(prepared, syn_images, syn_labels, epochs, seed
                           group=np.arange(len(images)).astype(str), image_id=np.arange(len(images)).astype(str),
                           source="cas", fingerprint="cas")
     with tempfile.TemporaryDirectory() as tmp:
-        config = ClassifierConfig(data="cas", out=tmp, epochs=epochs, seed=seed, balance="oversample", force=True)
+        config = ClassifierConfig(data="cas", out=tmp, epochs=epochs, seed=seed, balance="oversample", force=True,
+                                  device=device)
         trainer = ClassifierTrainer(config, progress=False, prepared=cas_set)
         for _ in range(epochs):
             trainer.train_one_epoch()
@@ -63,8 +64,9 @@ def score(config, progress=True):
     train, val = prepared.indices("train"), prepared.indices("val")
     real_images, real_labels = prepared.images[train], prepared.labels[train]
 
+    cuda = resolve_device(config.device).type == "cuda"
     extract = lambda images: fidelity.extract_features(images, config.features, config.fid_weights,
-                                                       config.batch_size, verbose=progress).numpy()
+                                                       config.batch_size, verbose=progress, cuda=cuda).numpy()
     syn_feat, real_feat = extract(syn_images), extract(real_images)
     results = {"features": config.features, "synthetic": str(config.synthetic), "data": str(config.data),
                "reference": "train", "provenance": {"gan_data": provenance.get("gan_data")}, "per_class": {}}
@@ -86,7 +88,8 @@ def score(config, progress=True):
                 audits[space]["closest_pairs_png"] = str(pairs_png)
         results["memorization"] = audits
     if config.cas and len(val):
-        results["cas"] = classification_accuracy_score(prepared, syn_images, syn_labels, config.cas_epochs, config.seed)
+        results["cas"] = classification_accuracy_score(prepared, syn_images, syn_labels, config.cas_epochs, config.seed,
+                                                       config.device)
 
     with atomic_write(out, "w") as handle:
         json.dump(results, handle, indent=2)
