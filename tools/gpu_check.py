@@ -1,0 +1,161 @@
+"""The measurements of tools/gpu_check.sh, on one GPU: GAN and classifier throughput, a 1-GPU torchrun
+DDP smoke run, and the wall time of the full HAM10000 64 px pipeline. Writes OUT/results.json and
+OUT/results.md. `--smoke` runs every step tiny on the CPU, to check the script itself (tests do).
+
+    python tools/gpu_check.py --out gpu_check_out [--ham ../shared/data/ham10000] [--smoke]
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from classifier.config import ClassifierConfig  # noqa: E402
+from classifier.train import ClassifierTrainer  # noqa: E402
+from gan_aug.config import build_config  # noqa: E402
+from gan_aug.data.prepared import PreparedSet  # noqa: E402
+from gan_aug.gan.config import GanConfig  # noqa: E402
+from gan_aug.gan.train import GanTrainer  # noqa: E402
+from gan_aug.sinks import StatsCollector  # noqa: E402
+
+# (name, arch, size, batch, channels, target img/s): targets from the issue (4x StyleGAN2 on an A100).
+GANS = [("dcgan64", "dcgan", 64, 2048, 64, 20000), ("stylegan_lite128", "stylegan_lite", 128, 256, 64, 600),
+        ("stylegan_lite256", "stylegan_lite", 256, 128, 32, 300)]
+PIPELINE_TARGET_S = 15 * 60
+
+
+def random_set(path, size, n, classes=7, seed=0):
+    """A prepared set of random pixels: throughput does not depend on what the images show."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % classes
+    split = np.where(np.arange(n) % 10 == 0, "val", "train")
+    images = rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8)
+    np.savez(path, images=images, labels=labels, class_names=np.array([f"c{i}" for i in range(classes)]),
+             split=split, group=np.arange(n).astype(str), image_id=np.arange(n).astype(str),
+             source=np.array("random"), fingerprint=np.array(f"random-{size}-{n}"))
+    return path
+
+
+def timed_steps(step, steps, warmup=5):
+    for _ in range(warmup):
+        step()
+    torch.cuda.synchronize() if torch.cuda.is_available() else None
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    torch.cuda.synchronize() if torch.cuda.is_available() else None
+    return time.perf_counter() - start
+
+
+def gan_throughput(tmp, arch, size, batch, channels, steps, device, compile_):
+    data = random_set(tmp / f"gan{size}.npz", size, max(batch * 4, 64))
+    config = build_config(GanConfig, None, {"data": str(data), "out": str(tmp / f"gan_{arch}{size}"), "arch": arch,
+                                            "batch_size": batch, "g_channels": channels, "d_channels": channels,
+                                            "device": device, "compile": compile_, "r1_gamma": 0.05,
+                                            "force": True})
+    trainer, stats = GanTrainer(config, progress=False), StatsCollector()
+    return steps * batch / timed_steps(lambda: trainer.train_step(stats), steps)
+
+
+def classifier_throughput(tmp, model, size, batch, steps, device):
+    data = random_set(tmp / f"clf{size}.npz", size, batch * 4)
+    config = build_config(ClassifierConfig, None, {"data": str(data), "out": str(tmp / f"clf_{model}"),
+                                                   "model": model, "batch_size": batch, "device": device,
+                                                   "balance": "oversample", "force": True})
+    trainer = ClassifierTrainer(config, progress=False)
+    order = trainer.sampler.epoch(trainer.generator)[:batch]
+    trainer.sampler.epoch = lambda generator, with_synthetic=True: order  # one batch per "epoch"
+    return steps * batch / timed_steps(trainer.train_one_epoch, steps)
+
+
+def gan_aug(*args, launcher=None, log=None):
+    """Run `gan-aug ARGS` (optionally under torchrun); (seconds, output)."""
+    command = (launcher or [sys.executable, "-m", "gan_aug"]) + [str(a) for a in args]
+    start = time.perf_counter()
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    if log:
+        log.write(f"$ {' '.join(command)}\n{result.stdout[-3000:]}{result.stderr[-3000:]}\n")
+    if result.returncode:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+    return time.perf_counter() - start, result.stdout
+
+
+def pipeline(tmp, ham, smoke, log):
+    """prepare -> GAN 200 kimg -> synthesize 5000 -> score -> compare 2 arms x 2 seeds, 64 px: stage seconds."""
+    size, kimg, n, epochs = (16, 0.064, 100, 1) if smoke else (64, 200, 5000, 20)
+    data, gan, syn, judge = tmp / "ham.npz", tmp / "gan", tmp / "syn", tmp / "judge"
+    source = ["--source", "ham10000", "--root", ham] if ham and Path(ham).is_dir() and not smoke else \
+        ["--source", "toy", "--toy-count", 300 if smoke else 10015]
+    stages = {}
+    stages["prepare"], _ = gan_aug("prepare", *source, "--size", size, "--out", data, "--force", log=log)
+    gan_flags = ["--config", ROOT / "configs" / "dcgan64.yaml"] if not smoke else ["--set", "batch_size=16"]
+    stages["train-gan"], _ = gan_aug("train-gan", "--data", data, "--out", gan, "--kimg", kimg, *gan_flags,
+                                     "--set", "ckpt_every=50", "--force", log=log)
+    stages["synthesize"], _ = gan_aug("synthesize", "--checkpoint", gan, "-n", n, "--out", syn, "--force", log=log)
+    stages["judge classifier"], _ = gan_aug("train-classifier", "--data", data, "--out", judge, "--epochs", epochs,
+                                            "--balance", "oversample", "--force", log=log)
+    stages["score"], _ = gan_aug("score", "--data", data, "--synthetic", syn, "--features", f"lesion:{judge}/best.pt",
+                                 "--out", tmp / "scores.json", "--force", *(["--no-cas"] if smoke else []), log=log)
+    config = tmp / "compare.yaml"
+    config.write_text(f"data: {data}\nsynthetic: {syn}\narms: [oversample, mix:0.3]\nseeds: [0, 1]\n"
+                      f"epochs: {epochs}\n")
+    stages["compare"], _ = gan_aug("compare", "--config", config, "--out", tmp / "cmp", log=log)
+    stages["total"] = sum(stages.values())
+    return stages
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="gpu_check_out")
+    parser.add_argument("--ham", default=os.environ.get("GAN_AUG_HAM10000", str(ROOT.parent / "shared/data/ham10000")))
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes on the CPU: check the script itself")
+    # Off by default: compiling three GANs costs minutes of the 8-minute budget before the first timed step.
+    parser.add_argument("--compile", action="store_true", help="torch.compile the GANs being timed")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = "cpu" if args.smoke else "cuda"
+    results = {"machine": f"{platform.node()}, {torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu'}",
+               "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"), "smoke": args.smoke, "gan_img_per_s": {}}
+    with tempfile.TemporaryDirectory() as tmp, open(out / "commands.log", "w") as log:
+        tmp = Path(tmp)
+        for name, arch, size, batch, channels, target in GANS:
+            if args.smoke:
+                size, batch, channels = 16, 8, 4
+            rate = gan_throughput(tmp, arch, size, batch, channels, 3 if args.smoke else 30, device, args.compile)
+            results["gan_img_per_s"][name] = {"img_per_s": rate, "target": target, "batch": batch}
+        size, batch = (32, 8) if args.smoke else (224, 256)
+        results["classifier_resnet50_224_img_per_s"] = classifier_throughput(tmp, "resnet50", size, batch,
+                                                                              2 if args.smoke else 20, device)
+        smoke_data = random_set(tmp / "ddp.npz", 16, 64)
+        gan_aug("train-gan", "--data", smoke_data, "--out", tmp / "ddp", "--kimg", 0.064, "--set", "batch_size=16",
+                "--set", f"device={device}", launcher=[sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                                       "--nproc_per_node=1", "-m", "gan_aug"], log=log)
+        results["ddp_smoke"] = "ok"
+        results["pipeline_64px_s"] = pipeline(tmp, args.ham, args.smoke, log)
+    results["pipeline_target_s"] = PIPELINE_TARGET_S
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    lines = [f"# gpu_check {results['date']}: {results['machine']}, torch {results['torch']}", "",
+             "| measurement | value | target |", "| --- | ---: | ---: |"]
+    lines += [f"| {k} img/s (batch {v['batch']}) | {v['img_per_s']:.0f} | >= {v['target']} |"
+              for k, v in results["gan_img_per_s"].items()]
+    lines.append(f"| resnet50 224 px classifier img/s | {results['classifier_resnet50_224_img_per_s']:.0f} | |")
+    lines += [f"| pipeline: {k} (s) | {v:.0f} | {'<= 900' if k == 'total' else ''} |"
+              for k, v in results["pipeline_64px_s"].items()]
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
