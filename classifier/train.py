@@ -190,9 +190,10 @@ class ClassifierTrainer:
             with atomic_write(self.run_dir / name) as handle:
                 torch.save(self.state_dict(), handle)
 
-    def fit(self):
+    def fit(self, on_epoch=None):
         """Train to config.epochs. Every rank scores val (the weights are the same on all of them, so they
-        agree on the best epoch and on early stopping); rank 0 alone writes."""
+        agree on the best epoch and on early stopping); rank 0 alone writes. `on_epoch(row)` sees each epoch's
+        history row once it is saved; it may raise to stop the run (tune's pruning, without optuna here)."""
         cfg = self.config
         sinks = Sinks()
         if self.world.is_main:
@@ -212,6 +213,8 @@ class ClassifierTrainer:
                     self.best = {"bma": metrics["bma"], "epoch": self.epoch, "val": metrics}
                     self._save("best.pt")
                 self._save("latest.pt")
+                if on_epoch is not None:
+                    on_epoch(row)
                 if cfg.patience and self.epoch - self.best["epoch"] >= cfg.patience:
                     break  # early stopping on val BMA
         finally:
@@ -220,5 +223,5 @@ class ClassifierTrainer:
                 "checkpoint": str(self.run_dir / "best.pt")}
 
 
-def train_classifier(config, progress=True, prepared=None, synthetic=None, teachers=None):
-    return ClassifierTrainer(config, progress, prepared, synthetic, teachers).fit()
+def train_classifier(config, progress=True, prepared=None, synthetic=None, teachers=None, on_epoch=None):
+    return ClassifierTrainer(config, progress, prepared, synthetic, teachers).fit(on_epoch)

@@ -19,6 +19,7 @@ from gan_aug.errors import UserError
 from gan_aug.gan.config import GanConfig
 from gan_aug.metrics.config import ScoreConfig
 from gan_aug.synth.config import SynthConfig
+from gan_aug.tune.config import TuneConfig
 
 
 class _Group(click.Group):
@@ -292,6 +293,38 @@ def compare(config_path, sets, dry_run, **flags):
             extra = f"  {format_gain(gain)}" if gain else ""
             click.echo(f"{split:<8} {arm:<14} BMA {row['bma_mean']:.4f} ± {row['bma_std']:.4f}{extra}")
     click.echo(f"report: {Path(config.out) / 'report.md'}")
+
+
+def optional_extra(module, extra):
+    """Import an optional extra's module, or say in one line how to install it (the core install stays lean)."""
+    try:
+        __import__(module)
+    except ImportError:
+        raise UserError(f"this command needs the '{extra}' extra: pip install 'gan-aug[{extra}]'") from None
+
+
+@cli.command()
+@options_from(TuneConfig)
+def tune(config_path, sets, dry_run, **flags):
+    """Search the classifier recipe with Optuna (TPE, median pruning on val BMA); resumable, shareable.
+
+    \b
+    Examples:
+      gan-aug tune --config configs/tune_ham32.yaml --out runs/tune --trials 20
+      gan-aug tune --config configs/tune_ham32.yaml --out runs/tune --trials 20 &   (a second worker)
+    """
+    config = build_or_print(TuneConfig, config_path, flags, sets, dry_run)
+    if config is None:
+        return
+    optional_extra("optuna", "tune")
+    from gan_aug.tune.study import tune as run_tune
+
+    summary = run_tune(config)
+    best = summary["best"]
+    click.echo(f"{summary['complete']} complete, {summary['pruned']} pruned, {summary['failed']} failed trials; "
+               f"best val BMA {best['val_bma']:.4f} (trial {best['trial']}): {best['params']}")
+    click.echo(f"wrote {Path(config.out) / 'best.yaml'}, best_compare.yaml, trials.csv, "
+               f"{', '.join(n for n, p in summary['plots'].items() if not p.startswith('not'))}")
 
 
 @cli.command()

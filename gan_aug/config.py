@@ -27,6 +27,10 @@ def _coerce(name, value, annotation):
         return _coerce(name, value, inner[0])
     if value is None:
         raise UserError(f"config key '{name}' must not be empty")
+    if origin is dict:  # a nested mapping (tune's search space), checked by its config's validate()
+        if not isinstance(value, dict):
+            raise UserError(f"config key '{name}' must be a mapping of key: value, got {value!r}")
+        return dict(value)
     if origin in (list, tuple):
         if isinstance(value, str):
             value = [value]

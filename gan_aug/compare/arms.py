@@ -57,3 +57,14 @@ def is_generative(arm):
 def synthetic_set_name(arm):
     """The named synthetic set of a generative arm ('' = the config's default `synthetic`/`gan_run`)."""
     return split_distill(arm)[0].partition("@")[2]
+
+
+def arm_of(settings):
+    """The arm that trains with these train-classifier settings (parse_arm's inverse), e.g. for tune's
+    best_compare.yaml: {'balance': 'oversample', 'mix': 0.3, 'mix_until': 0.6} -> 'mix:0.3:0.6'."""
+    mix, until = float(settings.get("mix", 0.0)), float(settings.get("mix_until", 1.0))
+    suffix = DISTILL_SUFFIX if settings.get("teachers") else ""
+    if mix > 0:
+        kind = {policy: name for name, policy in MIX_POLICIES.items()}[settings.get("mix_policy", "balanced")]
+        return f"{kind}:{mix}" + (f":{until}" if until < 1 else "") + suffix
+    return settings.get("balance", "none") + suffix

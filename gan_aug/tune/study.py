@@ -1,0 +1,146 @@
+"""`gan-aug tune`: an Optuna study over the classifier recipe, in a database, so it resumes after a kill and
+several processes (or machines, with a PostgreSQL URL) work on one study.
+
+Each trial is one train-classifier run into OUT/trials/trial_NNNN, scored by its best val BMA (never test,
+PROTOCOL rule 3). TPE proposes; the median rule prunes a trial whose val BMA after an epoch is below the
+median of earlier trials at that epoch. The hook that reports each epoch is handed to the trainer, so
+classifier/ never imports Optuna.
+"""
+
+import os
+import socket
+import time
+import warnings
+from pathlib import Path
+
+import optuna
+import sqlalchemy
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.study import StudyDirection
+from optuna.trial import TrialState
+
+from classifier.train import train_classifier
+from gan_aug.data.prepared import load_prepared
+from gan_aug.data.synthetic import load_synthetic
+from gan_aug.errors import UserError
+from gan_aug.tune.outputs import FINISHED, write_outputs
+from gan_aug.tune.space import parse_space
+
+# A process that dies mid-trial stops beating; GRACE_S later the next process to start a trial marks that trial
+# failed and queues its parameters once more, so a kill costs the interrupted trial only.
+HEARTBEAT_S, GRACE_S = 10, 60
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def open_storage(config):
+    kwargs = {}
+    if config.storage_url.startswith("sqlite:"):
+        Path(config.out).mkdir(parents=True, exist_ok=True)
+        kwargs = {"connect_args": {"timeout": 300}}  # processes sharing the file wait for its lock, not fail
+    for attempt in range(3):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats: stable since 2.9
+            try:
+                return RDBStorage(config.storage_url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_S,
+                                  grace_period=GRACE_S,
+                                  heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(1))
+            except sqlalchemy.exc.OperationalError:  # two processes creating the tables at once: the loser retries
+                if attempt == 2:
+                    raise
+                time.sleep(1)
+            except (ImportError, ValueError, sqlalchemy.exc.ArgumentError,
+                    optuna.exceptions.StorageInternalError) as err:
+                raise UserError(f"cannot open the study storage {config.storage_url}: {err}") from None
+
+
+def load_study(config, storage, setup):
+    """The study, created on first use; refused when it searches another space, recipe or data set."""
+    study = optuna.create_study(storage=storage, study_name=config.study, direction="maximize", load_if_exists=True)
+    if study.direction != StudyDirection.MAXIMIZE:
+        raise UserError(f"study '{config.study}' minimizes: tune maximizes val BMA; give another --study")
+    stored = study.user_attrs.get("setup")
+    if stored is None:
+        study.set_user_attr("setup", setup)
+    elif stored != setup:
+        raise UserError(f"study '{config.study}' in {config.storage_url} searches another space, recipe or prepared "
+                        "set: give another --study or --out")
+    # Re-seeded by the trials already there: a resumed or joining process draws afresh instead of repeating.
+    sampler = optuna.samplers.TPESampler(seed=config.seed + len(study.trials), n_startup_trials=config.startup_trials)
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=config.startup_trials, n_warmup_steps=config.warmup_epochs)
+    return optuna.load_study(study_name=config.study, storage=storage, sampler=sampler, pruner=pruner)
+
+
+def pruning_hook(trial):
+    """train_classifier's on_epoch: report the epoch's val BMA, stop the run when the median rule says so."""
+    def report(row):
+        trial.report(row["val_bma"], row["epoch"])
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"val BMA {row['val_bma']:.4f} at epoch {row['epoch']} is under the median")
+    return report
+
+
+def finished(study):
+    return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+
+def alive(trial):
+    """Whether a running trial's process lives. Only this host's processes can be asked; a dead one elsewhere
+    is found by its stopped heartbeat."""
+    host, _, pid = trial.user_attrs.get("worker", "").rpartition(":")
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
+
+
+def taken(study):
+    """Finished trials plus the ones live processes are running: what counts towards --trials, so processes
+    sharing a study stop at the number asked for instead of each finishing one more."""
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    return finished(study) + sum(alive(t) for t in running)
+
+
+def stop_at(trials):
+    def callback(study, _trial):
+        if taken(study) >= trials:
+            study.stop()
+    return callback
+
+
+def print_trial(study, trial):
+    value = "-" if trial.value is None else f"{trial.value:.4f}"
+    params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items())
+    print(f"trial {trial.number} {trial.state.name.lower()}: val BMA {value} ({params}); "
+          f"{finished(study)} finished", flush=True)
+
+
+def tune(config, progress=True):
+    """Run trials until the study holds config.trials finished ones; write best.yaml and plots. The summary."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    prepared = load_prepared(config.data)
+    synthetic = load_synthetic(config.recipe["synthetic"]) if config.recipe.get("synthetic") else None
+    params = parse_space(config.space)
+    setup = {"data": prepared.fingerprint, "recipe": config.recipe, "space": config.space, "seed": config.seed}
+    study = load_study(config, open_storage(config), setup)
+
+    def objective(trial):
+        trial.set_user_attr("worker", WORKER)
+        draws = {param.name: param.suggest(trial) for param in params}
+        run = Path(config.out) / "trials" / f"trial_{trial.number:04d}"
+        trial.set_user_attr("run", str(run))
+        summary = train_classifier(config.classifier_config(run, draws), progress=False, prepared=prepared,
+                                   synthetic=synthetic, on_epoch=pruning_hook(trial))
+        trial.set_user_attr("best_epoch", summary["best_epoch"])
+        return summary["best_val_bma"]
+
+    remaining = config.trials - taken(study)
+    if remaining > 0:
+        # A setting combination the classifier refuses fails its trial (UserError) and the search goes on.
+        study.optimize(objective, n_trials=remaining, catch=(UserError,),
+                       callbacks=[stop_at(config.trials)] + ([print_trial] if progress else []))
+    return write_outputs(config, study)

@@ -1,0 +1,131 @@
+"""tune: a study of 6 trials on a tiny set, its best config trained as is, resume after SIGKILL, two processes on
+one SQLite study, and the refusals (bad space, another study's setup)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import sqlalchemy
+import yaml
+
+from gan_aug.compare.config import CompareConfig
+from gan_aug.config import build_config
+from gan_aug.errors import UserError
+from gan_aug.tune.config import TuneConfig
+from gan_aug.tune.outputs import FINISHED
+from gan_aug.tune.study import pruning_hook
+
+ROOT = Path(__file__).resolve().parents[1]
+SPACE = {"lr": {"low": "1e-3", "high": 1.0e-2, "log": True}, "weight_decay": {"low": 1.0e-6, "high": 1.0e-3},
+         "ema_half_life": {"low": 0.0, "high": 1.0}, "balance": ["none", "oversample"]}
+
+
+@pytest.fixture
+def tune_yaml(toy16, tmp_path):
+    path = tmp_path / "tune.yaml"
+    path.write_text(yaml.safe_dump({"data": str(toy16), "startup_trials": 2, "warmup_epochs": 1, "space": SPACE,
+                                    "recipe": {"epochs": 2, "batch_size": 32, "threads": 1}}))
+    return path
+
+
+def study_of(out):
+    return optuna.load_study(study_name="gan-aug-tune", storage=f"sqlite:///{out / 'study.db'}")
+
+
+def finished(out):
+    try:
+        return {t.number: t.value for t in study_of(out).get_trials(states=FINISHED)}
+    except (KeyError, sqlalchemy.exc.OperationalError):  # the database is there, its tables or the study not yet
+        return {}
+
+
+def tune_process(tune_yaml, out, trials=6):
+    return subprocess.Popen([sys.executable, "-m", "gan_aug", "tune", "--config", str(tune_yaml), "--out", str(out),
+                             "--trials", str(trials)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def test_six_trials_and_the_best_config_trains_as_is(run_cli, tune_yaml, tmp_path):
+    out = tmp_path / "tune"
+    result = run_cli("tune", "--config", tune_yaml, "--out", out, "--trials", 6)
+    assert result.exit_code == 0, result.output
+    assert len(finished(out)) == 6
+    assert (out / "history.png").stat().st_size > 1000 and (out / "trials.csv").is_file()
+    best = study_of(out).best_trial
+    settings = yaml.safe_load((out / "best.yaml").read_text())
+    assert {k: settings[k] for k in best.params} == best.params and settings["epochs"] == 2
+    trained = run_cli("train-classifier", "--config", out / "best.yaml", "--out", tmp_path / "best_run")
+    assert trained.exit_code == 0, trained.output
+    assert yaml.safe_load((tmp_path / "best_run" / "config.yaml").read_text())["lr"] == best.params["lr"]
+    compare = build_config(CompareConfig, out / "best_compare.yaml", {"out": str(tmp_path / "cmp")})
+    assert compare.arms == (best.params["balance"],) and compare.lr == best.params["lr"]
+    again = run_cli("tune", "--config", tune_yaml, "--out", out, "--trials", 6)  # nothing left to do
+    assert again.exit_code == 0 and len(finished(out)) == 6
+
+
+def test_resumes_after_sigkill_without_losing_finished_trials(tune_yaml, tmp_path):
+    out = tmp_path / "tune"
+    process = tune_process(tune_yaml, out)
+    deadline = time.time() + 300
+    while time.time() < deadline and not ((out / "study.db").exists() and len(finished(out)) >= 2):
+        assert process.poll() is None, process.stdout.read()
+        time.sleep(0.5)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    before = finished(out)
+    assert 2 <= len(before) < 6
+    resumed = tune_process(tune_yaml, out)
+    output, _ = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, output
+    after = finished(out)
+    assert len(after) == 6 and all(after[n] == value for n, value in before.items())
+
+
+def test_two_processes_finish_six_trials_between_them(tune_yaml, tmp_path):
+    out = tmp_path / "tune"
+    workers = [tune_process(tune_yaml, out) for _ in range(2)]
+    for worker in workers:
+        output, _ = worker.communicate(timeout=600)
+        assert worker.returncode == 0, output
+    trials = study_of(out).get_trials(states=FINISHED)
+    assert len(trials) == 6
+    assert len({t.user_attrs["worker"] for t in trials}) == 2  # both did some of the work
+
+
+def test_refusals(toy16, tune_yaml, tmp_path):
+    for space, message in (({"seed": [0, 1]}, "not a tunable"), ({"lr": {"low": 1}}, "takes"),
+                           ({"epochs": {"low": 1.5, "high": 3}}, "must be whole"),
+                           ({"lr": {"low": 0.0, "high": 0.1, "log": True}}, "low > 0"),
+                           ({"mix": {"low": 0.1, "high": 0.5}}, "needs --synthetic")):
+        with pytest.raises(UserError, match=message):
+            build_config(TuneConfig, None, {"data": str(toy16), "out": str(tmp_path), "space": space})
+    with pytest.raises(UserError, match="both searched"):
+        build_config(TuneConfig, tune_yaml, {"out": str(tmp_path)}, ["recipe={lr: 0.01}"])
+    out = tmp_path / "tune"
+    build = lambda changes: build_config(TuneConfig, tune_yaml, {"out": str(out), "trials": 1}, changes)
+    from gan_aug.tune.study import tune
+    tune(build([]), progress=False)
+    with pytest.raises(UserError, match="searches another space"):
+        tune(build(["space={lr: {low: 0.001, high: 0.002}}"]), progress=False)
+
+
+def test_the_pruning_hook_reports_each_epoch_and_stops_a_pruned_trial():
+    class Trial:
+        reports = []
+
+        def report(self, value, step):
+            self.reports.append((step, value))
+
+        def should_prune(self):
+            return len(self.reports) == 2
+
+    hook = pruning_hook(Trial())
+    hook({"epoch": 1, "val_bma": 0.5})
+    with pytest.raises(optuna.TrialPruned, match="under the median"):
+        hook({"epoch": 2, "val_bma": 0.4})
+    assert Trial.reports == [(1, 0.5), (2, 0.4)]
