@@ -15,7 +15,7 @@ from classifier.checkpoint import FORMAT, build_from_args
 from classifier.data import (align_synthetic, augment_batch, encode_metadata, metadata_vocabulary, metadata_width,
                              split_tensors, to_float)
 from classifier.inference import split_metrics
-from classifier.models import DEFAULT_DROPOUT, check_image_size
+from classifier.models import DEFAULT_DROPOUT, check_image_size, input_norm
 from classifier.sampling import EpochSampler
 from classifier.tasks import TASKS
 from classifier.teachers import TeacherEnsemble
@@ -61,16 +61,12 @@ class ClassifierTrainer:
         self.model_args = {"model": config.model, "task": config.task, "heads": task.heads,
                            "meta_dim": metadata_width(vocab) if vocab else 0, "metadata_vocab": vocab,
                            "class_names": list(prepared.class_names), "image_size": prepared.image_size,
-                           "dropout": config.dropout}
+                           "dropout": config.dropout, "input_norm": input_norm(config.model, config.pretrained)}
         torch.manual_seed(config.seed)  # the same initial weights on every rank
         self.model, self.task = build_from_args(self.model_args, pretrained=config.pretrained)
         self.model.to(self.device, memory_format=torch.channels_last)  # 1.3x faster convs on CPU (oneDNN)
         self.model = global_batchnorm(self.model, self.world, self.device)
-        # Under torchrun, DistributedDataParallel averages the gradients; BatchNorm buffers stay in step
-        # by themselves (global-batch statistics), so they need no broadcast.
-        self.train_model = self.model if self.world.size == 1 else DistributedDataParallel(
-            self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-            broadcast_buffers=False)
+        self.frozen = None  # whether the backbone is frozen (freeze_epochs); set at each epoch's start
 
         train = split_tensors(prepared, "train", vocab, self.device)
         self.val = split_tensors(prepared, "val", vocab, self.device)
@@ -101,7 +97,14 @@ class ClassifierTrainer:
         self.loss_kw = {"focal_gamma": config.focal_gamma if config.balance == "focal" else 0.0}
 
         self.steps_per_epoch = math.ceil(len(train.labels) / config.batch_size)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        # One AdamW group per learning rate: [heads and metadata branch, backbone] (one group at multiplier 1,
+        # as before, so earlier runs resume).
+        self.lr_mults = [1.0] if config.backbone_lr_mult == 1 else [1.0, config.backbone_lr_mult]
+        backbone = {id(p) for p in self.model.backbone.parameters()}
+        groups = [list(self.model.parameters())] if len(self.lr_mults) == 1 else [
+            [p for p in self.model.parameters() if id(p) not in backbone], list(self.model.backbone.parameters())]
+        self.optimizer = torch.optim.AdamW([{"params": g, "lr": config.lr * m} for g, m in zip(groups, self.lr_mults)],
+                                           lr=config.lr, weight_decay=config.weight_decay)
         total = self.steps_per_epoch * config.epochs
         warmup = max(1, self.steps_per_epoch // 2)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -117,21 +120,23 @@ class ClassifierTrainer:
         self.world.barrier()
 
     def _restore(self, state):
-        run_args = {"dropout": DEFAULT_DROPOUT, **state["model_args"]}  # runs from before the dropout key
+        run_args = {"dropout": DEFAULT_DROPOUT, "input_norm": None, **state["model_args"]}  # runs from before them
         if state["data"]["fingerprint"] != self.prepared.fingerprint or run_args != self.model_args:
             raise UserError("cannot resume: the run used a different prepared set or model settings")
         self.model.load_state_dict(state.get("training_model", state["model"]))
         if self.ema is not None:
             self.ema.module.load_state_dict(state["model"])
             self.ema.n_averaged.fill_(state["ema_updates"])
+        if len(state["optimizer"]["param_groups"]) != len(self.lr_mults):
+            raise UserError("cannot resume: the run had another backbone_lr_mult (1 vs not 1)")
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         # Loading also restores the old run's lr and weight decay; a resumed run follows the settings it
         # was given (e.g. --set lr=... or more --epochs): their schedule, from the step it had reached.
-        self.scheduler.base_lrs = [self.config.lr] * len(self.optimizer.param_groups)
-        lr = self.config.lr * self.scheduler.lr_lambdas[0](self.scheduler.last_epoch)
-        for group in self.optimizer.param_groups:
-            group.update(lr=lr, initial_lr=self.config.lr, weight_decay=self.config.weight_decay)
+        self.scheduler.base_lrs = [self.config.lr * m for m in self.lr_mults]
+        scale = self.scheduler.lr_lambdas[0](self.scheduler.last_epoch)
+        for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs):
+            group.update(lr=base * scale, initial_lr=base, weight_decay=self.config.weight_decay)
         self.generator.set_state(state["sampler_rng"])
         self.epoch, self.best, self.history = state["epoch"], state["best"], state["history"]
 
@@ -150,8 +155,24 @@ class ClassifierTrainer:
                 "epoch": self.epoch, "best": self.best, "history": self.history, "config": config,
                 "data": {"fingerprint": self.prepared.fingerprint, "path": str(self.prepared.path)}}
 
+    def _freeze_backbone(self, frozen):
+        """Head-only epochs: the backbone gets no gradient (AdamW skips it, weight decay too) and keeps its
+        BatchNorm statistics, as Keras's `trainable = False` does for a pretrained base."""
+        if frozen != self.frozen:
+            self.frozen = frozen
+            self.model.backbone.requires_grad_(not frozen)
+            # Under torchrun, DistributedDataParallel averages the gradients of the parameters that had one when
+            # it was built, so it is built again when that set changes. BatchNorm buffers stay in step by
+            # themselves (global-batch statistics), so they need no broadcast.
+            self.train_model = self.model if self.world.size == 1 else DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                broadcast_buffers=False)
+        if frozen:
+            self.model.backbone.eval()
+
     def train_one_epoch(self):
         self.model.train()
+        self._freeze_backbone(self.epoch < self.config.freeze_epochs)
         # What differs between ranks (dropout) draws from torch's global RNG, seeded per rank and epoch, so a
         # run resumed at an epoch boundary draws what the uninterrupted run drew.
         torch.manual_seed(hash((self.config.seed, self.world.rank, self.epoch)) % (1 << 62))
@@ -219,6 +240,8 @@ class ClassifierTrainer:
                     break  # early stopping on val BMA
         finally:
             sinks.close()
+        if not self.world.is_main:
+            return None  # one summary per run, rank 0's
         return {"best_epoch": self.best["epoch"], "best_val_bma": self.best["bma"], "epochs": self.epoch,
                 "checkpoint": str(self.run_dir / "best.pt")}
 

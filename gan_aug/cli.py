@@ -158,6 +158,8 @@ def train_gan(config_path, sets, dry_run, **flags):
 
     quality = TrainingQuality(config, resolve_device(config.device)) if config.metrics_every else None
     summary = run_training(config, quality=quality)
+    if summary is None:  # a torchrun rank other than 0
+        return
     click.echo(f"trained {summary['kimg']:.1f} kimg ({summary['step']} steps, {summary['img_per_s']:.0f} img/s); "
                f"checkpoint {summary['checkpoint']}")
     click.echo(f"browse: tensorboard --logdir {Path(config.out) / 'tb'}")
@@ -206,6 +208,8 @@ def train_classifier(config_path, sets, dry_run, **flags):
     from classifier.train import train_classifier as run_training
 
     summary = run_training(config)
+    if summary is None:  # a torchrun rank other than 0
+        return
     click.echo(f"best val BMA {summary['best_val_bma']:.4f} at epoch {summary['best_epoch']} of "
                f"{summary['epochs']}; checkpoint {summary['checkpoint']}")
 

@@ -14,7 +14,6 @@ import os
 
 import torch
 import torch.distributed as dist
-from torch.distributed.nn.functional import all_reduce as differentiable_all_reduce
 from torch import nn
 
 from gan_aug.errors import UserError
@@ -72,10 +71,30 @@ def average_gradients(world, parameters):
         grad.copy_(part.view_as(grad))
 
 
+class _SumOverRanks(torch.autograd.Function):
+    """all_reduce(SUM) with its gradient: each rank's input feeds every rank's output, so the input's
+    gradient is the sum of all ranks' output gradients (what torch.distributed.nn's deprecated one did)."""
+
+    @staticmethod
+    def forward(ctx, tensor):
+        tensor = tensor.clone()
+        dist.all_reduce(tensor)
+        return tensor
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
+differentiable_all_reduce = _SumOverRanks.apply
+
+
 class GlobalBatchNorm(nn.BatchNorm2d):
     """BatchNorm2d whose training statistics are the global batch's, over all ranks, on the CPU (gloo):
-    torch's SyncBatchNorm, used on CUDA, supports GPU tensors only. The reduction is torch.distributed.nn's
-    differentiable all_reduce, so gradients flow through the shared statistics as in SyncBatchNorm."""
+    torch's SyncBatchNorm, used on CUDA, supports GPU tensors only. The reduction is differentiable, so
+    gradients flow through the shared statistics as in SyncBatchNorm."""
 
     def forward(self, x):
         if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):

@@ -1,6 +1,7 @@
 """GAN training throughput: gan-aug's loop vs a plain PyTorch reference loop, measured in one run.
 
     python tools/bench_gan.py --root ../shared/data/ham10000 [--sizes 32,64] [--kimg 2] [--channels 32]
+    python tools/bench_gan.py --ddp 2 --skip-reference ...   (adds: N torchrun processes vs 1 process)
 
 gan-aug's loop: conditional DCGAN (spectral norm, projection D, hinge loss, DiffAugment, EMA), real
 images preloaded as one uint8 tensor on the device, channels_last, bf16 autocast where the hardware
@@ -13,7 +14,9 @@ Images/s counts real images shown to D (one D step and one G step per batch), af
 import argparse
 import os
 import platform
+import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -116,6 +119,23 @@ def ours_throughput(data, out, batch, ch, images, device):
     return steps * batch / (time.perf_counter() - start)
 
 
+def cli_throughput(data, out, processes, batch, ch, kimg):
+    """img/s of `gan-aug train-gan` as `processes` torchrun processes (1: a plain process), each with an
+    equal share of the CPU cores; the loop's own count, after start-up."""
+    threads = max(1, (os.cpu_count() or 1) // processes)
+    launcher = [sys.executable, "-m", "gan_aug"] if processes == 1 else [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}", "-m", "gan_aug"]
+    settings = {"batch_size": batch, "g_channels": ch, "d_channels": ch, "threads": threads,
+                "snapshot_every": 10 * kimg, "ckpt_every": 10 * kimg}
+    command = launcher + ["train-gan", "--data", str(data), "--out", str(out), "--kimg", str(kimg), "--force"]
+    command += [arg for key, value in settings.items() for arg in ("--set", f"{key}={value}")]
+    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(threads)},
+                            cwd=Path(__file__).resolve().parents[1])
+    if result.returncode:
+        raise SystemExit(result.stdout[-2000:] + result.stderr[-2000:])
+    return float(re.search(r"steps, (\d+) img/s", result.stdout).group(1))
+
+
 def write_image_folder(data, folder):
     with np.load(data) as arrays:
         train = arrays["split"] == "train"
@@ -137,6 +157,7 @@ def main():
     parser.add_argument("--ref-workers", type=int, default=2, help="DataLoader workers of the reference")
     parser.add_argument("--device", default="auto", help="device of gan-aug's loop (the reference runs on CPU)")
     parser.add_argument("--skip-reference", action="store_true")
+    parser.add_argument("--ddp", type=int, default=0, help="also time N torchrun processes against 1 process")
     args = parser.parse_args()
     images = int(args.kimg * 1000)
     rows = []
@@ -151,17 +172,22 @@ def main():
                 n_classes = write_image_folder(data, tmp / f"folder{size}")
                 ref = reference_throughput(tmp / f"folder{size}", size, n_classes, args.batch, args.channels,
                                            images, args.ref_workers)
-            rows.append((size, ours, ref))
+            ddp = None
+            if args.ddp:
+                ddp = [cli_throughput(data, tmp / f"ddp{size}_{n}", n, args.batch, args.channels, args.kimg)
+                       for n in (1, args.ddp)]
+            rows.append((size, ours, ref, ddp))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"threads {torch.get_num_threads()}, device {args.device}")
     print(f"dcgan, channels {args.channels}, batch {args.batch}, {images} images timed per loop")
-    print("| size | gan-aug img/s | reference img/s | speed-up |")
-    print("| ---: | ---: | ---: | ---: |")
-    for size, ours, ref in rows:
+    print("| size | gan-aug img/s | reference img/s | speed-up |" + (
+        f" CLI, 1 process | CLI, {args.ddp} processes (torchrun) |" if args.ddp else ""))
+    print("| ---: | ---: | ---: | ---: |" + (" ---: | ---: |" if args.ddp else ""))
+    for size, ours, ref, ddp in rows:
         ref_text, ratio = (f"{ref:.0f}", f"{ours / ref:.2f}x") if ref else ("-", "-")
-        print(f"| {size} | {ours:.0f} | {ref_text} | {ratio} |")
+        print(f"| {size} | {ours:.0f} | {ref_text} | {ratio} |" + (f" {ddp[0]:.0f} | {ddp[1]:.0f} |" if ddp else ""))
 
 
 if __name__ == "__main__":

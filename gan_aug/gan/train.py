@@ -310,6 +310,8 @@ class GanTrainer:
             bar.close()
             sinks.close()
         elapsed = time.perf_counter() - started
+        if not self.world.is_main:
+            return None  # one summary per run, rank 0's
         return {"step": self.step, "kimg": self.images_seen / 1000, "seconds": elapsed,
                 "img_per_s": (self.images_seen - start_images) / max(elapsed, 1e-9),
                 "checkpoint": str(self.run_dir / "latest.pt")}
