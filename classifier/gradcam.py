@@ -6,13 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, UnidentifiedImageError
+from PIL import Image, ImageDraw
 from torch import nn
 
 from classifier.checkpoint import load_classifier
 from classifier.data import encode_metadata
 from classifier.models import BACKBONES
-from gan_aug.data.images import square_resize
+from gan_aug.data.images import load_image
 from gan_aug.errors import UserError
 from gan_aug.fileio import atomic_write, check_new_outputs
 from gan_aug.runtime import resolve_device
@@ -38,19 +38,6 @@ class LogProbabilities(nn.Module):
         return torch.from_numpy(encode_metadata(self.metadata_vocab, len(x))).to(x.device)
 
 
-def load_images(paths, size):
-    images = []
-    for path in paths:
-        try:
-            with Image.open(path) as image:
-                images.append(np.asarray(square_resize(image, size)))
-        except FileNotFoundError:
-            raise UserError(f"image not found: {path}") from None
-        except (OSError, UnidentifiedImageError) as err:
-            raise UserError(f"unreadable image {path}: {err}") from None
-    return np.stack(images)
-
-
 def overlay_names(image_paths):
     """`<stem>_gradcam.png` per input, and `<stem>_gradcam_<index>.png` for inputs that share a stem (ignoring
     case, for case-blind file systems): no two inputs get the same name, as no name of one form has the other's."""
@@ -73,7 +60,8 @@ def explain(checkpoint, image_paths, out, force=False, device="auto"):
     device = resolve_device(device)
     model, task, state = load_classifier(checkpoint, device)
     args = state["model_args"]
-    images = load_images(image_paths, args["image_size"])
+    # Decoded as prepare decodes (every image mode, JPEG draft scaling), so the model sees what it trained on.
+    images = np.stack([load_image(path, args["image_size"]) for path in image_paths])
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
     x = x.to(device)
     wrapped = LogProbabilities(model, task, args["metadata_vocab"]).eval()

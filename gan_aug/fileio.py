@@ -100,8 +100,12 @@ def remove_leftovers(path):
             _remove_scratch(sibling)
 
 
-def check_new_outputs(paths, force):
-    """Refuse, before any work, to replace an existing output without --force."""
+def check_new_outputs(paths, force, folders=()):
+    """Refuse, before any work, to replace an existing output without --force, or a folder where a file goes
+    (every path but those in `folders` is a file)."""
+    misplaced = [str(p) for p in paths if Path(p).is_dir() and p not in folders]
+    if misplaced:
+        raise UserError(f"{misplaced[0]} is a folder, where a file is to be written: give a file path")
     existing = [str(p) for p in paths if Path(p).exists()]
     if existing and not force:
         raise UserError(f"{', '.join(existing)} already exist{'s' if len(existing) == 1 else ''} "

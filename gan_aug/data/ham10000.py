@@ -1,12 +1,10 @@
 """HAM10000: `HAM10000_metadata.csv` plus images anywhere under the root (official: two part folders)."""
 
-import csv
-
 import numpy as np
 
 from gan_aug.data.domain import DEFAULT_CSV, HAM_CLASSES
-from gan_aug.data.records import (SourceRecords, find_csv, index_images, match_images,
-                                  parse_age, require_columns)
+from gan_aug.data.records import (SourceRecords, find_csv, index_images, match_images, parse_age, read_csv_rows,
+                                  require_columns)
 from gan_aug.errors import UserError
 
 REQUIRED_COLUMNS = ("lesion_id", "image_id", "dx")
@@ -14,10 +12,8 @@ REQUIRED_COLUMNS = ("lesion_id", "image_id", "dx")
 
 def read(config):
     csv_path = find_csv(config.root, config.csv, DEFAULT_CSV["ham10000"], "metadata CSV")
-    with open(csv_path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        require_columns(reader.fieldnames or [], REQUIRED_COLUMNS, csv_path)
-        rows = list(reader)
+    header, rows = read_csv_rows(csv_path)
+    require_columns(header, REQUIRED_COLUMNS, csv_path)
     if not rows:
         raise UserError(f"{csv_path} has no rows")
     unknown = sorted({r["dx"] for r in rows} - set(HAM_CLASSES))

@@ -1,20 +1,47 @@
-"""Decoding and resizing: centre-crop to a square, then an antialiased resize to size x size."""
+"""Decoding and resizing: every image mode to the RGB it shows (or a refusal), centre-crop to a square, then an
+antialiased resize to size x size."""
 
 import math
 import multiprocessing
 import os
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from tqdm import tqdm
+
+from gan_aug.errors import UserError
 
 # Workers decode this many files per task: fewer round trips than one file each.
 CHUNK = 64
 
+# Transparent pixels are composited over black: dermoscopy images are black outside the scope's field of view
+# (the corners' vignette), so a cut-out lesion on black looks like the images it is trained beside.
+ALPHA_BACKGROUND = (0, 0, 0, 255)
+ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+PLAIN_MODES = ("RGB", "L", "1", "P", "CMYK", "YCbCr")  # Pillow's own conversion to RGB is right for these
+# What a file that fails to decode raises (UnidentifiedImageError is an OSError; a decompression bomb is neither).
+DECODE_ERRORS = (OSError, ValueError, Image.DecompressionBombError)
+
+
+def to_rgb(image):
+    """The RGB image a PIL image shows; ValueError for a mode whose colours cannot be known (float, 32-bit)."""
+    mode = image.mode
+    # 16 bits per sample (I;16*, or "I" where an older Pillow opens a 16-bit PNG): Pillow's convert would clip
+    # everything above 255 to white. Keep the high byte, as Pillow itself does for 16-bit RGB PNGs.
+    if mode.startswith("I;16") or (mode == "I" and image.format == "PNG"):
+        high = np.asarray(image).astype(np.uint32) >> 8
+        return Image.fromarray(high.astype(np.uint8)).convert("RGB")
+    if mode in ALPHA_MODES or (mode in PLAIN_MODES and "transparency" in image.info):
+        background = Image.new("RGBA", image.size, ALPHA_BACKGROUND)
+        return Image.alpha_composite(background, image.convert("RGBA")).convert("RGB")
+    if mode in PLAIN_MODES:  # CMYK by Pillow's formula, without an ICC profile's colour management
+        return image.convert("RGB")
+    raise ValueError(f"image mode {mode} is not supported (convert it to 8- or 16-bit RGB or grayscale)")
+
 
 def square_resize(image, size):
     """Centre-crop a PIL image to a square and resize it to (size, size) RGB, antialiased."""
-    image = image.convert("RGB")
+    image = to_rgb(image)
     w, h = image.size
     side = min(w, h)
     left, top = (w - side) // 2, (h - side) // 2
@@ -35,16 +62,30 @@ def decode_file(path, size):
         return np.asarray(square_resize(image, size))
 
 
+def decode_error(path, err):
+    """One line saying why the file at `path` did not decode."""
+    reason = (str(err).splitlines() or [""])[0].replace(f"'{path}'", "").strip() or type(err).__name__
+    return f"{os.path.basename(str(path))}: {reason}"
+
+
+def load_image(path, size):
+    """decode_file for one image a user names: a one-line UserError when it is missing or unreadable."""
+    try:
+        return decode_file(path, size)
+    except FileNotFoundError:
+        raise UserError(f"image not found: {path}") from None
+    except DECODE_ERRORS as err:
+        raise UserError(f"unreadable image {path}: {decode_error(path, err)}") from None
+
+
 def _decode_chunk(args):
     paths, size = args
     out = []
     for path in paths:
         try:
             out.append((decode_file(path, size), None))
-        except (OSError, ValueError, UnidentifiedImageError, Image.DecompressionBombError) as err:
-            name = os.path.basename(str(path))
-            reason = (str(err).splitlines() or [type(err).__name__])[0].replace(f"'{path}'", "").strip()
-            out.append((None, f"{name}: {reason}"))
+        except DECODE_ERRORS as err:
+            out.append((None, decode_error(path, err)))
     return out
 
 

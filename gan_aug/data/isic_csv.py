@@ -1,22 +1,17 @@
 """ISIC challenge ground truth in one-hot form (2018 Task 3, 2019), with the optional 2019 metadata CSV."""
 
-import csv
-
 import numpy as np
 
 from gan_aug.data.domain import DEFAULT_CSV, ISIC_TO_HAM
-from gan_aug.data.records import (SourceRecords, find_csv, index_images, match_images, parse_age,
-                                  require_columns)
+from gan_aug.data.records import (SourceRecords, find_csv, index_images, match_images, parse_age, read_csv,
+                                  read_csv_rows, require_columns)
 from gan_aug.errors import UserError
 
 
 
 def read(config):
     csv_path = find_csv(config.root, config.csv, DEFAULT_CSV["isic-csv"], "ground-truth CSV")
-    with open(csv_path, newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None) or []
-        rows = list(reader)
+    header, rows = read_csv(csv_path)
     require_columns(header, ("image",), csv_path)
     class_columns = [c for c in header if c != "image"]
     unknown = [c for c in class_columns if c not in ISIC_TO_HAM]
@@ -69,8 +64,7 @@ def _read_metadata(path, image_ids):
     if not path:
         return {}
     path = find_csv(None, path, "", "metadata CSV")
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        require_columns(reader.fieldnames or [], ("image",), path)
-        rows = {r["image"]: r for r in reader}
+    header, rows = read_csv_rows(path)
+    require_columns(header, ("image",), path)
+    rows = {r["image"]: r for r in rows}
     return {i: rows[i] for i in image_ids if i in rows}

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from gan_aug.data.domain import HAM_CLASSES
-from gan_aug.data.prepared import SPLITS
+from gan_aug.data.prepared import SPLITS, read_npz
 from gan_aug.data.records import SourceRecords
 from gan_aug.errors import UserError
 
@@ -23,16 +23,12 @@ def read(config):
         path = hits[0]
     if not path.is_file():
         raise UserError(f"MedMNIST file not found: {path}")
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as err:
-        raise UserError(f"{path} is not a readable .npz file: {err}") from None
-    with archive:
-        missing = [f"{s}_{k}" for s in SPLITS for k in ("images", "labels") if f"{s}_{k}" not in archive]
-        if missing:
-            raise UserError(f"{path} lacks key(s) {', '.join(missing)}")
-        images = [_to_rgb(archive[f"{s}_images"], path) for s in SPLITS]
-        labels = [archive[f"{s}_labels"].reshape(-1).astype(np.int64) for s in SPLITS]
+    archive = read_npz(path, "MedMNIST .npz file")
+    missing = [f"{s}_{k}" for s in SPLITS for k in ("images", "labels") if f"{s}_{k}" not in archive]
+    if missing:
+        raise UserError(f"{path} lacks key(s) {', '.join(missing)}")
+    images = [_to_rgb(archive[f"{s}_images"], path) for s in SPLITS]
+    labels = [archive[f"{s}_labels"].reshape(-1).astype(np.int64) for s in SPLITS]
     all_labels = np.concatenate(labels)
     is_derma = os.path.basename(path).lower().startswith("dermamnist")
     n_classes = len(DERMAMNIST_CLASSES) if is_derma else int(all_labels.max()) + 1

@@ -2,7 +2,6 @@
 
 import os
 import warnings
-from pathlib import Path
 
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
@@ -11,8 +10,7 @@ from gan_aug.data import images as image_ops
 from gan_aug.data.prepared import fingerprint
 from gan_aug.data.readers import READERS
 from gan_aug.errors import UserError
-from gan_aug.fileio import atomic_write
-
+from gan_aug.fileio import atomic_write, check_new_outputs
 
 
 def _one_fold(labels, groups, fraction, seed):
@@ -93,10 +91,8 @@ def build_prepared(config, progress=True):
 
 def prepare(config, progress=True):
     """Run `gan-aug prepare`: refuses an existing output unless config.force; writes atomically."""
-    out = Path(config.out)
-    if out.exists() and not config.force:
-        raise UserError(f"{out} already exists (use --force to overwrite)")
+    check_new_outputs([config.out], config.force)
     arrays, notices = build_prepared(config, progress)
-    with atomic_write(out) as handle:
+    with atomic_write(config.out) as handle:
         np.savez(handle, **arrays)
     return arrays, notices

@@ -2,6 +2,8 @@
 
 import dataclasses
 import hashlib
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Optional
 
@@ -57,25 +59,50 @@ def load_prepared(path):
     path = Path(path)
     if not path.is_file():
         raise UserError(f"prepared set not found: {path}")
+    return prepared_from_arrays(path, read_npz(path, "prepared set"))
+
+
+# What a damaged or foreign .npz raises: a zero-byte file EOFError, a cut one BadZipFile, text a ValueError.
+NPZ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
+
+
+def read_npz(path, what):
+    """Every array of the .npz at `path` (never unpickling), or a one-line UserError naming `what` it should be."""
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            data = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError) as err:
-        raise UserError(f"{path} is not a readable prepared set: {err}") from None
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ValueError("a single .npy array, not an .npz archive")
+        with archive:
+            return {key: archive[key] for key in archive.files}
+    except NPZ_ERRORS as err:
+        reason = (str(err).splitlines() or [""])[0] or type(err).__name__
+        raise UserError(f"{path} is not a readable {what}: {reason}") from None
+
+
+def prepared_from_arrays(path, data):
+    """A PreparedSet of the arrays read from `path`, checked: every later stage indexes by these without looking."""
     missing = [k for k in REQUIRED_KEYS if k not in data]
     if missing:
         raise UserError(f"{path} is not a gan-aug prepared set (missing {', '.join(missing)})")
     images, labels = data["images"], data["labels"]
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
-        raise UserError(f"{path}: images must be uint8 (N, H, W, 3), got {images.dtype} {images.shape}")
-    if len(labels) != len(images) or not set(np.unique(data["split"])) <= set(SPLITS):
-        raise UserError(f"{path}: labels/split do not match the images")
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3 or images.shape[1] != images.shape[2]:
+        raise UserError(f"{path}: images must be uint8 (N, H, H, 3), got {images.dtype} {images.shape}")
+    rows = {k: data[k] for k in ("labels", "split", "group", "image_id", "age", "sex", "site") if k in data}
+    wrong = [k for k, v in rows.items() if v.ndim != 1 or len(v) != len(images)]
+    if wrong or not set(np.unique(data["split"])) <= set(SPLITS):
+        raise UserError(f"{path}: {', '.join(wrong) or 'split'} do not match the images (one entry per image, "
+                        f"splits {', '.join(SPLITS)})")
+    class_names = check_class_names(np.atleast_1d(data["class_names"]).tolist(), str(path))
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise UserError(f"{path}: labels must be integers, got {labels.dtype}")
+    outside = labels[(labels < 0) | (labels >= len(class_names))]
+    if len(outside):
+        raise UserError(f"{path}: {len(outside)} label(s) outside the {len(class_names)} classes "
+                        f"(e.g. {int(outside[0])}; valid 0..{len(class_names) - 1})")
     return PreparedSet(
-        path=path, images=images, labels=labels.astype(np.int64),
-        class_names=check_class_names(data["class_names"].tolist(), str(path)), split=data["split"],
+        path=path, images=images, labels=labels.astype(np.int64), class_names=class_names, split=data["split"],
         group=data["group"], image_id=data["image_id"], source=str(data["source"]),
-        fingerprint=str(data["fingerprint"]),
-        age=data.get("age"), sex=data.get("sex"), site=data.get("site"),
+        fingerprint=str(data["fingerprint"]), age=data.get("age"), sex=data.get("sex"), site=data.get("site"),
     )
 
 

@@ -1,5 +1,6 @@
 """What a reader hands to `prepare`: one row per image, before decoding and splitting."""
 
+import csv
 import dataclasses
 import os
 from pathlib import Path
@@ -37,6 +38,16 @@ class SourceRecords:
         for name in ("image_ids", "groups", "paths", "arrays", "split", "age", "sex", "site"):
             value = getattr(self, name)
             assert value is None or len(value) == n, f"{name} has {len(value)} rows, labels {n}"
+        self._refuse_repeated_ids()
+
+    def _refuse_repeated_ids(self):
+        """An image listed twice would count twice, and under two lesion ids it could land in train and test."""
+        ids, counts = np.unique(np.asarray(self.image_ids, dtype=str), return_counts=True)
+        repeated = ids[counts > 1]
+        if len(repeated):
+            lesions = sorted(set(np.asarray(self.groups)[np.asarray(self.image_ids, dtype=str) == repeated[0]]))
+            raise UserError(f"{len(repeated)} image id(s) listed more than once, e.g. {repeated[0]} under lesion "
+                            f"id(s) {', '.join(lesions)}: give each image one row")
 
     def __len__(self):
         return len(self.labels)
@@ -117,6 +128,23 @@ def find_csv(root, explicit, default_name, what):
     if not hits:
         raise UserError(f"no {default_name} under {root} (pass --csv PATH)")
     return hits[0]
+
+
+def read_csv(path):
+    """(header, rows as lists) of a UTF-8 CSV file (a spreadsheet's byte-order mark allowed), or a one-line
+    UserError for a file that is not CSV text."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            rows = list(csv.reader(handle))
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise UserError(f"{path} is not a readable UTF-8 CSV file ({err})") from None
+    return (rows[0] if rows else []), rows[1:]
+
+
+def read_csv_rows(path):
+    """(header, rows as dicts, '' for the cells a short row lacks, blank lines skipped) of a CSV file."""
+    header, rows = read_csv(path)
+    return header, [dict(zip(header, row + [""] * (len(header) - len(row)))) for row in rows if row]
 
 
 def require_columns(header, required, path):

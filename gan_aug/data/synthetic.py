@@ -16,8 +16,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from gan_aug.data.images import DECODE_ERRORS, decode_error, to_rgb
 from gan_aug.data.names import check_class_names
-from gan_aug.data.prepared import fingerprint
+from gan_aug.data.prepared import fingerprint, prepared_from_arrays, read_npz
+from gan_aug.data.records import read_csv_rows
 from gan_aug.errors import UserError
 from gan_aug.fileio import SCRATCH_MARKER, atomic_folder, atomic_write, check_new_outputs
 
@@ -103,27 +105,24 @@ def load_synthetic(path):
     """(images (N,H,W,3) uint8, labels (N,), class_names, provenance) of a synthetic folder or .npz."""
     path = Path(path)
     if path.suffix == ".npz" and path.is_file():
-        with np.load(path, allow_pickle=False) as data:
-            if "provenance" not in data.files:
-                raise UserError(f"{path} is not a gan-aug synthetic set (no provenance)")
-            return (data["images"], data["labels"].astype(np.int64),
-                    check_class_names(data["class_names"].tolist(), str(path)), json.loads(str(data["provenance"])))
+        data = read_npz(path, "synthetic set")
+        if "provenance" not in data:
+            raise UserError(f"{path} is not a gan-aug synthetic set (no provenance)")
+        arrays = prepared_from_arrays(path, data)
+        return arrays.images, arrays.labels, arrays.class_names, read_json(path, str(data["provenance"]))
     manifest, provenance_path = path / MANIFEST, path / PROVENANCE
     if not manifest.is_file() or not provenance_path.is_file():
         raise UserError(f"{path} is not a complete synthetic set (needs {MANIFEST} and {PROVENANCE})")
-    try:
-        provenance = json.loads(provenance_path.read_text())
-    except ValueError as err:
-        raise UserError(f"{provenance_path} is not valid JSON: {err}") from None
-    if not isinstance(provenance, dict):
-        raise UserError(f"{provenance_path} is not a synthetic-set provenance")
+    provenance = read_json(provenance_path, provenance_path.read_bytes())
     class_names = check_class_names(provenance.get("class_names", ()), str(provenance_path))
-    with open(manifest, newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    size = provenance.get("image_size")
+    if not isinstance(size, int) or size < 1:
+        raise UserError(f"{provenance_path}: image_size must be a positive integer, got {size!r}")
+    _, rows = read_csv_rows(manifest)
     # Every row is checked before any image is opened: a hostile manifest gets nothing read.
     files = [manifest_file(path, row, class_names, line) for line, row in enumerate(rows, start=2)]
-    images = [read_rgb(file) for file in files]
-    images = np.stack(images) if images else no_images(provenance.get("image_size", 0))
+    images = [read_rgb(file, size) for file in files]
+    images = np.stack(images) if images else no_images(size)
     labels = np.array([class_names.index(r["class"]) for r in rows], dtype=np.int64)
     return images, labels, class_names, provenance
 
@@ -143,10 +142,24 @@ def manifest_file(folder, row, class_names, line):
     return file
 
 
-def read_rgb(file):
-    """(H, W, 3) uint8 pixels of an image file, or a one-line UserError."""
+def read_json(path, text):
+    """The provenance dict in `text` (read from `path`), or a one-line UserError."""
+    try:
+        provenance = json.loads(text)
+    except ValueError as err:  # UnicodeDecodeError too
+        raise UserError(f"{path}: the provenance is not valid JSON ({err})") from None
+    if not isinstance(provenance, dict):
+        raise UserError(f"{path}: the provenance is not a JSON object")
+    return provenance
+
+
+def read_rgb(file, size):
+    """(size, size, 3) uint8 pixels of a synthetic image, or a one-line UserError."""
     try:
         with Image.open(file) as image:
-            return np.asarray(image.convert("RGB"))
-    except OSError as err:
-        raise UserError(f"unreadable image {file}: {err}") from None
+            pixels = np.asarray(to_rgb(image))
+    except DECODE_ERRORS as err:
+        raise UserError(f"unreadable image {file}: {decode_error(file, err)}") from None
+    if pixels.shape != (size, size, 3):
+        raise UserError(f"{file} is {pixels.shape[1]}x{pixels.shape[0]} px, the set's images are {size}x{size}")
+    return pixels

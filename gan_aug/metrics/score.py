@@ -51,7 +51,7 @@ def output_paths(out):
 
 def score(config, progress=True):
     out, pairs_png, tb_dir = output_paths(config.out)
-    check_new_outputs((out, pairs_png, tb_dir), config.force)
+    check_new_outputs((out, pairs_png, tb_dir), config.force, folders=(tb_dir,))
     use_threads(config.threads)
     prepared = load_prepared(config.data)
     syn_images, syn_labels, syn_names, provenance = load_synthetic(config.synthetic)
