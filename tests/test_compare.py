@@ -83,7 +83,10 @@ def test_arm_parsing():
     assert parse_arm("topup:1") == {"balance": "oversample", "mix": 1.0, "mix_policy": "topup", "mix_until": 1.0}
     assert parse_arm("mix:0.3@filtered") == parse_arm("mix:0.3")
     assert parse_arm("mix:0.5:0.6@filtered")["mix_until"] == 0.6
-    for bad in ("mix:2", "mix:x", "smote", "mix:0.3@", "oversample@filtered", "mix:0.3:0", "mix:0.3:0.5:1"):
+    assert parse_arm("pretrain:0.3@filtered") == parse_arm("mix:1:0.3") == {
+        "balance": "oversample", "mix": 1.0, "mix_policy": "balanced", "mix_until": 0.3}
+    for bad in ("mix:2", "mix:x", "smote", "mix:0.3@", "oversample@filtered", "mix:0.3:0", "mix:0.3:0.5:1",
+                "pretrain:0", "pretrain:0.3:0.5"):
         with pytest.raises(UserError, match="unknown arm"):
             parse_arm(bad)
 

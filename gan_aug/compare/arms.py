@@ -10,6 +10,7 @@ from gan_aug.errors import UserError
 
 BASELINE_ARMS = ("none", "oversample", "class-weight", "focal")
 MIX_POLICIES = {"mix": "balanced", "topup": "topup"}
+PRETRAIN = "pretrain"  # pretrain:U = mix:1:U, synthetic pretraining (issue #24's lever)
 
 
 DISTILL_SUFFIX = "+kd"
@@ -23,6 +24,8 @@ def split_distill(arm):
 def parse_arm(arm):
     """'none' | 'oversample' | 'class-weight' | 'focal' | 'mix:0.3' | 'topup:0.5' -> ClassifierConfig overrides.
     'mix:0.5:0.6' draws synthetic images in the first 60% of the epochs only (mix_until).
+    'pretrain:0.3' is synthetic pretraining: every draw of a class that has synthetic images is synthetic
+    in the first 30% of the epochs, then real images only (mix:1:0.3).
     A generative arm may name its synthetic set: 'mix:0.3@filtered' (see CompareConfig.synthetic_sets).
     Any arm but focal may end in +kd (distil from CompareConfig.teachers); the overrides then say "distil"."""
     base, distil = split_distill(arm)
@@ -38,6 +41,8 @@ def _parse_base_arm(arm):
         return {"balance": arm}
     base, at, set_name = arm.partition("@")
     kind, *numbers = base.split(":")
+    if kind == PRETRAIN and len(numbers) == 1:
+        kind, numbers = "mix", ["1", numbers[0]]
     if kind in MIX_POLICIES and (set_name or not at) and len(numbers) in (1, 2):  # 'mix:0.3@' names no set
         try:
             mix, until = float(numbers[0]), float(numbers[1]) if len(numbers) == 2 else 1.0
@@ -46,8 +51,8 @@ def _parse_base_arm(arm):
         if 0 <= mix <= 1 and 0 < until <= 1:
             return {"balance": "oversample", "mix": mix, "mix_policy": MIX_POLICIES[kind], "mix_until": until}
     raise UserError(f"unknown arm '{arm}' (use {', '.join(BASELINE_ARMS)}, mix:R or topup:R with R in [0, 1], "
-                    "optionally :U, the share of epochs that draw synthetic images; any of them but focal "
-                    "may end in +kd)")
+                    "optionally :U, the share of epochs that draw synthetic images, or pretrain:U; any of them "
+                    "but focal may end in +kd)")
 
 
 def is_generative(arm):
