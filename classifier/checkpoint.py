@@ -35,3 +35,11 @@ def load_classifier(path, device="cpu"):
     model, task = build_from_args(state["model_args"])
     model.load_state_dict(state["model"])
     return model.to(device).eval(), task, state
+
+
+def run_files(path):
+    """The checkpoint files a path names: itself, a run directory's best.pt, or every fold's best.pt of a
+    cross-validation folder (train-classifier --folds), which evaluate then scores as an ensemble."""
+    path = Path(path)
+    folds = sorted(path.glob("fold_*/best.pt")) if path.is_dir() and not (path / "best.pt").exists() else []
+    return folds or [classifier_file(path)]

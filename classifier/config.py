@@ -3,7 +3,8 @@
 import dataclasses
 import typing
 
-from gan_aug.config import DEVICE_HELP, check_choice, check_non_negative, check_run_settings, setting
+from gan_aug.config import (DEVICE_HELP, FOLD_HELP, FOLDS_HELP, check_choice, check_folds, check_non_negative,
+                            check_run_settings, setting)
 from gan_aug.errors import UserError
 
 BALANCES = ("none", "oversample", "class-weight", "focal")
@@ -35,6 +36,8 @@ class ClassifierConfig:
     # The average moves smoothly, so the best-val-epoch choice is less at the mercy of one lucky epoch.
     ema_half_life: float = setting(0.0, help="Evaluate, select and save a moving average of the weights with this "
                                              "half-life in epochs; 0 = the raw weights.")
+    folds: int = setting(0, help=FOLDS_HELP)
+    fold: typing.Optional[int] = setting(None, help=FOLD_HELP)
     focal_gamma: float = setting(2.0, help="Focal loss gamma (balance focal).")
     dropout: float = setting(0.2, help="Dropout before the classification heads.")
     # A GAN sample's intended class is only what G was asked for: teachers relabel real and synthetic alike.
@@ -69,6 +72,7 @@ class ClassifierConfig:
             raise UserError(f"--mix must be in [0, 1], got {self.mix}")
         if not 0 < self.mix_until <= 1:
             raise UserError(f"--mix-until must be in (0, 1], got {self.mix_until}")
+        check_folds(self)
         if self.mix > 0 and not self.synthetic:
             raise UserError("--mix needs --synthetic SYN")
         if self.synthetic and self.balance not in ("none", "oversample"):

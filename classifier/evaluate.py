@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from classifier.checkpoint import load_classifier
+from classifier.checkpoint import load_classifier, run_files
 from classifier.data import rows_metadata
 from classifier.metrics import compute_metrics, save_confusion_png, save_roc_png
 from classifier.inference import predict
@@ -57,7 +57,8 @@ def evaluate_checkpoint(checkpoint, prepared, split, out=None, device="auto", am
     the metrics JSON, a confusion-matrix PNG and a ROC PNG. A list of checkpoints is evaluated as an ensemble: the
     mean of their class probabilities (they must predict the same classes at the same size)."""
     device = resolve_device(device)
-    checkpoints = [checkpoint] if isinstance(checkpoint, (str, Path)) else list(checkpoint)
+    checkpoints = [c for path in ([checkpoint] if isinstance(checkpoint, (str, Path)) else checkpoint)
+                   for c in run_files(path)]
     idx = prepared.indices(split)
     if len(idx) == 0:
         raise UserError(f"the evaluation set has no '{split}' images")
@@ -69,6 +70,9 @@ def evaluate_checkpoint(checkpoint, prepared, split, out=None, device="auto", am
         if (args["class_names"], args["task"]) != (first["class_names"], first["task"]):
             raise UserError(f"{path} predicts other classes or another task than {checkpoints[0]}: "
                             "an ensemble needs members of one kind")
+        if split != "test" and state["config"].get("folds") and state["data"]["fingerprint"] != prepared.fingerprint:
+            raise UserError(f"{path} is a fold model: its training mixed this set's train and val images, so score "
+                            "it on test or an external set")
         if prepared.image_size != args["image_size"]:
             raise UserError(f"the model takes {args['image_size']} px images, the evaluation set has "
                             f"{prepared.image_size} px (prepare it with --size {args['image_size']})")

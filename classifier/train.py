@@ -20,6 +20,7 @@ from classifier.sampling import EpochSampler
 from classifier.tasks import TASKS
 from classifier.teachers import TeacherEnsemble
 from gan_aug.config import config_dict, to_yaml
+from gan_aug.data.folds import view
 from gan_aug.data.prepared import load_prepared
 from gan_aug.data.synthetic import load_synthetic
 from gan_aug.distributed import global_batchnorm
@@ -53,7 +54,7 @@ class ClassifierTrainer:
         run = setup_run(config, RUN_ARTIFACTS)
         self.run_dir, self.device, self.autocast, self.world = run.run_dir, run.device, run.autocast, run.world
         config.world_size = self.world.size
-        prepared = prepared or load_prepared(config.data)
+        prepared = view(prepared or load_prepared(config.data), config.folds, config.fold)  # fold k's, with --folds
         self.prepared = prepared
         check_image_size(config.model, prepared.image_size)
         task = TASKS[config.task](prepared.class_names)

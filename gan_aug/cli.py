@@ -13,7 +13,7 @@ import click
 
 from classifier.config import ClassifierConfig
 from gan_aug.compare.config import CompareConfig
-from gan_aug.config import build_config, check_device_name, read_yaml, to_yaml
+from gan_aug.config import build_config, check_device_name, fold_runs, read_yaml, to_yaml
 from gan_aug.data.config import PrepareConfig
 from gan_aug.errors import UserError
 from gan_aug.gan.config import GanConfig
@@ -148,6 +148,7 @@ def train_gan(config_path, sets, dry_run, **flags):
       gan-aug train-gan --data ham32.npz --out runs/gan32 --config configs/dcgan32.yaml
       gan-aug train-gan --data ham32.npz --out runs/mel --class mel --kimg 200
       gan-aug train-gan --data ham32.npz --out runs/gan32 --resume --kimg 400
+      gan-aug train-gan --data ham32.npz --out runs/gan_cv --folds 5 --config configs/dcgan32.yaml
     """
     config = build_or_print(GanConfig, config_path, flags, sets, dry_run)
     if config is None:
@@ -156,13 +157,12 @@ def train_gan(config_path, sets, dry_run, **flags):
     from gan_aug.metrics.tracking import TrainingQuality
     from gan_aug.runtime import resolve_device
 
-    quality = TrainingQuality(config, resolve_device(config.device)) if config.metrics_every else None
-    summary = run_training(config, quality=quality)
-    if summary is None:  # a torchrun rank other than 0
-        return
-    click.echo(f"trained {summary['kimg']:.1f} kimg ({summary['step']} steps, {summary['img_per_s']:.0f} img/s); "
-               f"checkpoint {summary['checkpoint']}")
-    click.echo(f"browse: tensorboard --logdir {Path(config.out) / 'tb'}")
+    for run in fold_runs(config):  # with --folds K and no --fold: one GAN per fold, into OUT/fold_k
+        quality = TrainingQuality(run, resolve_device(run.device)) if run.metrics_every else None
+        summary = run_training(run, quality=quality)
+        if summary is not None:  # None: a torchrun rank other than 0
+            click.echo(f"trained {summary['kimg']:.1f} kimg ({summary['step']} steps, {summary['img_per_s']:.0f} "
+                       f"img/s); checkpoint {summary['checkpoint']}; browse: tensorboard --logdir {Path(run.out) / 'tb'}")
 
 
 @cli.command()
@@ -201,12 +201,20 @@ def train_classifier(config_path, sets, dry_run, **flags):
       gan-aug train-classifier --data ham32.npz --out runs/clf_mix --synthetic syn32 --mix 0.5 --mix-until 0.6
       gan-aug train-classifier --data ham32.npz --out runs/clf_kd --synthetic syn32 --mix 0.2 \\
           --teacher runs/clf_s100 --teacher runs/clf_s101
+      gan-aug train-classifier --data ham32.npz --out runs/clf_cv --balance oversample --folds 5
     """
     config = build_or_print(ClassifierConfig, config_path, flags, sets, dry_run)
     if config is None:
         return
+    from classifier.crossval import cross_validate
     from classifier.train import train_classifier as run_training
 
+    if config.folds and config.fold is None:
+        cv = cross_validate(config)
+        if cv is not None:  # None: a torchrun rank other than 0
+            click.echo(f"val BMA over {cv['folds']} folds {cv['val_bma_mean']:.4f} ± {cv['val_bma_std']:.4f} "
+                       f"({', '.join(f'{b:.4f}' for b in cv['val_bma'])}); runs {config.out}/fold_*")
+        return
     summary = run_training(config)
     if summary is None:  # a torchrun rank other than 0
         return
@@ -216,7 +224,8 @@ def train_classifier(config_path, sets, dry_run, **flags):
 
 @cli.command()
 @click.option("--checkpoint", "checkpoints", required=True, multiple=True,
-              help="Classifier best.pt (or its run directory); repeat it to evaluate an ensemble (mean probabilities).")
+              help="Classifier best.pt, its run directory, or a --folds folder (its folds); repeat it to evaluate "
+                   "an ensemble (mean probabilities).")
 @click.option("--data", type=str, help="Prepared set (.npz) to evaluate on.")
 @click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]))
 @click.option("--source", type=str, help="External set instead of --data: isic-csv, imagefolder, ham10000, ...")
@@ -234,7 +243,7 @@ def evaluate(checkpoints, data, split, source, root, csv, out, device, force):
       gan-aug evaluate --checkpoint runs/clf/best.pt --source isic-csv --root ISIC2018_Test --out isic.json
       gan-aug evaluate --checkpoint runs/clf_s0 --checkpoint runs/clf_s1 --data ham32.npz --split val --out ens.json
     """
-    from classifier.checkpoint import load_classifier
+    from classifier.checkpoint import load_classifier, run_files
     from classifier.evaluate import evaluate_checkpoint, external_set, metrics_table, output_paths
     from gan_aug.data.prepared import load_prepared
     from gan_aug.fileio import check_new_outputs
@@ -244,7 +253,7 @@ def evaluate(checkpoints, data, split, source, root, csv, out, device, force):
         raise UserError("give --data PREPARED.npz or --source S --root DIR (one of them)")
     check_new_outputs(output_paths(out), force)
     if source:
-        _, _, state = load_classifier(checkpoints[0])
+        _, _, state = load_classifier(run_files(checkpoints[0])[0])
         prepared, split = external_set(source, root, state["model_args"]["image_size"], csv), "test"
     else:
         prepared = load_prepared(data)

@@ -166,6 +166,35 @@ def check_choice(what, value, choices):
         raise UserError(f"unknown {what} '{value}' (choose from {', '.join(choices)})")
 
 
+FOLDS_HELP = ("Grouped k-fold CV: split train+val into K lesion-grouped, class-stratified folds (test untouched) "
+              "and train one run per fold into OUT/fold_k; 0: the prepared split.")
+FOLD_HELP = "With --folds: train this fold (0 to K-1) only, into --out itself."
+
+
+def check_folds(config):
+    """--folds K (0: off, else >= 2) and --fold k (where the config has it), which only means something with
+    --folds."""
+    if config.folds < 0 or config.folds == 1:
+        raise UserError(f"folds must be 0 (the prepared split) or >= 2, got {config.folds}")
+    fold = getattr(config, "fold", None)
+    if fold is not None and not 0 <= fold < config.folds:
+        raise UserError(f"--fold must be in 0..{config.folds - 1} (with --folds K), got {fold}"
+                        if config.folds else "--fold needs --folds K")
+
+
+def fold_runs(config):
+    """The runs one command makes: itself, or with --folds K and no --fold one per fold into OUT/fold_k. Resuming
+    a cross-validation resumes the folds that started (they have latest.pt) and starts the rest."""
+    if not config.folds or config.fold is not None:
+        return [config]
+    runs = []
+    for fold in range(config.folds):
+        out = Path(config.out) / f"fold_{fold}"
+        resume = config.resume and (out / "latest.pt").is_file()
+        runs.append(dataclasses.replace(config, out=str(out), fold=fold, resume=resume))
+    return runs
+
+
 def check_run_settings(config):
     """What every training run's config shares: a device torch knows, a thread count, resume xor force."""
     check_device_name(config.device)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from classifier.config import ClassifierConfig
 from gan_aug.compare.arms import is_generative, parse_arm, split_distill, synthetic_set_name
-from gan_aug.config import DEVICE_HELP, setting
+from gan_aug.config import DEVICE_HELP, check_folds, setting
 from gan_aug.errors import UserError
 
 # The ClassifierConfig settings every arm shares (the recipe); the arms change only balance/mix/teachers.
@@ -36,6 +36,9 @@ class CompareConfig:
                                                                     "isic2018=isic-csv:/data/ISIC2018_Test.")
     teachers: typing.Tuple[str, ...] = setting((), flag=False, help="Classifier checkpoints that +kd arms distil "
                                                                     "from.")
+    folds: int = setting(0, flag=False, help="Grouped k-fold CV: each arm x seed trains one model per fold of "
+                                             "train+val; val out of fold, test by their ensemble. GAN arms need "
+                                             "one GAN per fold: {fold} in the set's or gan_run's path.")
     # The classifier recipe, identical for every arm (RECIPE_KEYS; their help is ClassifierConfig's):
     model: str = setting("small_cnn", flag=False)
     task: str = setting("multiclass", flag=False)
@@ -81,10 +84,27 @@ class CompareConfig:
             if not sep or ":" not in rest:
                 raise UserError(f"external entries look like name=source:root, got '{entry}'")
         self.shard_index()
+        self._check_folds(generative)
         if self.synth_n < 1 or self.bootstrap < 100:
             raise UserError("synth_n >= 1 and bootstrap >= 100")
         # The classifier recipe every arm shares, checked by its own rules here: a bad value fails before any run.
         ClassifierConfig(data=self.data, out=self.out, **self.classifier_flags()).validate()
+
+    def _check_folds(self, generative):
+        """With folds, refuse what would leak a fold's validation images into its training."""
+        check_folds(self)
+        if not self.folds:
+            return
+        if any(split_distill(a)[1] for a in self.arms):
+            raise UserError("+kd arms cannot run with folds: the teachers trained on every fold's validation images")
+        paths = self.synthetic_paths()
+        shared = sorted(name or "synthetic" for name in generative
+                        if "{fold}" not in (self.gan_run if name == "" and not self.synthetic else paths[name]))
+        if shared:
+            raise UserError(f"with folds, fold k's synthetic images must come from a GAN trained without fold k's "
+                            f"validation images: one GAN per fold (train-gan --folds {self.folds}), named with "
+                            f"{{fold}}, e.g. gan_run: runs/gan_cv/fold_{{fold}} or synthetic: syn_fold{{fold}} "
+                            f"(not so: {', '.join(shared)})")
 
     def shard_index(self):
         """(k, n) of shard 'k/n', 1 <= k <= n."""
@@ -100,4 +120,5 @@ class CompareConfig:
     def synthetic_paths(self):
         """Synthetic set name -> path; '' is the default set (`synthetic`, or OUT/synthetic from `gan_run`)."""
         named = dict(entry.partition("=")[::2] for entry in self.synthetic_sets)
-        return {"": self.synthetic or str(Path(self.out) / "synthetic"), **named}
+        default = "synthetic_fold{fold}" if self.folds else "synthetic"  # with folds, one set per fold
+        return {"": self.synthetic or str(Path(self.out) / default), **named}

@@ -18,7 +18,9 @@ from classifier.config import ClassifierConfig
 from classifier.evaluate import evaluate_checkpoint, external_set
 from classifier.teachers import TeacherEnsemble
 from classifier.train import train_classifier
+from classifier.crossval import FOLD_MARK
 from gan_aug.compare.arms import is_generative, parse_arm, synthetic_set_name
+from gan_aug.compare.folds import fold_synthetic_sets, gan_runs, train_and_evaluate_folds
 from gan_aug.compare.report import write_report
 from gan_aug.compare.summary import PREDICTIONS, run_dir, summarize
 from gan_aug.config import build_config, to_yaml
@@ -68,32 +70,46 @@ def _train_and_evaluate(config, arm, seed, directory, prepared, synthetics, exte
     if distil:
         overrides["teachers"] = config.teachers
     flags = {"data": config.data, "out": str(directory), "seed": seed, "force": True, **config.classifier_flags(),
-             **overrides}
+             **overrides, "folds": config.folds}
     if "mix" in overrides:
         flags["synthetic"] = config.synthetic_paths()[synthetic_set_name(arm)]
     clf_config = build_config(ClassifierConfig, None, flags)
-    summary = train_classifier(clf_config, progress=progress, prepared=prepared,
-                               synthetic=synthetics[synthetic_set_name(arm)] if "mix" in overrides else None,
-                               teachers=teachers if distil else None)
-    record = {"arm": arm, "seed": seed, "best_epoch": summary["best_epoch"], "splits": {}}
-    for split_name, (dataset, split) in {"val": (prepared, "val"), "test": (prepared, "test"), **externals}.items():
-        metrics, targets, probs = evaluate_checkpoint(directory / "best.pt", dataset, split,
-                                                      directory / f"{split_name}.json", config.device)
+    synthetic = synthetics[synthetic_set_name(arm)] if "mix" in overrides else None
+    record = {"arm": arm, "seed": seed, "splits": {}}
+
+    def save(split_name, metrics, targets, probs):
         record["splits"][split_name] = metrics
         with atomic_write(directory / PREDICTIONS.format(split=split_name)) as handle:
             np.savez(handle, y_true=targets, y_pred=probs.argmax(axis=1), probs=probs)
+
+    splits = {"test": (prepared, "test"), **externals}
+    if config.folds:  # one model per fold: val out of fold, the other splits by their ensemble
+        record["best_epoch"] = train_and_evaluate_folds(clf_config, splits, prepared, synthetic,
+                                                        teachers if distil else None, progress, config.device, save)
+        return record
+    summary = train_classifier(clf_config, progress=progress, prepared=prepared, synthetic=synthetic,
+                               teachers=teachers if distil else None)
+    record["best_epoch"] = summary["best_epoch"]
+    for split_name, (dataset, split) in {"val": (prepared, "val"), **splits}.items():
+        save(split_name, *evaluate_checkpoint(directory / "best.pt", dataset, split, directory / f"{split_name}.json",
+                                              config.device))
     return record
 
 
-def load_synthetic_sets(config, progress):
-    """Set name -> loaded synthetic set, for the sets the arms use. The default set ('') is the given
-    `synthetic`, or one synthesized once from `gan_run`."""
+def load_synthetic_sets(config, prepared, progress):
+    """Set name -> loaded synthetic set (with folds: the list of its folds' sets), for the sets the arms use.
+    The default set ('') is the given `synthetic`, or one synthesized once from `gan_run` (with folds, one per
+    fold from that fold's GAN)."""
     paths, used = config.synthetic_paths(), {synthetic_set_name(a) for a in config.arms if is_generative(a)}
-    if "" in used and not config.synthetic and not (Path(paths[""]) / MANIFEST).is_file():
-        synthesize(build_config(SynthConfig, None, {
-            "checkpoints": (config.gan_run,), "out": paths[""], "n": config.synth_n,
-            "truncation": config.synth_truncation, "distribution": config.synth_distribution, "force": True}),
-            progress=progress)
+    folds = range(config.folds) if config.folds else [None]
+    for fold, gan_run in zip(folds, gan_runs(config.gan_run, len(folds)) if config.gan_run else []):
+        out = paths[""].replace(FOLD_MARK, str(fold))
+        if "" in used and not config.synthetic and not (Path(out) / MANIFEST).is_file():
+            synthesize(build_config(SynthConfig, None, {
+                "checkpoints": (gan_run,), "out": out, "n": config.synth_n, "truncation": config.synth_truncation,
+                "distribution": config.synth_distribution, "force": True}), progress=progress)
+    if config.folds:
+        return fold_synthetic_sets(paths, sorted(used), prepared, config.folds)
     return {name: load_synthetic(paths[name]) for name in sorted(used)}
 
 
@@ -118,7 +134,7 @@ def compare(config, progress=True):
     with locked(out / "config.lock"):  # shards started together all write it
         with atomic_write(out / "config.yaml", "w") as handle:
             handle.write(to_yaml(dataclasses.replace(config, shard="1/1")))
-        synthetics = load_synthetic_sets(config, progress)  # one shard synthesizes, the others wait for it
+        synthetics = load_synthetic_sets(config, prepared, progress)  # one shard synthesizes, the others wait for it
     externals = load_externals(config, prepared.image_size)
     k, n = config.shard_index()
     runs = [(a, s) for a in config.arms for s in config.seeds][k - 1::n]

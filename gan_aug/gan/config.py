@@ -3,7 +3,8 @@
 import dataclasses
 import typing
 
-from gan_aug.config import DEVICE_HELP, check_choice, check_positive, check_run_settings, setting
+from gan_aug.config import (DEVICE_HELP, FOLD_HELP, FOLDS_HELP, check_choice, check_folds, check_positive,
+                            check_run_settings, setting)
 from gan_aug.errors import UserError
 
 
@@ -36,6 +37,8 @@ class GanConfig:
     cond_start_kimg: float = setting(0.0, help="Transitional conditioning: class signal off before this kimg ...")
     cond_end_kimg: float = setting(0.0, help="... ramping linearly to full strength here (equal: off).")
     balanced_classes: bool = setting(False, help="Draw real images class-balanced instead of by frequency.")
+    folds: int = setting(0, help=FOLDS_HELP.replace("one run per fold", "one GAN per fold, on its train part,"))
+    fold: typing.Optional[int] = setting(None, help=FOLD_HELP)
     ckpt_every: float = setting(10.0, help="kimg between checkpoints.")
     snapshot_every: float = setting(5.0, help="kimg between sample grids and TensorBoard flushes.")
     grid_columns: int = setting(8, help="Columns of the snapshot grid (one row per class).")
@@ -80,6 +83,7 @@ class GanConfig:
         if not (self.metrics_features in ("auto", "inception") or self.metrics_features.startswith("lesion:")):
             raise UserError(f"metrics_features must be auto, inception or lesion:CLASSIFIER_CKPT, "
                             f"got {self.metrics_features}")
+        check_folds(self)
         if self.cond_end_kimg < self.cond_start_kimg:
             raise UserError("cond_end_kimg must be >= cond_start_kimg")
         check_run_settings(self)

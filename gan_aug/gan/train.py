@@ -13,7 +13,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from gan_aug.config import config_dict, to_yaml
-from gan_aug.data.prepared import load_prepared
+from gan_aug.data.folds import load_view
 from gan_aug.data.staging import StagedImages
 from gan_aug.distributed import average_gradients, global_batchnorm, sum_over_ranks
 from gan_aug.errors import UserError
@@ -74,7 +74,7 @@ class GanTrainer:
         run = setup_run(config, RUN_ARTIFACTS)
         self.run_dir, self.device, self.autocast, self.world = run.run_dir, run.device, run.autocast, run.world
         config.world_size = self.world.size
-        prepared = load_prepared(config.data)
+        prepared = load_view(config.data, config.folds, config.fold)  # with --folds: fold k's train part only
         arch = NETWORKS[config.arch]
         if prepared.image_size not in arch.sizes:
             raise UserError(f"{config.arch} supports {', '.join(map(str, arch.sizes))} px, but {config.data} "

@@ -8,7 +8,7 @@ The feature space: `inception` when its weights are here (or --set fid_weights=P
 
 import numpy as np
 
-from gan_aug.data.prepared import load_prepared
+from gan_aug.data.folds import load_view
 from gan_aug.errors import UserError
 from gan_aug.gan.train import FD_KEY, select_training_data
 from gan_aug.metrics import fidelity
@@ -35,7 +35,7 @@ class TrainingQuality:
     def __init__(self, config, device):
         self.features = resolve_features(config.metrics_features, config.fid_weights)
         self.fid_weights, self.n, self.device = config.fid_weights, config.metrics_n, device
-        prepared = load_prepared(config.data)
+        prepared = load_view(config.data, config.folds, config.fold)
         self.images, self.labels, self.class_names = select_training_data(prepared, config.classes,
                                                                           config.batch_size)
         self.reference = None
