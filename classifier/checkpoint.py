@@ -15,7 +15,8 @@ def build_from_args(model_args, pretrained=None):
     """(model, task) from a checkpoint's model_args."""
     task = TASKS[model_args["task"]](model_args["class_names"])
     model = LesionClassifier(model_args["model"], model_args["heads"], model_args["meta_dim"], pretrained,
-                             model_args.get("dropout", DEFAULT_DROPOUT))  # checkpoints before the dropout key: 0.2
+                             model_args.get("dropout", DEFAULT_DROPOUT),  # checkpoints before the dropout key: 0.2
+                             model_args.get("input_norm"))  # before the input_norm key: [-1, 1]
     return model, task
 
 

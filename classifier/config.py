@@ -17,7 +17,8 @@ class ClassifierConfig:
 
     data: str = setting(help="Prepared set (.npz).")
     out: str = setting(help="Run directory (best.pt, latest.pt, TensorBoard).")
-    model: str = setting("small_cnn", help="small_cnn, resnet18, resnet50, densenet121 or efficientnet_b0.")
+    model: str = setting("small_cnn", help="small_cnn, resnet18, resnet50, densenet121, efficientnet_b0, "
+                                           "inception_v3 or vgg16.")
     task: str = setting("multiclass", help="multiclass, binary or two-stage.")
     balance: str = setting("none", help="none, oversample, class-weight or focal.")
     synthetic: typing.Optional[str] = setting(None, help="Synthetic set (folder or .npz) to mix in.")
@@ -45,7 +46,13 @@ class ClassifierConfig:
         "Distil: train on the mean class probabilities of these classifiers of the same prepared set "
         "(repeatable)."))
     use_metadata: bool = setting(False, help="Fuse age, sex and site with the image features.")
-    pretrained: typing.Optional[str] = setting(None, help="Local state-dict file for a torchvision backbone.")
+    pretrained: typing.Optional[str] = setting(None, help="A torchvision backbone's starting weights: imagenet "
+                                                          "(torchvision's, kept in torch's cache) or a local "
+                                                          "state-dict file.")
+    # Transfer learning: a new head on pretrained features first learns alone, so its first, large and random
+    # gradients do not wreck those features; then the backbone moves, in smaller steps than the head.
+    freeze_epochs: int = setting(0, help="Train only the heads for this many first epochs (needs --pretrained).")
+    backbone_lr_mult: float = setting(1.0, help="The backbone's learning rate as a share of lr (needs --pretrained).")
     seed: int = setting(0, help="Seed of the run.")
     device: str = setting("auto", help=DEVICE_HELP)
     amp: bool = setting(True, help="bf16 autocast on CUDA and on CPUs with native bf16 kernels.")
@@ -57,7 +64,7 @@ class ClassifierConfig:
 
     def validate(self):
         # The registries import torch; importing them here keeps `gan-aug --help` instant.
-        from classifier.models import BACKBONES
+        from classifier.models import BACKBONES, check_pretrained
         from classifier.sampling import POLICIES
         from classifier.tasks import TASKS
 
@@ -84,7 +91,12 @@ class ClassifierConfig:
                 raise UserError(f"{name} must be >= 1")
         if self.lr <= 0:
             raise UserError(f"lr must be > 0, got {self.lr}")
-        check_non_negative(self, "weight_decay", "patience", "ema_half_life")
+        check_non_negative(self, "weight_decay", "patience", "ema_half_life", "freeze_epochs")
+        check_pretrained(self.model, self.pretrained)
+        if (self.freeze_epochs or self.backbone_lr_mult != 1) and not self.pretrained:
+            raise UserError("freeze_epochs and backbone_lr_mult tune a pretrained backbone: add --pretrained")
+        if self.backbone_lr_mult <= 0:
+            raise UserError(f"backbone_lr_mult must be > 0, got {self.backbone_lr_mult} (freeze_epochs freezes)")
         if self.keep == "last" and self.patience:
             raise UserError("early stopping (patience) picks the epoch by val BMA: it needs keep best-val")
         check_run_settings(self)

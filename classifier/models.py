@@ -1,17 +1,23 @@
-"""Lesion classifiers (registry): a small CNN for 28-64 px and torchvision backbones with local weights.
+"""Lesion classifiers (registry): a small CNN for 28-64 px and torchvision backbones, from scratch or pretrained.
 
 Every model maps (images (B, 3, H, W) in [-1, 1], metadata (B, M) or None) to logits, and exposes
 `features(images)` (the penultimate activations) for the domain Fréchet distance and embeddings.
-Nothing here downloads: pretrained weights come from a local state-dict file.
+Pretrained weights come through torchvision's weights API (`imagenet`: downloaded once into torch's
+cache) or from a local state-dict file; either way the model then normalises its [-1, 1] input the way
+those weights were trained (model_args["input_norm"]), so every stage that rebuilds it feeds it alike.
 """
 
 import dataclasses
 import typing
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from gan_aug.errors import UserError
+from gan_aug.runtime import hub_download
+
+IMAGENET = "imagenet"
 
 
 class SmallCNN(nn.Module):
@@ -32,13 +38,16 @@ class SmallCNN(nn.Module):
         return self.body(x)  # (B, out_dim)
 
 
-def _torchvision(name, head_attr):
+def _torchvision(name, head_attr, ignored=(), **kwargs):
+    """build(pretrained) of torchvision model `name`: its ImageNet head `head_attr` becomes the identity;
+    `ignored`: key prefixes of the pretrained state dict that this build leaves out (inception's auxiliary head)."""
     def build(pretrained=None):
         import torchvision
 
-        net = getattr(torchvision.models, name)(weights=None)
+        net = getattr(torchvision.models, name)(weights=None, **kwargs)
         if pretrained:
-            state = _load_state(pretrained)
+            state = imagenet_state(name) if pretrained == IMAGENET else _load_state(pretrained)
+            state = {k: v for k, v in state.items() if not k.startswith(ignored)}
             try:
                 missing, unexpected = net.load_state_dict(state, strict=False)
             except RuntimeError as err:  # shape mismatches
@@ -52,6 +61,22 @@ def _torchvision(name, head_attr):
         net.out_dim = out_dim
         return net
     return build
+
+
+def imagenet_weights(name):
+    """torchvision's default ImageNet weights of model `name` (an enum entry: url, transforms)."""
+    import torchvision
+
+    return torchvision.models.get_model_weights(name).DEFAULT
+
+
+def imagenet_state(name):
+    """The ImageNet state dict of torchvision model `name`, through torchvision's weights API: from torch's
+    cache, else downloaded into it (hash-checked); offline, one line that says how to get it."""
+    weights = imagenet_weights(name)
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / weights.url.rsplit("/", 1)[-1]
+    with hub_download(f"the ImageNet weights of {name}", weights.url, cached, "pass --pretrained PATH"):
+        return weights.get_state_dict(progress=True, check_hash=True, map_location="cpu", weights_only=True)
 
 
 def _get_attr(obj, dotted):
@@ -84,6 +109,9 @@ class Backbone:
     build: typing.Callable  # build(pretrained=None) -> module with .out_dim
     min_size: int  # the smallest image side its pooling stages survive
     cam_layer: typing.Callable  # backbone -> its last convolutional stage (where Grad-CAM looks)
+    weights: typing.Optional[str] = None  # the torchvision model whose ImageNet weights --pretrained takes
+    # The input normalisation of its pretrained weights, when not the one their transforms() names.
+    norm: typing.Optional[dict] = None
 
 
 BACKBONES = {}
@@ -102,22 +130,56 @@ def check_image_size(name, size):
                         f"(prepare the set with a larger --size, or use a smaller-input model such as small_cnn)")
 
 
+def check_pretrained(name, pretrained):
+    if pretrained and BACKBONES[name].weights is None:
+        raise UserError(f"{name} has no pretrained weights: drop --pretrained, or use a torchvision model "
+                        f"({', '.join(n for n, b in BACKBONES.items() if b.weights)})")
+
+
+def input_norm(name, pretrained):
+    """The per-channel mean/std on [0, 1] pixels that pretrained weights expect (recorded in model_args), or None:
+    a model trained from scratch takes [-1, 1]. A local file is taken to be the same torchvision model's
+    ImageNet weights saved offline, the usual source of one, so it gets their normalisation too."""
+    if not pretrained:
+        return None
+    check_pretrained(name, pretrained)
+    backbone = BACKBONES[name]
+    if backbone.norm:
+        return dict(backbone.norm)
+    transforms = imagenet_weights(backbone.weights).transforms()  # no download: the weights' metadata
+    return {"mean": [float(v) for v in transforms.mean], "std": [float(v) for v in transforms.std]}
+
+
 register("small_cnn", Backbone(lambda pretrained=None: SmallCNN(), 8, lambda b: b.body[-4]))  # last ReLU before pool
-register("resnet18", Backbone(_torchvision("resnet18", "fc"), 8, lambda b: b.layer4[-1]))
-register("resnet50", Backbone(_torchvision("resnet50", "fc"), 8, lambda b: b.layer4[-1]))
+register("resnet18", Backbone(_torchvision("resnet18", "fc"), 8, lambda b: b.layer4[-1], "resnet18"))
+register("resnet50", Backbone(_torchvision("resnet50", "fc"), 8, lambda b: b.layer4[-1], "resnet50"))
 # DenseNet's four 2x2 average pools after a stride-4 stem leave nothing of an image under 32 px.
-register("densenet121", Backbone(_torchvision("densenet121", "classifier"), 32, lambda b: b.features[-1]))
-register("efficientnet_b0", Backbone(_torchvision("efficientnet_b0", "classifier"), 8, lambda b: b.features[-1]))
+register("densenet121", Backbone(_torchvision("densenet121", "classifier"), 32, lambda b: b.features[-1],
+                                 "densenet121"))
+register("efficientnet_b0", Backbone(_torchvision("efficientnet_b0", "classifier"), 8, lambda b: b.features[-1],
+                                     "efficientnet_b0"))
+# Inception's unpadded stride-2 stem and reductions need 75 px. Its auxiliary head only helps training from
+# scratch at 299 px. The ImageNet weights came from TensorFlow and take [-1, 1] pixels: torchvision's
+# transform_input turns ImageNet-normalised input back into that, so with it off they get [-1, 1] directly.
+register("inception_v3", Backbone(_torchvision("inception_v3", "fc", ignored=("AuxLogits.",), aux_logits=False,
+                                               transform_input=False, init_weights=True),
+                                  75, lambda b: b.Mixed_7c, "inception_v3", {"mean": [0.5] * 3, "std": [0.5] * 3}))
+# VGG's five 2x2 max-pools need 32 px. Only its last layer is replaced: fc6/fc7 keep their ImageNet weights.
+register("vgg16", Backbone(_torchvision("vgg16", "classifier.6"), 32, lambda b: b.features[-2], "vgg16"))
 
 
 class LesionClassifier(nn.Module):
     """Backbone + optional metadata branch + one head per output (multiclass, binary, or both)."""
 
-    def __init__(self, backbone, heads, meta_dim=0, pretrained=None, dropout=DEFAULT_DROPOUT):
+    def __init__(self, backbone, heads, meta_dim=0, pretrained=None, dropout=DEFAULT_DROPOUT, input_norm=None):
         super().__init__()
         if backbone not in BACKBONES:
             raise UserError(f"unknown model '{backbone}' (choose from {', '.join(BACKBONES)})")
         self.backbone = BACKBONES[backbone].build(pretrained)
+        # Not saved in the state dict (model_args holds them), so checkpoints of earlier runs still load.
+        for key in ("mean", "std"):
+            value = None if input_norm is None else torch.tensor(input_norm[key]).view(1, 3, 1, 1)
+            self.register_buffer(f"norm_{key}", value, persistent=False)
         feat = self.backbone.out_dim
         self.meta = None
         if meta_dim:
@@ -127,6 +189,8 @@ class LesionClassifier(nn.Module):
         self.heads = nn.ModuleDict({name: nn.Linear(feat, n) for name, n in heads.items()})
 
     def features(self, images, meta=None):
+        if self.norm_mean is not None:  # [-1, 1] -> what the pretrained weights were trained on
+            images = ((images + 1) / 2 - self.norm_mean) / self.norm_std
         h = self.backbone(images)  # (B, F)
         if self.meta is not None:
             h = torch.cat([h, self.meta(meta)], dim=1)

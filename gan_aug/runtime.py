@@ -74,3 +74,35 @@ def setup_run(config, artifacts):
         torch.use_deterministic_algorithms(True)
     world, device = join_world(resolve_device(config.device))
     return RunSetup(Path(config.out).resolve(), device, autocast_for(device, config.amp), world)
+
+
+class _WithoutLines:
+    """A stream that passes everything on but lines starting with `prefix`."""
+
+    def __init__(self, stream, prefix):
+        self.stream, self.prefix = stream, prefix
+
+    def write(self, text):
+        return self.stream.write("".join(line for line in text.splitlines(keepends=True)
+                                         if not line.startswith(self.prefix)))
+
+    def __getattr__(self, name):  # flush, isatty, fileno ... for tqdm
+        return getattr(self.stream, name)
+
+
+@contextlib.contextmanager
+def hub_download(what, url, cached, instead):
+    """Around a download through torch.hub (torchvision's weights API, torch-fidelity): its progress bar shows
+    but not its 'Downloading: ...' line (on stdout, or stderr under torch-fidelity), so that offline the refusal
+    is one line, saying where to get the file (`url`) and where to put it (`cached`, torch's cache), or what
+    to give `instead`."""
+    try:
+        with contextlib.redirect_stdout(_WithoutLines(sys.stdout, "Downloading: ")), \
+                contextlib.redirect_stderr(_WithoutLines(sys.stderr, "Downloading: ")):
+            yield
+    except OSError as err:  # URLError offline, a failed write into the cache
+        raise UserError(f"cannot get {what} ({getattr(err, 'reason', err)}): download {url} on a machine with "
+                        f"internet and put it at {cached}, or {instead}") from None
+    except Exception as err:  # torch.load on a damaged cache file raises many types
+        raise UserError(f"{cached} is not a readable state dict ({str(err).splitlines()[0]}): delete it to "
+                        "download it again") from None

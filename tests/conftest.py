@@ -98,6 +98,40 @@ def imagefolder_root(tmp_path):
     return root
 
 
+def write_prepared(path, size, per_split=(6, 3, 3), classes=("mel", "nv", "bkl"), **metadata):
+    """A prepared set of random images at `size` px, train/val/test counts `per_split`, classes in turn;
+    `metadata`: age/sex/site arrays, one value per image."""
+    from gan_aug.data.prepared import fingerprint
+
+    split = np.concatenate([np.full(n, s) for n, s in zip(per_split, ("train", "val", "test"))])
+    labels = np.arange(len(split)) % len(classes)
+    images = np.random.default_rng(size).integers(0, 256, (len(split), size, size, 3), dtype=np.uint8)
+    ids = np.array([f"img_{i}" for i in range(len(split))])
+    np.savez(path, images=images, labels=labels, class_names=np.array(classes), split=split, group=ids,
+             image_id=ids, source=np.array("test"), fingerprint=np.array(fingerprint(images, labels, split)),
+             **metadata)
+    return path
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Every connection refused, as on a machine without internet (name lookups fail too)."""
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise OSError("network blocked by the test")
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+
+
+@pytest.fixture
+def torch_home(tmp_path, monkeypatch):
+    """An empty torch cache: torch.hub.get_dir() reads TORCH_HOME on every call."""
+    home = tmp_path / "torch_home"
+    monkeypatch.setenv("TORCH_HOME", str(home))
+    return home
+
+
 @pytest.fixture
 def run_cli():
     """Invoke `gan-aug ARGS...` in-process; returns click's Result."""

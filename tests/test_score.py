@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import write_prepared
 from scipy import linalg
 
 from gan_aug.errors import UserError
@@ -55,30 +56,77 @@ def test_memorization_flags_copies():
     assert leaky["flagged"] >= 10 and (nn_idx[30:] == np.arange(10)).all() and (dist[30:] < 1e-2).all()
 
 
-def test_offline_inception_fails_with_instructions(tmp_path, monkeypatch):
-    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
-    with pytest.raises(UserError, match="never downloads.*--fid-weights PATH"):
+@pytest.fixture
+def inception_file(tmp_path, monkeypatch):
+    """A file shaped like torch-fidelity's Inception-v3 weights (random values: the path is tested, not the numbers)."""
+    from torch_fidelity import feature_extractor_inceptionv3 as inc
+
+    with monkeypatch.context() as patch:  # build the network without loading (or downloading) any weights
+        patch.setattr(inc.FeatureExtractorInceptionV3, "load_state_dict", lambda self, state: None)
+        patch.setattr(inc, "load_state_dict_from_url", lambda *a, **k: None)
+        net = inc.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    path = tmp_path / "inception.pth"
+    torch.save(net.state_dict(), path)
+    return path
+
+
+def test_offline_inception_fails_with_instructions(torch_home, tmp_path, no_network):
+    with pytest.raises(UserError, match=r"cannot get the Inception weights for FID \(network blocked.*"
+                                        r"download https://github.com/toshas/torch-fidelity/.*put it at .*torch_home.*"
+                                        r"or pass --fid-weights PATH"):
         fidelity.extract_features(np.zeros((2, 16, 16, 3), np.uint8), "inception")
     with pytest.raises(UserError, match="Inception weights not found"):
         fidelity.extract_features(np.zeros((2, 16, 16, 3), np.uint8), "inception", tmp_path / "nope.pth")
+    with pytest.raises(UserError, match="no Inception weights at"):  # metrics_features auto never downloads
+        fidelity.resolve_inception_weights(None, download=False)
 
 
-def test_inception_path_with_local_weights(tmp_path, monkeypatch):
-    """torch-fidelity's Inception-v3, fed a weights file we make (random weights: the path, not the values)."""
-    from torch_fidelity import feature_extractor_inceptionv3 as inc
-
-    monkeypatch.setattr(inc.FeatureExtractorInceptionV3, "load_state_dict", lambda self, state: None)
-    monkeypatch.setattr(inc, "load_state_dict_from_url", lambda *a, **k: None)
-    net = inc.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
-    weights = tmp_path / "inception.pth"
-    torch.save(net.state_dict(), weights)
-    monkeypatch.undo()
+def test_inception_path_with_local_weights(inception_file, tmp_path):
     images = np.random.default_rng(0).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8)
-    features = fidelity.extract_features(images, "inception", weights, batch_size=3)
+    features = fidelity.extract_features(images, "inception", inception_file, batch_size=3)
     assert features.shape == (3, 2048) and torch.isfinite(features).all()
     torch.save({"not": object()}, tmp_path / "pickle.pth")
     with pytest.raises(UserError, match="not a plain state-dict"):
         fidelity.resolve_inception_weights(tmp_path / "pickle.pth")
+
+
+def small_scored_pair(tmp_path):
+    """A tiny prepared set and a synthetic set whose provenance says it was trained on its train split."""
+    from gan_aug.data.prepared import load_prepared
+    from gan_aug.data.synthetic import write_synthetic_folder
+
+    prepared = load_prepared(write_prepared(tmp_path / "tiny.npz", 16, per_split=(3, 1, 0)))
+    images = {c: prepared.images[prepared.labels == i][:1] for i, c in enumerate(prepared.class_names)}
+    rows = [{"file": f"{c}/{i}.png", "class": c} for c, batch in images.items() for i in range(len(batch))]
+    provenance = {"class_names": list(prepared.class_names), "image_size": 16,
+                  "gan_data": {"fingerprint": prepared.fingerprint, "split": "train"}}
+    write_synthetic_folder(tmp_path / "syn", images, rows, provenance, force=False)
+    return prepared.path, tmp_path / "syn"
+
+
+def test_score_with_inception_online_cache_or_offline(inception_file, torch_home, tmp_path, run_cli, no_network,
+                                                     monkeypatch):
+    """Offline and with nothing cached: one line. With the file in torch's cache (where a download puts it) or
+    given by --fid-weights: scores.json records the weights' sha256 and the resize behind the numbers."""
+    from gan_aug.data.synthetic import sha256_file
+
+    # 2048-d Fréchet distances take ~15 s each on a busy CPU; their math is tested above, the weights path here.
+    monkeypatch.setattr(fidelity, "frechet_distance", lambda a, b: 0.0)
+    data, syn = small_scored_pair(tmp_path)
+    args = ["score", "--data", data, "--synthetic", syn, "--features", "inception", "--no-cas", "--no-memorization",
+            "--set", "embed_per_source=0"]
+    result = run_cli(*args, "--out", tmp_path / "a.json")
+    assert result.exit_code == 1 and result.output.count("\n") == 1 and "--fid-weights PATH" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "a.json").exists()
+    cached = torch_home / "hub" / "checkpoints" / fidelity.INCEPTION_FILE
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_bytes(inception_file.read_bytes())
+    for out, extra in (("b.json", []), ("c.json", ["--fid-weights", inception_file])):
+        result = run_cli(*args, *extra, "--out", tmp_path / out)
+        assert result.exit_code == 0, result.output
+        source = json.loads((tmp_path / out).read_text())["feature_source"]
+        assert source["weights_sha256"] == sha256_file(inception_file) and source["extractor"] == "inception-v3-compat"
+        assert source["resize"].startswith("16 px, bilinear to 299x299 px")
 
 
 def test_cas_tells_a_faithful_generator_from_a_label_blind_one(tmp_path):

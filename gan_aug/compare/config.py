@@ -11,7 +11,7 @@ from gan_aug.errors import UserError
 
 # The ClassifierConfig settings every arm shares (the recipe); the arms change only balance/mix/teachers.
 RECIPE_KEYS = ("model", "task", "epochs", "batch_size", "lr", "weight_decay", "patience", "keep", "ema_half_life",
-               "use_metadata", "pretrained", "threads", "device")
+               "use_metadata", "pretrained", "freeze_epochs", "backbone_lr_mult", "threads", "device")
 
 
 @dataclasses.dataclass
@@ -51,6 +51,8 @@ class CompareConfig:
     ema_half_life: float = setting(0.0, flag=False)
     use_metadata: bool = setting(False, flag=False)
     pretrained: typing.Optional[str] = setting(None, flag=False)
+    freeze_epochs: int = setting(0, flag=False)
+    backbone_lr_mult: float = setting(1.0, flag=False)
     threads: int = setting(0, flag=False)
     device: str = setting("auto", flag=False, help=DEVICE_HELP)
     bootstrap: int = setting(2000, flag=False, help="Bootstrap resamples of each CI.")

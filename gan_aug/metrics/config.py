@@ -13,8 +13,9 @@ class ScoreConfig:
 
     data: str = setting(help="Prepared set (.npz); its train split is the reference.")
     synthetic: str = setting(help="Synthetic set (folder or .npz).")
-    features: str = setting("inception", help="inception (needs local weights) or lesion:CLASSIFIER_CKPT.")
-    fid_weights: typing.Optional[str] = setting(None, help="Local Inception-v3 weights for --features inception.")
+    features: str = setting("inception", help="inception (torch-fidelity's FID network) or lesion:CLASSIFIER_CKPT.")
+    fid_weights: typing.Optional[str] = setting(None, help="Inception-v3 weights file for --features inception "
+                                                           "(default: torch's cache, downloaded there if missing).")
     out: str = setting("scores.json", help="scores.json path; PNG and TensorBoard go beside it.")
     kid_subset_size: int = setting(1000, help="KID subset size.")
     cas: bool = setting(True, help="CAS: train on synthetic only, test on real val.")

@@ -1,9 +1,10 @@
 """torch-fidelity adaptor: feature extractors (registered with torch-fidelity), and Fréchet distance,
 KID and precision/recall computed from features extracted once per image set.
 
-Extractors (registry below): 'inception' (torch-fidelity's Inception-v3 FID network, weights from a
-local file or torch's cache, never downloaded) and 'lesion:CKPT' (a trained gan-aug classifier's
-penultimate features: a domain Fréchet distance that knows what lesions look like).
+Extractors (registry below): 'inception' (torch-fidelity's Inception-v3 FID network: weights from a local
+file, else torch's cache, else downloaded into it through torch.hub from torch-fidelity's own URL, as
+torch-fidelity itself does) and 'lesion:CKPT' (a trained gan-aug classifier's penultimate features: a
+domain Fréchet distance that knows what lesions look like).
 """
 
 from pathlib import Path
@@ -14,17 +15,21 @@ import torch.nn.functional as F
 import torch_fidelity
 from torch.utils.data import Dataset
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
 from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics, fid_statistics_to_metric
 from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
 from torch_fidelity.metric_prc import KEY_METRIC_PRECISION, KEY_METRIC_RECALL, prc_features_to_metric
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from_dataset
 
-from classifier.checkpoint import load_classifier
+from classifier.checkpoint import classifier_file, load_classifier
+from gan_aug.data.synthetic import sha256_file
 from gan_aug.errors import UserError
+from gan_aug.runtime import hub_download
 
-INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
-INCEPTION_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_FILE}"
+INCEPTION_FILE = URL_INCEPTION_V3.rsplit("/", 1)[-1]
+# What torch-fidelity's inception-v3-compat does to every image before the network, for scores.json.
+INCEPTION_RESIZE = "bilinear to 299x299 px, TensorFlow 1.x compatible (torch-fidelity inception-v3-compat)"
 LESION_EXTRACTOR = "gan-aug-lesion"
 FD, KID, KID_STD, PRECISION, RECALL = "frechet_distance", "kid", "kid_std", "precision", "recall"
 
@@ -81,8 +86,10 @@ if LESION_EXTRACTOR not in FEATURE_EXTRACTORS_REGISTRY:
     torch_fidelity.register_feature_extractor(LESION_EXTRACTOR, LesionFeatureExtractor)
 
 
-def resolve_inception_weights(path):
-    """A local Inception weights file: the given one, else torch's hub cache; a clear error offline."""
+def resolve_inception_weights(path, download=True):
+    """The Inception weights file: `path` when given, else torch's hub cache, where torch-fidelity keeps it;
+    with `download`, a missing one is fetched into that cache by torch.hub from torch-fidelity's URL, as
+    torch-fidelity does itself. Offline, one line that says where to get the file and where to put it."""
     if path:
         path = Path(path)
         if not path.is_file():
@@ -90,13 +97,30 @@ def resolve_inception_weights(path):
     else:
         path = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
         if not path.is_file():
-            raise UserError(f"no Inception weights here and gan-aug never downloads: fetch {INCEPTION_URL} "
-                            f"on a machine with internet, then pass --fid-weights PATH (or put it in {path.parent})")
+            if not download:
+                raise UserError(f"no Inception weights at {path}: fetch {URL_INCEPTION_V3} and put it there "
+                                "or pass --fid-weights PATH")
+            with hub_download("the Inception weights for FID", URL_INCEPTION_V3, path, "pass --fid-weights PATH"):
+                torch.hub.load_state_dict_from_url(URL_INCEPTION_V3, map_location="cpu", weights_only=True)
     try:  # torch-fidelity unpickles the file itself; make sure it is a plain state dict first
         torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         raise UserError(f"{path} is not a plain state-dict file: {str(err).splitlines()[0]}") from None
     return str(path)
+
+
+def feature_record(features, fid_weights, image_size):
+    """Which network and weights (sha256) and which resize turn `image_size` px images into the features, for
+    scores.json: FIDs are comparable only when these agree. Resolves (and if need be downloads) the weights."""
+    name, weights, layer = extractor_spec(features, fid_weights)
+    if features == "inception":
+        resize = f"{image_size} px, {INCEPTION_RESIZE}"
+    else:
+        weights = str(classifier_file(weights))
+        size = load_classifier(weights)[2]["model_args"]["image_size"]
+        resize = f"{image_size} px, bilinear antialiased to {size} px" if size != image_size else "none"
+    return {"extractor": name, "layer": layer, "weights": weights, "weights_sha256": sha256_file(weights),
+            "resize": resize}
 
 
 def extractor_spec(features, fid_weights=None):

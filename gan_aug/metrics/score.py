@@ -65,11 +65,13 @@ def score(config, progress=True):
     real_images, real_labels = prepared.images[train], prepared.labels[train]
 
     cuda = resolve_device(config.device).type == "cuda"
-    extract = lambda images: fidelity.extract_features(images, config.features, config.fid_weights,
+    feature_source = fidelity.feature_record(config.features, config.fid_weights, prepared.image_size)
+    extract = lambda images: fidelity.extract_features(images, config.features, feature_source["weights"],
                                                        config.batch_size, verbose=progress, cuda=cuda).numpy()
     syn_feat, real_feat = extract(syn_images), extract(real_images)
-    results = {"features": config.features, "synthetic": str(config.synthetic), "data": str(config.data),
-               "reference": "train", "provenance": {"gan_data": provenance.get("gan_data")}, "per_class": {}}
+    results = {"features": config.features, "feature_source": feature_source, "synthetic": str(config.synthetic),
+               "data": str(config.data), "reference": "train", "provenance": {"gan_data": provenance.get("gan_data")},
+               "per_class": {}}
     results["per_class"][OVERALL] = fidelity.set_scores(syn_feat, real_feat, config.kid_subset_size)
     for c, name in enumerate(prepared.class_names):
         s, r = syn_labels == c, real_labels == c

@@ -20,7 +20,7 @@ def resolve_features(features, fid_weights):
         fidelity.extractor_spec(features, fid_weights)  # refuses a missing checkpoint or weights file now
         return features
     try:
-        fidelity.resolve_inception_weights(fid_weights)
+        fidelity.resolve_inception_weights(fid_weights, download=False)  # auto: only weights already here
         return "inception"
     except UserError:
         raise UserError("metrics_every needs a feature space: no Inception weights here, so give "
