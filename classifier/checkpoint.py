@@ -5,7 +5,7 @@ from pathlib import Path
 from classifier.models import DEFAULT_DROPOUT, LesionClassifier
 from classifier.tasks import TASKS
 from gan_aug.data.names import check_class_names
-from gan_aug.errors import UserError
+from gan_aug.errors import UserError, first_line
 from gan_aug.fileio import load_checkpoint_file
 
 FORMAT = "gan-aug/classifier-checkpoint/1"
@@ -32,9 +32,14 @@ def load_classifier(path, device="cpu"):
     if not path.is_file():
         raise UserError(f"classifier checkpoint not found: {path}")
     state = load_checkpoint_file(path, FORMAT, "classifier", device)
-    check_class_names(state["model_args"]["class_names"], str(path))
-    model, task = build_from_args(state["model_args"])
-    model.load_state_dict(state["model"])
+    try:
+        check_class_names(state["model_args"]["class_names"], str(path))
+        model, task = build_from_args(state["model_args"])
+        model.load_state_dict(state["model"])
+    except UserError:
+        raise
+    except Exception as err:  # model_args edited into anything make the builders raise anything
+        raise UserError(f"{path}: its model_args do not rebuild its model ({first_line(err)})") from None
     return model.to(device).eval(), task, state
 
 

@@ -55,6 +55,8 @@ def explain(checkpoint, image_paths, out, force=False, device="auto"):
     if not image_paths:
         raise UserError("give at least one IMAGE to explain")
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} exists and is not a folder: choose another --out")
     targets = [out / name for name in overlay_names(image_paths)]
     check_new_outputs([*targets, out / EXPLANATIONS], force)
     device = resolve_device(device)

@@ -25,7 +25,7 @@ from gan_aug.data.prepared import load_prepared
 from gan_aug.data.synthetic import load_synthetic
 from gan_aug.distributed import global_batchnorm
 from gan_aug.errors import UserError
-from gan_aug.fileio import atomic_write, clear_run_dir, load_checkpoint_file
+from gan_aug.fileio import atomic_write, load_checkpoint_file, start_run_dir, write_text
 from gan_aug.runtime import setup_run
 from gan_aug.sinks import JsonlSink, Sinks, TensorBoardSink
 
@@ -51,7 +51,8 @@ def weight_average(model, half_life_steps):
 class ClassifierTrainer:
     def __init__(self, config, progress=True, prepared=None, synthetic=None, teachers=None):
         self.config, self.progress = config, progress
-        run = setup_run(config, RUN_ARTIFACTS)
+        run = setup_run(config, RUN_ARTIFACTS, inputs=("data", "synthetic", "teachers"))
+        self.resumed = run.resume
         self.run_dir, self.device, self.autocast, self.world = run.run_dir, run.device, run.autocast, run.world
         config.world_size = self.world.size
         prepared = view(prepared or load_prepared(config.data), config.folds, config.fold)  # fold k's, with --folds
@@ -114,10 +115,10 @@ class ClassifierTrainer:
             else None
         self.generator = torch.Generator().manual_seed(config.seed)
         self.epoch, self.best, self.history = 0, {"bma": -1.0, "epoch": -1}, []
-        if config.resume:
+        if self.resumed:
             self._restore(load_checkpoint_file(self.run_dir / "latest.pt", FORMAT, "classifier", self.device))
-        elif self.world.is_main:  # every input checked: only now may --force remove the old run
-            clear_run_dir(self.run_dir, RUN_ARTIFACTS)
+        if self.world.is_main:  # every input checked: only now may --force remove the old run
+            start_run_dir(self.run_dir, RUN_ARTIFACTS, self.resumed)
         self.world.barrier()
 
     def _restore(self, state):
@@ -219,8 +220,10 @@ class ClassifierTrainer:
         cfg = self.config
         sinks = Sinks()
         if self.world.is_main:
-            (self.run_dir / "config.yaml").write_text(to_yaml(cfg))
-            sinks = Sinks(JsonlSink(self.run_dir / "history.jsonl"), TensorBoardSink(self.run_dir / "tb"))
+            write_text(self.run_dir / "config.yaml", to_yaml(cfg))
+            resumed_at = self.epoch if self.resumed else None
+            sinks = Sinks(JsonlSink(self.run_dir / "history.jsonl", resumed_at),
+                          TensorBoardSink(self.run_dir / "tb", resumed_at))
         try:
             while self.epoch < cfg.epochs:
                 loss = self.train_one_epoch()

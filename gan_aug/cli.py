@@ -15,7 +15,7 @@ from classifier.config import ClassifierConfig
 from gan_aug.compare.config import CompareConfig
 from gan_aug.config import build_config, check_device_name, fold_runs, read_yaml, to_yaml
 from gan_aug.data.config import PrepareConfig
-from gan_aug.errors import UserError
+from gan_aug.errors import UserError, environment_error
 from gan_aug.gan.config import GanConfig
 from gan_aug.metrics.config import ScoreConfig
 from gan_aug.synth.config import SynthConfig
@@ -23,13 +23,19 @@ from gan_aug.tune.config import TuneConfig
 
 
 class _Group(click.Group):
-    """Turns UserError anywhere below a command into click's one-line 'Error: ...' and exit status 1."""
+    """Turns UserError anywhere below a command, and an OSError of the machine's (a full disk), into click's
+    one-line 'Error: ...' and exit status 1."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except UserError as err:
             raise click.ClickException(str(err)) from None
+        except OSError as err:
+            message = environment_error(err)
+            if message is None:
+                raise
+            raise click.ClickException(message) from None
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -33,6 +33,8 @@ def _step(message):
 def run_demo(out, data=None, force=False, gan_kimg=20.0, epochs=8, seeds=(0, 1), toy_count=1500, n_synthetic=1000,
              cas_epochs=3):
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} exists and is not a folder: choose another --out")
     if out.exists() and any(out.iterdir()):
         if not force:
             raise UserError(f"{out} is not empty (use --force to start the demo over there)")

@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from gan_aug.errors import UserError
+from gan_aug.errors import UserError, first_line
 
 
 @contextlib.contextmanager
@@ -28,9 +28,11 @@ def atomic_write(path, mode="wb", durable=True):
             if durable:
                 os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(err, OSError) and err.errno and not err.filename:  # a full disk says nothing of where
+            raise OSError(err.errno, err.strerror or os.strerror(err.errno), str(path)) from err
         raise
 
 
@@ -113,31 +115,61 @@ def check_new_outputs(paths, force, folders=()):
 
 
 def check_run_dir(run_dir, resume, force, artifacts, latest="latest.pt"):
-    """Refuse, before any work, to start over in a non-empty folder without --force, or to resume
-    without `latest`. Changes nothing: clearing waits until the run's inputs are known to be good."""
+    """Refuse, before any work, to start over without --force in a folder that holds a checkpoint (any of the
+    globs `latest`) or files that are not a run's, or to resume in a folder that does not exist. Returns whether
+    there is a checkpoint to resume from: a run killed before its first one has nothing to lose, so it starts
+    over, given --resume or not. Changes nothing: clearing waits until the run's inputs are known to be good."""
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"{run_dir} exists and is not a directory")
-    if resume:
-        if not (run_dir / latest).is_file():
-            raise UserError(f"nothing to resume: {run_dir / latest} does not exist")
-        return
-    if run_dir.is_dir() and any(run_dir.iterdir()) and not force:
-        holds_run = any((run_dir / name).exists() for name in artifacts)
-        what = "holds another run" if holds_run else "is not empty"
-        raise UserError(f"{run_dir} {what} (use --resume to continue it or --force to start over)")
+    latest = (latest,) if isinstance(latest, str) else latest
+    has_checkpoint = run_dir.is_dir() and any(any(run_dir.glob(pattern)) for pattern in latest)
+    if resume and has_checkpoint:
+        return True
+    if resume and not run_dir.is_dir():
+        raise UserError(f"nothing to resume: {run_dir} does not exist")
+    foreign = run_dir.is_dir() and any(not _is_run_file(entry.name, artifacts) for entry in run_dir.iterdir())
+    if foreign and not force:
+        what = "holds no run to resume" if resume else "is not empty"
+        raise UserError(f"{run_dir} {what} (use another folder, or --force to start over there)")
+    if has_checkpoint and not force:
+        raise UserError(f"{run_dir} holds another run (use --resume to continue it or --force to start over)")
+    return False
 
 
-def clear_run_dir(run_dir, artifacts):
-    """Remove a previous run's `artifacts` (other files stay) and make sure the folder exists."""
+def _is_run_file(name, artifacts):
+    """One of a run's `artifacts`, or a temp file atomic_write left of one when its process was killed."""
+    return name in artifacts or (name.endswith(".tmp") and any(name.startswith(f".{a}.") for a in artifacts))
+
+
+def start_run_dir(run_dir, artifacts, resume):
+    """Make the run folder ready: a new run removes a previous run's `artifacts` (other files stay); both remove
+    the temp files that atomic writes of a killed process left behind."""
     run_dir = Path(run_dir)
-    for name in artifacts:
-        target = run_dir / name
-        if target.is_dir():
-            shutil.rmtree(target)
-        elif target.exists():
-            target.unlink()
+    if not resume:
+        for name in artifacts:
+            target = run_dir / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
     run_dir.mkdir(parents=True, exist_ok=True)
+    for folder in [run_dir] + [run_dir / name for name in artifacts if (run_dir / name).is_dir()]:
+        for stray in folder.glob(".*.tmp"):
+            if stray.is_file() and (folder != run_dir or _is_run_file(stray.name, artifacts)):
+                stray.unlink()
+
+
+def write_text(path, text):
+    """Write `text` to `path` atomically: a kill leaves the old file or the new one, never half of it."""
+    with atomic_write(path, "w") as handle:
+        handle.write(text)
+
+
+def absolute(path):
+    """`path` from the working directory as an absolute path (None stays None): what a run stores, so that
+    resuming it from another folder finds the same files."""
+    return None if path is None else os.path.abspath(os.path.expanduser(path))
 
 
 def load_checkpoint_file(path, expected_format, kind, map_location="cpu"):
@@ -147,7 +179,7 @@ def load_checkpoint_file(path, expected_format, kind, map_location="cpu"):
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises many types for a damaged or foreign file
-        raise UserError(f"{path} is not a readable checkpoint: {str(err).splitlines()[0]}") from None
+        raise UserError(f"{path} is not a readable checkpoint: {first_line(err)}") from None
     if not isinstance(state, dict) or state.get("format") != expected_format:
         raise UserError(f"{path} is not a gan-aug {kind} checkpoint")
     return state

@@ -11,7 +11,7 @@ import torch
 from gan_aug.config import check_device_name
 from gan_aug.distributed import World, join_world
 from gan_aug.errors import UserError
-from gan_aug.fileio import check_run_dir
+from gan_aug.fileio import absolute, check_run_dir
 
 
 def cpu_has_bf16():
@@ -62,18 +62,25 @@ class RunSetup:
     device: torch.device
     autocast: contextlib.AbstractContextManager
     world: World
+    resume: bool  # there is a checkpoint to continue from
 
 
-def setup_run(config, artifacts):
+def setup_run(config, artifacts, latest="latest.pt", inputs=()):
     """Checks the run folder (resume/force, before any work), then sets threads, determinism, the device,
     autocast and the process group (under torchrun) from a trainer's config (fields out, resume, force,
-    threads, deterministic, device, amp)."""
-    check_run_dir(config.out, config.resume, config.force, artifacts)
+    threads, deterministic, device, amp). The config fields named in `inputs` (files the run reads) become
+    absolute paths, so the config.yaml and checkpoints that store them resume from any working directory."""
+    for name in inputs:
+        value = getattr(config, name)
+        setattr(config, name, tuple(map(absolute, value)) if isinstance(value, tuple) else absolute(value))
+    resume = check_run_dir(config.out, config.resume, config.force, artifacts, latest)
     use_threads(config.threads)
     if config.deterministic:
         torch.use_deterministic_algorithms(True)
     world, device = join_world(resolve_device(config.device))
-    return RunSetup(Path(config.out).resolve(), device, autocast_for(device, config.amp), world)
+    if config.resume and not resume and world.is_main:
+        print(f"note: no checkpoint in {config.out} yet: the run starts from the beginning", file=sys.stderr)
+    return RunSetup(Path(config.out).resolve(), device, autocast_for(device, config.amp), world, resume)
 
 
 class _WithoutLines:

@@ -10,6 +10,8 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
+from gan_aug.fileio import write_text
+
 
 class StatsCollector:
     """Accumulates named scalars between flushes and returns their means."""
@@ -52,8 +54,13 @@ def nonfinite_warning(values):
 class JsonlSink:
     """One JSON object per flush: {"step": ..., ["kimg": ...,] name: mean, ...}."""
 
-    def __init__(self, path):
+    def __init__(self, path, resumed_at=None):
+        """`resumed_at`: the step of the checkpoint a resumed run continues from. The rows written after it
+        (and a line a kill cut short) are dropped, as the run writes them again: one row per step."""
         self.path = Path(path)
+        if resumed_at is not None and self.path.is_file():
+            kept = [line for line in self.path.read_text().splitlines(keepends=True) if _step(line) <= resumed_at]
+            write_text(self.path, "".join(kept))
 
     def scalars(self, values, step, kimg=None):
         where = {"step": step} if kimg is None else {"step": step, "kimg": round(kimg, 4)}
@@ -67,11 +74,20 @@ class JsonlSink:
         pass
 
 
+def _step(line):
+    """The step of one stats line; infinite for a line that is not a whole row."""
+    try:
+        return json.loads(line)["step"] if line.endswith("\n") else math.inf
+    except (ValueError, KeyError, TypeError):
+        return math.inf
+
+
 class TensorBoardSink:
-    def __init__(self, logdir):
+    def __init__(self, logdir, resumed_at=None):
+        """`resumed_at`: as JsonlSink's; TensorBoard then hides what the log holds after that step."""
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(str(logdir))
+        self.writer = SummaryWriter(str(logdir), purge_step=None if resumed_at is None else resumed_at + 1)
 
     def scalars(self, values, step, kimg=None):
         for name, value in values.items():

@@ -26,7 +26,7 @@ from gan_aug.compare.summary import PREDICTIONS, run_dir, summarize
 from gan_aug.config import build_config, to_yaml
 from gan_aug.data.prepared import load_prepared
 from gan_aug.data.synthetic import MANIFEST, load_synthetic
-from gan_aug.errors import UserError
+from gan_aug.errors import UserError, first_line
 from gan_aug.fileio import atomic_write
 from gan_aug.runtime import resolve_device
 from gan_aug.synth.config import SynthConfig
@@ -39,12 +39,20 @@ def run_arm(config, arm, seed, prepared, synthetics, externals, teachers, progre
     with exclusive_run(directory):
         done = directory / "done.json"
         if done.is_file():
-            return json.loads(done.read_text())
+            return read_done(done)
         record = _train_and_evaluate(config, arm, seed, directory, prepared, synthetics, externals, teachers,
                                      progress)
         with atomic_write(done, "w") as handle:
             json.dump(record, handle)
         return record
+
+
+def read_done(path):
+    """The record of a finished arm x seed; written atomically, so one that does not parse was damaged since."""
+    try:
+        return json.loads(path.read_bytes())
+    except ValueError as err:
+        raise UserError(f"{path} is damaged ({first_line(err)}): delete it to run that arm x seed again") from None
 
 
 @contextlib.contextmanager
@@ -153,7 +161,7 @@ def report_finished(config, prepared, externals):
         for seed in config.seeds:
             done = run_dir(config.out, arm, seed) / "done.json"
             if done.is_file():
-                records[(arm, seed)] = json.loads(done.read_text())
+                records[(arm, seed)] = read_done(done)
     seeds = tuple(s for s in config.seeds if all((a, s) in records for a in config.arms))
     if not seeds:
         print(f"no seed finished by every arm yet ({len(records)} of {len(config.arms) * len(config.seeds)} "

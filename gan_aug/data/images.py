@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from gan_aug.errors import UserError
+from gan_aug.errors import UserError, first_line
 
 # Workers decode this many files per task: fewer round trips than one file each.
 CHUNK = 64
@@ -63,9 +63,9 @@ def decode_file(path, size):
 
 
 def decode_error(path, err):
-    """One line saying why the file at `path` did not decode."""
-    reason = (str(err).splitlines() or [""])[0].replace(f"'{path}'", "").strip() or type(err).__name__
-    return f"{os.path.basename(str(path))}: {reason}"
+    """One line saying why the file at `path` did not decode (the path left out of the reason)."""
+    reason = first_line(err).replace(f"'{path}'", "").strip()
+    return f"{os.path.basename(str(path))}: {reason or type(err).__name__}"
 
 
 def load_image(path, size):

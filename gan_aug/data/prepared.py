@@ -10,7 +10,7 @@ from typing import Optional
 import numpy as np
 
 from gan_aug.data.names import check_class_names
-from gan_aug.errors import UserError
+from gan_aug.errors import UserError, first_line
 
 REQUIRED_KEYS = ("images", "labels", "class_names", "split", "group", "image_id", "source", "fingerprint")
 SPLITS = ("train", "val", "test")
@@ -75,8 +75,7 @@ def read_npz(path, what):
         with archive:
             return {key: archive[key] for key in archive.files}
     except NPZ_ERRORS as err:
-        reason = (str(err).splitlines() or [""])[0] or type(err).__name__
-        raise UserError(f"{path} is not a readable {what}: {reason}") from None
+        raise UserError(f"{path} is not a readable {what}: {first_line(err)}") from None
 
 
 def prepared_from_arrays(path, data):

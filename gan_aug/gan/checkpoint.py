@@ -12,13 +12,18 @@ from pathlib import Path
 import torch
 
 from gan_aug.data.names import check_class_names
-from gan_aug.errors import UserError
+from gan_aug.errors import UserError, first_line
 from gan_aug.fileio import atomic_write, load_checkpoint_file
+from gan_aug.gan.networks import build_networks
 
 FORMAT = "gan-aug/gan-checkpoint/1"
 LATEST = "latest.pt"
 BEST = "best.pt"  # the snapshot with the lowest FD, when the run tracks quality (metrics_every)
 RUN_ARTIFACTS = ("config.yaml", LATEST, BEST, "checkpoints", "samples", "tb", "stats.jsonl")
+STEP_FILES = "checkpoints/step[0-9][0-9][0-9][0-9][0-9][0-9][0-9].pt"
+RESUMABLE = (LATEST, STEP_FILES)  # a run folder holding one of these has a checkpoint to resume from
+STATE_KEYS = ("model_args", "class_names", "image_size", "data", "config", "G", "D", "G_ema", "opt_G", "opt_D",
+              "ada", "step", "images_seen", "rng")
 
 
 def save_checkpoint(state, run_dir, step):
@@ -32,11 +37,22 @@ def save_checkpoint(state, run_dir, step):
     if tmp.exists():
         tmp.unlink()
     try:
-        os.link(path, tmp)  # a second name for the same bytes, swapped in atomically
-    except OSError:
-        shutil.copyfile(path, tmp)
-    os.replace(tmp, latest)
+        try:
+            os.link(path, tmp)  # a second name for the same bytes, swapped in atomically
+        except OSError:
+            shutil.copyfile(path, tmp)
+        os.replace(tmp, latest)
+    except BaseException:  # a full disk while copying: latest.pt still names the previous checkpoint
+        tmp.unlink(missing_ok=True)
+        raise
     return path
+
+
+def resume_file(run_dir):
+    """What --resume continues from: the newest checkpoints/stepNNNNNNN.pt (latest.pt names the same bytes, unless
+    a kill came between writing one and pointing latest.pt at it), else latest.pt."""
+    steps = sorted(Path(run_dir).glob(STEP_FILES))
+    return steps[-1] if steps else Path(run_dir) / LATEST
 
 
 def resolve_checkpoint(path):
@@ -53,5 +69,18 @@ def load_checkpoint(path, map_location="cpu"):
     """A GAN checkpoint's state; its class names, which name the folders synthesize writes, are checked."""
     path = resolve_checkpoint(path)
     state = load_checkpoint_file(path, FORMAT, "GAN", map_location)
-    state["class_names"] = list(check_class_names(state.get("class_names", ()), str(path)))
+    missing = [key for key in STATE_KEYS if key not in state]
+    if missing:
+        raise UserError(f"{path} is not a whole GAN checkpoint (it lacks {', '.join(missing)})")
+    state["class_names"] = list(check_class_names(state["class_names"], str(path)))
     return state
+
+
+def load_generator(state, path):
+    """The checkpoint's G_ema, rebuilt from its model_args; a one-line UserError when they do not fit its weights."""
+    try:
+        G, _ = build_networks(state["model_args"])
+        G.load_state_dict(state["G_ema"])
+    except Exception as err:  # model_args edited into anything make the builders raise anything
+        raise UserError(f"{path}: its model_args do not rebuild its generator ({first_line(err)})") from None
+    return G

@@ -17,9 +17,9 @@ from gan_aug.data.folds import load_view
 from gan_aug.data.staging import StagedImages
 from gan_aug.distributed import average_gradients, global_batchnorm, sum_over_ranks
 from gan_aug.errors import UserError
-from gan_aug.fileio import atomic_write, clear_run_dir
+from gan_aug.fileio import atomic_write, start_run_dir, write_text
 from gan_aug.gan.augment import AdaptiveProbability, augment
-from gan_aug.gan.checkpoint import BEST, FORMAT, RUN_ARTIFACTS, load_checkpoint, save_checkpoint
+from gan_aug.gan.checkpoint import BEST, FORMAT, RESUMABLE, RUN_ARTIFACTS, load_checkpoint, resume_file, save_checkpoint
 from gan_aug.gan.ema import ema_beta, make_ema, refresh_standing_stats, update_ema
 from gan_aug.gan.losses import LOSSES, r1_penalty
 from gan_aug.gan.networks import NETWORKS, build_networks, model_args
@@ -71,7 +71,8 @@ class GanTrainer:
         self.config, self.progress, self.quality = config, progress, quality
         if config.metrics_every and quality is None:
             raise UserError("metrics_every is set but no quality tracker was given")
-        run = setup_run(config, RUN_ARTIFACTS)
+        run = setup_run(config, RUN_ARTIFACTS, RESUMABLE, inputs=("data", "fid_weights"))
+        self.resumed = run.resume
         self.run_dir, self.device, self.autocast, self.world = run.run_dir, run.device, run.autocast, run.world
         config.world_size = self.world.size
         prepared = load_view(config.data, config.folds, config.fold)  # with --folds: fold k's train part only
@@ -108,16 +109,16 @@ class GanTrainer:
         self.ada = AdaptiveProbability(config.ada_target, speed_kimg=config.ada_speed_kimg,
                                        p=0.0 if config.ada_target > 0 else 1.0)
         self.step, self.images_seen, self.best_fd = 0, 0, float("inf")
-        if config.resume:
-            self._restore(load_checkpoint(self.run_dir, map_location=self.device))
+        if self.resumed:
+            self._restore(load_checkpoint(resume_file(self.run_dir), map_location=self.device))
         self._seed_local_rng()
         compile_ = on_cuda and config.compile
         self.G_train = torch.compile(self.G) if compile_ else self.G  # checkpoints save the uncompiled modules
         self.D_train = torch.compile(self.D) if compile_ else self.D
         self.d_loss_fn, self.g_loss_fn = LOSSES[config.loss]
         self.grid_z, self.grid_c = grid_latents(len(self.class_names), config.grid_columns, config.z_dim)
-        if not config.resume and self.world.is_main:  # every input checked: only now may --force remove the old run
-            clear_run_dir(self.run_dir, RUN_ARTIFACTS)
+        if self.world.is_main:  # every input checked: only now may --force remove the old run
+            start_run_dir(self.run_dir, RUN_ARTIFACTS, self.resumed)
         self.world.barrier()
 
     # -- state ---------------------------------------------------------------------------------
@@ -272,8 +273,10 @@ class GanTrainer:
         cfg = self.config
         sinks = Sinks()  # rank 0 alone writes; the other ranks only train
         if self.world.is_main:
-            (self.run_dir / "config.yaml").write_text(to_yaml(cfg))
-            sinks = Sinks(JsonlSink(self.run_dir / "stats.jsonl"), TensorBoardSink(self.run_dir / "tb"))
+            write_text(self.run_dir / "config.yaml", to_yaml(cfg))
+            resumed_at = self.step if self.resumed else None
+            sinks = Sinks(JsonlSink(self.run_dir / "stats.jsonl", resumed_at),
+                          TensorBoardSink(self.run_dir / "tb", resumed_at))
         stats = StatsCollector()
         total = int(round(cfg.kimg * 1000))
         next_snapshot = _next_multiple(self.images_seen, cfg.snapshot_every * 1000)

@@ -10,8 +10,7 @@ from tqdm import tqdm
 from classifier.teachers import TeacherEnsemble
 from gan_aug.data.synthetic import check_out, no_images, sha256_file, write_synthetic_folder, write_synthetic_npz
 from gan_aug.errors import UserError
-from gan_aug.gan.checkpoint import load_checkpoint, resolve_checkpoint
-from gan_aug.gan.networks import build_networks
+from gan_aug.gan.checkpoint import load_checkpoint, load_generator, resolve_checkpoint
 from gan_aug.gan.sampling import generate
 from gan_aug.runtime import resolve_device, use_threads
 
@@ -26,13 +25,12 @@ class GanSource:
     def __init__(self, path, device):
         self.path = resolve_checkpoint(path)
         state = load_checkpoint(self.path)
+        self.G = load_generator(state, self.path)
         self.sha256 = sha256_file(self.path)
         self.class_names = tuple(state["class_names"])
         self.step, self.data, self.config = int(state["step"]), state["data"], state["config"]
         self.image_size, self.z_dim = int(state["image_size"]), int(state["model_args"]["z_dim"])
         self.model_args = state["model_args"]
-        self.G, _ = build_networks(state["model_args"])
-        self.G.load_state_dict(state["G_ema"])
         self.G.eval().to(device, memory_format=torch.channels_last)  # as trained, for identical bits
         self.device = torch.device(device)  # a name such as 'cpu' too: _generate asks for its .type
 

@@ -1,0 +1,377 @@
+"""The cases of tests/test_bad_inputs.py: (id, command, failure class, the input, make(bench) -> the command's
+arguments, a fragment of the error line, whether progress shows above the error). docs/bad-inputs.md lists them."""
+
+import json
+import os
+from collections import namedtuple
+
+import numpy as np
+from PIL import Image
+
+Case = namedtuple("Case", "id command kind what make expect progress", defaults=(False,))
+
+ESCAPE, OVERWRITE, WRONG, FULL, KILL, DAMAGED = KINDS = (
+    "Path escapes", "Overwriting without --force", "Silent wrong data", "Disk full", "Kills and partial runs",
+    "Would-be tracebacks: damaged files, wrong kinds of path")
+
+NOISE = np.random.default_rng(0).integers(0, 256, 4000, dtype=np.uint8).tobytes()  # a binary file
+GAN_SETS = ["--set", "batch_size=16", "--set", "z_dim=16", "--set", "g_channels=8", "--set", "d_channels=8",
+            "--set", "threads=1"]
+NO_EXTRAS = ["--no-cas", "--no-memorization"]
+
+
+def prepare(b, *extra, root=None, out=None, source="ham10000"):
+    return ["prepare", "--source", source, "--root", root or b.ham, "--size", 16, "--out", out or b.tmp / "out.npz",
+            "--workers", 1, "--val-frac", 0, "--test-frac", 0, *extra]
+
+
+def train_gan(b, *extra, data=None, out=None):
+    return ["train-gan", "--data", data or b.data, "--out", out or b.out, "--kimg", 0.016, *GAN_SETS, *extra]
+
+
+def synthesize(b, *extra, checkpoint=None, out=None):
+    return ["synthesize", "--checkpoint", checkpoint or b.gan, "-n", 7, "--out", out or b.out, *extra]
+
+
+def score(b, *extra, syn=None, out=None):
+    return ["score", "--data", b.data, "--synthetic", syn or b.syn, "--features", f"lesion:{b.clf / 'best.pt'}",
+            *NO_EXTRAS, "--out", out or b.tmp / "s.json", *extra]
+
+
+def train_classifier(b, *extra, data=None, out=None):
+    return ["train-classifier", "--data", data or b.data, "--out", out or b.out, "--epochs", 1, "--set", "threads=1",
+            *extra]
+
+
+def evaluate(b, *extra, checkpoint=None, out=None, data=None):
+    source = ["--data", data or b.data] if "--source" not in extra else []
+    return ["evaluate", "--checkpoint", checkpoint or b.clf, *source, "--out", out or b.tmp / "m.json",
+            "--device", "cpu", *extra]
+
+
+def explain(b, *images, checkpoint=None, out=None, extra=()):
+    return ["explain", "--checkpoint", checkpoint or b.clf, *images, "--out", out or b.out, *extra]
+
+
+def compare(b, data=None, out=None, **config):
+    settings = {"data": str(data or b.data), "arms": ["none"], "seeds": [0], "epochs": 1, "threads": 1,
+                "bootstrap": 100, "device": "cpu", **config}
+    return ["compare", "--config", b.file("compare.yaml", json.dumps(settings)), "--out", out or b.out]
+
+
+def demo(b, *extra):
+    return ["demo", "--out", b.out, *extra]
+
+
+def image(b, name, mode="RGB", size=16, dtype=np.uint8):
+    path = b.tmp / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    array = np.zeros((size, size, 3) if mode == "RGB" else (size, size), dtype)
+    Image.fromarray(array).save(path)
+    return path
+
+
+def csv_rows(b, *rows):
+    (b.ham / "HAM10000_metadata.csv").write_text("\n".join(("lesion_id,image_id,dx",) + rows) + "\n")
+    return b
+
+
+def newest_step(b):
+    return sorted((b.gan / "checkpoints").glob("step*.pt"))[-1]
+
+
+def edit_args(**changes):
+    return lambda state: state["model_args"].update(changes)
+
+
+def provenance(b, **changes):
+    data = json.loads((b.syn / "synthetic.json").read_text())
+    data["gan_data"].update(changes)
+    (b.syn / "synthetic.json").write_text(json.dumps(data))
+    return b.syn
+
+
+def first_png(b):
+    return b.syn / (b.syn / "manifest.csv").read_text().splitlines()[1].split(",")[0]
+
+
+def folder_with(b, name, make):
+    make(b.folder / "nv" / name)
+    return b.folder
+
+
+def after(_setup, args):
+    """`args`, once the setup written before them has run (Python evaluates call arguments left to right)."""
+    return args
+
+
+CASES = [
+    # -- prepare ----------------------------------------------------------------------------------------------
+    Case("prepare-out-exists", "prepare", OVERWRITE, "--out names an existing file",
+         lambda b: b.file("out.npz", b"old") and prepare(b), "already exists (use --force to overwrite)"),
+    Case("prepare-out-is-folder", "prepare", DAMAGED, "--out names a folder (with --force)",
+         lambda b: (b.tmp / "out.npz").mkdir() or prepare(b, "--force"), "is a folder, where a file is to be written"),
+    Case("prepare-out-read-only", "prepare", DAMAGED, "--out in a read-only folder",
+         lambda b: prepare(b, out=b.read_only(b.tmp / "ro") / "out.npz"), "Permission denied"),
+    Case("prepare-out-under-a-file", "prepare", DAMAGED, "--out inside a path that is a file",
+         lambda b: prepare(b, out=b.file("afile", "x") / "out.npz"), "a file stands where a folder is needed"),
+    Case("prepare-binary-csv", "prepare", DAMAGED, "the metadata CSV is binary",
+         lambda b: b.file("ham/HAM10000_metadata.csv", NOISE) and prepare(b), "is not a readable UTF-8 CSV file"),
+    Case("prepare-csv-missing-column", "prepare", DAMAGED, "the metadata CSV lacks dx",
+         lambda b: b.ham and b.file("ham/HAM10000_metadata.csv", "lesion_id,image_id\nL1,ISIC_0000000\n")
+         and prepare(b), "lacks column(s) dx"),
+    Case("prepare-csv-unknown-label", "prepare", DAMAGED, "a dx outside HAM10000's classes",
+         lambda b: prepare(csv_rows(b, "L1,ISIC_0000000,wart")), "unknown dx label(s) wart"),
+    Case("prepare-csv-header-only", "prepare", DAMAGED, "the metadata CSV has no rows",
+         lambda b: prepare(csv_rows(b)), "has no rows"),
+    Case("prepare-image-listed-twice", "prepare", WRONG, "one image id under two lesion ids",
+         lambda b: prepare(csv_rows(b, "L1,ISIC_0000000,mel", "L2,ISIC_0000000,mel", "L3,ISIC_0000001,nv")),
+         "1 image id(s) listed more than once, e.g. ISIC_0000000 under lesion id(s) L1, L2"),
+    Case("prepare-image-missing", "prepare", KILL, "an image id with no file",
+         lambda b: after((b.ham / "images" / "ISIC_0000003.jpg").unlink(), prepare(b)), "image id(s) have no file"),
+    Case("prepare-zero-byte-image", "prepare", DAMAGED, "a zero-byte JPEG",
+         lambda b: b.ham and b.file("ham/images/ISIC_0000004.jpg", b"") and prepare(b), "unreadable image(s)"),
+    Case("prepare-cut-jpeg", "prepare", KILL, "a JPEG cut short by a killed copy",
+         lambda b: b.cut(b.ham / "images" / "ISIC_0000005.jpg", 0.3) and prepare(b), "unreadable image(s)"),
+    Case("prepare-float-tiff", "prepare", WRONG, "a 32-bit float TIFF (no known colours)",
+         lambda b: prepare(b, root=folder_with(b, "depth.tif", lambda p: Image.fromarray(
+             np.zeros((16, 16), np.float32)).save(p)), source="imagefolder"), "image mode F is not supported"),
+    Case("prepare-int32-tiff", "prepare", WRONG, "a 32-bit integer TIFF",
+         lambda b: prepare(b, root=folder_with(b, "count.tif", lambda p: Image.fromarray(
+             np.full((16, 16), 70000, np.int32)).save(p)), source="imagefolder"), "image mode I is not supported"),
+    Case("prepare-class-with-separator", "prepare", ESCAPE, "a class folder named with a path separator (\\)",
+         lambda b: after((b.folder / "nv").rename(b.folder / "n\\v"), prepare(b, root=b.folder, source="imagefolder")),
+         "class name 'n\\\\v' is not allowed"),
+    Case("prepare-medmnist-zero-byte", "prepare", DAMAGED, "a zero-byte MedMNIST .npz",
+         lambda b: prepare(b, root=b.file("dermamnist.npz", b""), source="medmnist-npz"),
+         "is not a readable MedMNIST .npz file: No data left in file"),
+    Case("prepare-medmnist-cut", "prepare", KILL, "a MedMNIST .npz cut short",
+         lambda b: prepare(b, root=b.cut(b.copy("toy16.npz", "dermamnist.npz")), source="medmnist-npz"),
+         "is not a readable MedMNIST .npz file: File is not a zip file"),
+    Case("prepare-isic-two-classes", "prepare", DAMAGED, "an ISIC row with two classes set",
+         lambda b: prepare(b, "--csv", b.file("gt.csv", "image,MEL,NV\nISIC_0000000,1.0,1.0\n"), source="isic-csv"),
+         "expected exactly one class set to 1, got 2"),
+    Case("prepare-root-missing", "prepare", DAMAGED, "--root does not exist",
+         lambda b: prepare(b, root=b.tmp / "nowhere"), "root folder not found"),
+    Case("prepare-disk-full", "prepare", FULL, "the disk fills while the .npz is written (--force over an old one)",
+         lambda b: b.file("out.npz", b"old") and b.disk_full() or prepare(b, "--force"), "No space left on device"),
+    # -- info -------------------------------------------------------------------------------------------------
+    Case("info-zero-byte", "info", DAMAGED, "a zero-byte .npz",
+         lambda b: ["info", b.file("z.npz", b"")], "is not a readable prepared set: No data left in file"),
+    Case("info-cut", "info", KILL, "a prepared set cut short",
+         lambda b: ["info", b.cut(b.data)], "is not a readable prepared set: File is not a zip file"),
+    Case("info-text-file", "info", DAMAGED, "a text file named .npz",
+         lambda b: ["info", b.file("t.npz", "image,label\n")], "is not a readable prepared set"),
+    Case("info-bare-npy", "info", DAMAGED, "a bare .npy array named .npz",
+         lambda b: np.save(b.tmp / "a.npy", np.zeros(3)) or ["info", os.replace(b.tmp / "a.npy", b.tmp / "a.npz")
+                                                              or b.tmp / "a.npz"], "a single .npy array"),
+    Case("info-missing-labels", "info", DAMAGED, "an .npz without labels",
+         lambda b: ["info", b.npz(labels=None)], "is not a gan-aug prepared set (missing labels)"),
+    Case("info-labels-outside", "info", WRONG, "a label past the class list",
+         lambda b: ["info", b.npz(labels=np.full(200, 7))], "200 label(s) outside the 7 classes"),
+    Case("info-float-images", "info", WRONG, "float images",
+         lambda b: ["info", b.npz(images=np.zeros((200, 16, 16, 3), np.float32))], "images must be uint8"),
+    Case("info-pickled-array", "info", DAMAGED, "an object (pickled) array",
+         lambda b: ["info", b.npz(source=np.array([{"x": 1}], dtype=object))], "Object arrays cannot be loaded"),
+    Case("info-short-group", "info", DAMAGED, "fewer lesion ids than images",
+         lambda b: ["info", b.npz(group=np.array(["g"] * 5))], "group do not match the images"),
+    Case("info-hostile-class", "info", ESCAPE, "a class named ../../evil",
+         lambda b: ["info", b.npz(class_names=np.array(["../../evil", "b", "c", "d", "e", "f", "g"]))],
+         "class name '../../evil' is not allowed"),
+    Case("info-missing", "info", DAMAGED, "no such file", lambda b: ["info", b.tmp / "none.npz"],
+         "prepared set not found"),
+    # -- train-gan --------------------------------------------------------------------------------------------
+    Case("gan-out-holds-run", "train-gan", OVERWRITE, "--out holds a run", lambda b: train_gan(b, out=b.gan),
+         "holds another run (use --resume to continue it or --force to start over)"),
+    Case("gan-out-not-empty", "train-gan", OVERWRITE, "--out holds someone's files",
+         lambda b: b.file("out/notes.txt", "mine") and train_gan(b), "is not empty"),
+    Case("gan-out-is-file", "train-gan", DAMAGED, "--out is a file",
+         lambda b: b.file("out", "x") and train_gan(b), "exists and is not a directory"),
+    Case("gan-out-read-only", "train-gan", DAMAGED, "--out in a read-only folder",
+         lambda b: train_gan(b, out=b.read_only(b.tmp / "ro") / "run"), "Permission denied"),
+    Case("gan-resume-zero-byte-checkpoint", "train-gan", DAMAGED, "--resume from a zero-byte checkpoint",
+         lambda b: b.file(newest_step(b).relative_to(b.tmp), b"") and train_gan(b, "--resume", out=b.gan),
+         "is not a readable checkpoint"),
+    Case("gan-resume-cut-checkpoint", "train-gan", KILL, "--resume from a checkpoint cut short",
+         lambda b: b.cut(newest_step(b)) and train_gan(b, "--resume", out=b.gan), "is not a readable checkpoint"),
+    Case("gan-resume-edited-model-args", "train-gan", DAMAGED, "--resume from a checkpoint with edited model_args",
+         lambda b: b.checkpoint(newest_step(b), edit_args(z_dim=99)) and train_gan(b, "--resume", out=b.gan),
+         "cannot resume: architecture differs"),
+    Case("gan-resume-missing-keys", "train-gan", DAMAGED, "--resume from a checkpoint without D",
+         lambda b: b.checkpoint(newest_step(b), lambda s: s.pop("D")) and train_gan(b, "--resume", out=b.gan),
+         "is not a whole GAN checkpoint (it lacks D)"),
+    Case("gan-resume-other-data", "train-gan", WRONG, "--resume on another prepared set",
+         lambda b: train_gan(b, "--resume", out=b.gan, data=b.npz(split=np.full(200, "train"))),
+         "cannot resume: the run was trained on a different prepared set"),
+    Case("gan-resume-nothing", "train-gan", KILL, "--resume where no run was started",
+         lambda b: train_gan(b, "--resume"), "nothing to resume"),
+    Case("gan-disk-full", "train-gan", FULL, "the disk fills at the first checkpoint",
+         lambda b: b.disk_full("torch.save") or train_gan(b), "No space left on device", True),
+    Case("gan-data-zero-byte", "train-gan", DAMAGED, "--data is a zero-byte file",
+         lambda b: train_gan(b, data=b.file("z.npz", b"")), "is not a readable prepared set"),
+    Case("gan-data-labels-outside", "train-gan", WRONG, "--data with labels past the class list",
+         lambda b: train_gan(b, data=b.npz(labels=np.full(200, -1))), "200 label(s) outside the 7 classes"),
+    Case("gan-unknown-class", "train-gan", DAMAGED, "--class names no class of the set",
+         lambda b: train_gan(b, "--class", "wart"), "unknown class(es) wart"),
+    Case("gan-config-binary", "train-gan", DAMAGED, "--config is a binary file",
+         lambda b: train_gan(b, "--config", b.file("c.yaml", NOISE)), "is not valid YAML"),
+    # -- synthesize -------------------------------------------------------------------------------------------
+    Case("syn-zero-byte-checkpoint", "synthesize", DAMAGED, "a zero-byte checkpoint",
+         lambda b: synthesize(b, checkpoint=b.file("g.pt", b"")), "is not a readable checkpoint"),
+    Case("syn-cut-checkpoint", "synthesize", KILL, "a checkpoint cut short",
+         lambda b: synthesize(b, checkpoint=b.cut(b.gan / "latest.pt")), "is not a readable checkpoint"),
+    Case("syn-edited-model-args", "synthesize", DAMAGED, "model_args edited (z_dim)",
+         lambda b: synthesize(b, checkpoint=b.checkpoint(b.gan / "latest.pt", edit_args(z_dim=99))),
+         "its model_args do not rebuild its generator"),
+    Case("syn-unknown-arch", "synthesize", DAMAGED, "model_args naming an unknown network",
+         lambda b: synthesize(b, checkpoint=b.checkpoint(b.gan / "latest.pt", edit_args(arch="biggan"))),
+         "its model_args do not rebuild its generator"),
+    Case("syn-classifier-as-gan", "synthesize", DAMAGED, "a classifier checkpoint given as the GAN",
+         lambda b: synthesize(b, checkpoint=b.clf / "best.pt"), "is not a gan-aug GAN checkpoint"),
+    Case("syn-hostile-class", "synthesize", ESCAPE, "a checkpoint whose class is ../../x",
+         lambda b: synthesize(b, checkpoint=b.checkpoint(b.gan / "latest.pt", lambda s: s["class_names"].__setitem__(
+             0, "../../x"))), "class name '../../x' is not allowed"),
+    Case("syn-out-holds-set", "synthesize", OVERWRITE, "--out holds a synthetic set",
+         lambda b: synthesize(b, out=b.syn), "add --force to replace it"),
+    Case("syn-out-not-a-set", "synthesize", OVERWRITE, "--out holds someone's files (even with --force)",
+         lambda b: b.file("out/notes.txt", "mine") and synthesize(b, "--force"), "is not a synthetic set"),
+    Case("syn-out-is-file", "synthesize", DAMAGED, "--out is a file",
+         lambda b: b.file("out", "x") and synthesize(b), "exists and is not a folder"),
+    Case("syn-out-read-only", "synthesize", DAMAGED, "--out in a read-only folder",
+         lambda b: synthesize(b, out=b.read_only(b.tmp / "ro") / "syn"), "Permission denied", True),
+    Case("syn-disk-full", "synthesize", FULL, "the disk fills while the set is written (--force over an old set)",
+         lambda b: b.syn and b.disk_full() or synthesize(b, "--force", out=b.syn), "No space left on device", True),
+    Case("syn-distribution-unknown-class", "synthesize", DAMAGED, "--distribution names no class of the GAN",
+         lambda b: ["synthesize", "--checkpoint", b.gan, "--distribution", "wart=3", "--out", b.out],
+         "--distribution names class(es) wart"),
+    Case("syn-checkpoint-missing", "synthesize", DAMAGED, "no such checkpoint",
+         lambda b: synthesize(b, checkpoint=b.tmp / "none.pt"), "checkpoint not found"),
+    # -- score ------------------------------------------------------------------------------------------------
+    Case("score-cut-provenance", "score", KILL, "synthetic.json cut short",
+         lambda b: b.cut(b.syn / "synthetic.json") and score(b), "the provenance is not valid JSON"),
+    Case("score-manifest-missing-png", "score", DAMAGED, "the manifest names a missing PNG",
+         lambda b: score(b, syn=b.manifest(lambda row: row.update(file="mel/999999.png"))),
+         "image 'mel/999999.png' not found"),
+    Case("score-manifest-corrupt-png", "score", DAMAGED, "the manifest names a corrupt PNG",
+         lambda b: after(first_png(b).write_bytes(NOISE), score(b)), "unreadable image"),
+    Case("score-manifest-wrong-size-png", "score", WRONG, "a PNG of another size than the set's",
+         lambda b: image(b, first_png(b).relative_to(b.tmp), size=20) and score(b),
+         "is 20x20 px, the set's images are 16x16"),
+    Case("score-manifest-unknown-class", "score", WRONG, "a manifest row of a class the set does not have",
+         lambda b: score(b, syn=b.manifest(lambda row: row.update({"class": "wart"}))),
+         "class 'wart' is not one of the set's classes"),
+    Case("score-manifest-escape", "score", ESCAPE, "a manifest row naming ../../outside.png",
+         lambda b: image(b, "outside.png") and score(b, syn=b.manifest(lambda row: row.update(
+             file="../../outside.png"))), "is outside the synthetic set's folder"),
+    Case("score-manifest-symlink", "score", ESCAPE, "a manifest row naming a link that points outside",
+         lambda b: (b.syn / "mel" / "link.png").symlink_to(image(b, "outside.png")) or score(
+             b, syn=b.manifest(lambda row: row.update(file="mel/link.png"))), "is outside the synthetic set's folder"),
+    Case("score-binary-manifest", "score", DAMAGED, "a binary manifest.csv",
+         lambda b: after((b.syn / "manifest.csv").write_bytes(NOISE), score(b)), "is not a readable UTF-8 CSV file"),
+    Case("score-incomplete-set", "score", KILL, "a set folder without its manifest",
+         lambda b: (b.syn / "manifest.csv").unlink() or score(b), "is not a complete synthetic set"),
+    Case("score-out-exists", "score", OVERWRITE, "--out names an existing file",
+         lambda b: b.file("s.json", "{}") and score(b), "already exists (use --force to overwrite)"),
+    # -- train-classifier -------------------------------------------------------------------------------------
+    Case("clf-cut-provenance", "train-classifier", KILL, "--synthetic whose synthetic.json is cut short",
+         lambda b: b.cut(b.syn / "synthetic.json") and train_classifier(b, "--synthetic", b.syn, "--mix", 0.2),
+         "the provenance is not valid JSON"),
+    Case("clf-synthetic-zero-byte-npz", "train-classifier", DAMAGED, "--synthetic is a zero-byte .npz",
+         lambda b: train_classifier(b, "--synthetic", b.file("s.npz", b""), "--mix", 0.2),
+         "is not a readable synthetic set"),
+    Case("clf-synthetic-of-other-data", "train-classifier", WRONG, "--synthetic from a GAN of another set",
+         lambda b: train_classifier(b, "--synthetic", provenance(b, fingerprint="0" * 64), "--mix", 0.2),
+         "synthetic set refused"),
+    Case("clf-teacher-zero-byte", "train-classifier", DAMAGED, "--teacher is a zero-byte file",
+         lambda b: train_classifier(b, "--teacher", b.file("t.pt", b"")), "is not a readable checkpoint"),
+    Case("clf-teacher-edited-model-args", "train-classifier", DAMAGED, "--teacher with edited model_args",
+         lambda b: train_classifier(b, "--teacher", b.checkpoint(b.clf / "best.pt", edit_args(model="resnet18"))),
+         "its model_args do not rebuild its model"),
+    Case("clf-out-holds-run", "train-classifier", OVERWRITE, "--out holds a run",
+         lambda b: train_classifier(b, out=b.clf), "holds another run"),
+    Case("clf-resume-cut-latest", "train-classifier", KILL, "--resume from a latest.pt cut short",
+         lambda b: b.cut(b.clf / "latest.pt") and train_classifier(b, "--resume", out=b.clf),
+         "is not a readable checkpoint"),
+    Case("clf-disk-full", "train-classifier", FULL, "the disk fills at the first checkpoint",
+         lambda b: b.disk_full("torch.save") or train_classifier(b), "No space left on device", True),
+    Case("clf-data-cut", "train-classifier", KILL, "--data cut short",
+         lambda b: train_classifier(b, data=b.cut(b.data)), "File is not a zip file"),
+    Case("clf-data-labels-outside", "train-classifier", WRONG, "--data with labels past the class list",
+         lambda b: train_classifier(b, data=b.npz(labels=np.full(200, 9))), "label(s) outside the 7 classes"),
+    # -- evaluate ---------------------------------------------------------------------------------------------
+    Case("eval-zero-byte-checkpoint", "evaluate", DAMAGED, "a zero-byte checkpoint",
+         lambda b: evaluate(b, checkpoint=b.file("c.pt", b"")), "is not a readable checkpoint"),
+    Case("eval-edited-model-args", "evaluate", DAMAGED, "model_args edited (another network)",
+         lambda b: evaluate(b, checkpoint=b.checkpoint(b.clf / "best.pt", edit_args(model="resnet18"))),
+         "its model_args do not rebuild its model"),
+    Case("eval-model-args-lacking-task", "evaluate", DAMAGED, "model_args without the task",
+         lambda b: evaluate(b, checkpoint=b.checkpoint(b.clf / "best.pt", lambda s: s["model_args"].pop("task"))),
+         "its model_args do not rebuild its model ('task')"),
+    Case("eval-out-exists", "evaluate", OVERWRITE, "--out names an existing file",
+         lambda b: b.file("m.json", "{}") and evaluate(b), "already exists (use --force to overwrite)"),
+    Case("eval-out-is-folder", "evaluate", DAMAGED, "--out names a folder (with --force)",
+         lambda b: (b.tmp / "m.json").mkdir() or evaluate(b, "--force"), "is a folder, where a file is to be written"),
+    Case("eval-out-read-only", "evaluate", DAMAGED, "--out in a read-only folder",
+         lambda b: evaluate(b, out=b.read_only(b.tmp / "ro") / "m.json"), "Permission denied"),
+    Case("eval-disk-full", "evaluate", FULL, "the disk fills while metrics.json is written (--force)",
+         lambda b: b.file("m.json", "{}") and b.disk_full() or evaluate(b, "--force"), "No space left on device"),
+    Case("eval-external-zero-byte-image", "evaluate", DAMAGED, "an external set with a zero-byte image",
+         lambda b: evaluate(b, "--source", "imagefolder", "--root", folder_with(b, "z.png", lambda p: p.write_bytes(
+             b""))), "unreadable image(s)"),
+    Case("eval-external-unknown-class", "evaluate", WRONG, "an external set with a class the model never saw",
+         lambda b: after((b.folder / "nv").rename(b.folder / "wart"),
+                         evaluate(b, "--source", "imagefolder", "--root", b.folder)), "class(es) wart"),
+    Case("eval-data-cut", "evaluate", KILL, "--data cut short",
+         lambda b: evaluate(b, data=b.cut(b.data)), "File is not a zip file"),
+    # -- explain ----------------------------------------------------------------------------------------------
+    Case("explain-missing-image", "explain", DAMAGED, "an image that does not exist",
+         lambda b: explain(b, b.tmp / "none.png"), "image not found"),
+    Case("explain-zero-byte-image", "explain", DAMAGED, "a zero-byte image",
+         lambda b: explain(b, b.file("z.png", b"")), "unreadable image"),
+    Case("explain-float-image", "explain", WRONG, "a 32-bit float TIFF",
+         lambda b: explain(b, image(b, "d.tif", mode="F", dtype=np.float32)), "image mode F is not supported"),
+    Case("explain-zero-byte-checkpoint", "explain", DAMAGED, "a zero-byte checkpoint",
+         lambda b: explain(b, image(b, "x.png"), checkpoint=b.file("c.pt", b"")), "is not a readable checkpoint"),
+    Case("explain-edited-model-args", "explain", DAMAGED, "model_args edited (more heads)",
+         lambda b: explain(b, image(b, "x.png"), checkpoint=b.checkpoint(b.clf / "best.pt", lambda s: s[
+             "model_args"]["heads"].update({k: v + 1 for k, v in s["model_args"]["heads"].items()}))),
+         "its model_args do not rebuild its model"),
+    Case("explain-overlay-exists", "explain", OVERWRITE, "an overlay of that name exists",
+         lambda b: b.file("out/x_gradcam.png", b"old") and explain(b, image(b, "x.png")), "already exists"),
+    Case("explain-out-is-file", "explain", DAMAGED, "--out is a file",
+         lambda b: b.file("out", "x") and explain(b, image(b, "x.png")), "exists and is not a folder"),
+    Case("explain-disk-full", "explain", FULL, "the disk fills while overlays are written (--force)",
+         lambda b: b.file("out/x_gradcam.png", b"old") and b.disk_full() or explain(b, image(b, "x.png"),
+                                                                                  extra=["--force"]),
+         "No space left on device"),
+    # -- compare ----------------------------------------------------------------------------------------------
+    Case("compare-unknown-arm", "compare", DAMAGED, "an arm no one knows", lambda b: compare(b, arms=["wat"]),
+         "unknown arm 'wat'"),
+    Case("compare-data-zero-byte", "compare", DAMAGED, "data is a zero-byte file",
+         lambda b: compare(b, data=b.file("z.npz", b"")), "is not a readable prepared set"),
+    Case("compare-damaged-done", "compare", KILL, "a finished run's done.json damaged since",
+         lambda b: b.file("out/runs/none_seed0/done.json", '{"arm": "no') and compare(b),
+         "done.json is damaged", True),
+    Case("compare-binary-manifest", "compare", DAMAGED, "the synthetic set's manifest is binary",
+         lambda b: after((b.syn / "manifest.csv").write_bytes(NOISE), compare(b, arms=["mix:0.3"],
+                                                                             synthetic=str(b.syn))),
+         "is not a readable UTF-8 CSV file"),
+    Case("compare-gan-run-missing", "compare", DAMAGED, "gan_run names no run",
+         lambda b: compare(b, arms=["mix:0.3"], gan_run=str(b.tmp / "none")), "checkpoint not found"),
+    Case("compare-set-of-other-data", "compare", WRONG, "a synthetic set whose GAN saw another prepared set",
+         lambda b: compare(b, arms=["mix:0.3"], synthetic=str(provenance(b, fingerprint="0" * 64))),
+         "synthetic set refused", True),
+    Case("compare-config-binary", "compare", DAMAGED, "--config is a binary file",
+         lambda b: ["compare", "--config", b.file("c.yaml", NOISE), "--out", b.out], "is not valid YAML"),
+    Case("compare-out-is-file", "compare", DAMAGED, "--out is a file",
+         lambda b: b.file("out", "x") and compare(b), "a file stands where a folder is needed"),
+    # -- demo -------------------------------------------------------------------------------------------------
+    Case("demo-out-not-empty", "demo", OVERWRITE, "--out holds files",
+         lambda b: b.file("out/notes.txt", "mine") and demo(b), "is not empty (use --force"),
+    Case("demo-out-is-file", "demo", DAMAGED, "--out is a file",
+         lambda b: b.file("out", "x") and demo(b), "exists and is not a folder"),
+    Case("demo-data-cut", "demo", KILL, "--data cut short", lambda b: demo(b, "--data", b.cut(b.data)),
+         "File is not a zip file", True),
+    Case("demo-data-labels-outside", "demo", WRONG, "--data with labels past the class list",
+         lambda b: demo(b, "--data", b.npz(labels=np.full(200, 7))), "label(s) outside the 7 classes", True),
+]
