@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw
 from torch import nn
 
 from classifier.checkpoint import load_classifier
-from classifier.data import encode_metadata
+from classifier.data import encode_metadata, to_float
 from classifier.models import BACKBONES
 from gan_aug.data.images import load_image
 from gan_aug.errors import UserError
@@ -24,18 +24,39 @@ EXPLANATIONS = "explanations.json"
 class LogProbabilities(nn.Module):
     """The task's class log-probabilities as a plain tensor, the output Grad-CAM differentiates."""
 
-    def __init__(self, model, task, metadata_vocab=None):
+    def __init__(self, model, task, metadata_vocab=None, meta=None):
         super().__init__()
-        self.model, self.task, self.metadata_vocab = model, task, metadata_vocab
+        self.model, self.task, self.metadata_vocab, self.meta = model, task, metadata_vocab, meta
 
     def forward(self, x):
         return torch.log(self.task.probabilities(self.model(x, self._meta(x))).clamp(min=1e-12))
 
     def _meta(self, x):
-        """A metadata model sees age, sex and site as 'unknown': explain takes images only."""
+        """A metadata model sees the metadata it was given (the app's age, sex and site), else 'unknown'."""
         if self.metadata_vocab is None:
             return None
+        if self.meta is not None:
+            return self.meta.to(x.device)
         return torch.from_numpy(encode_metadata(self.metadata_vocab, len(x))).to(x.device)
+
+
+def grad_cam(model, task, model_args, images, meta=None):
+    """(probabilities (B, K), predicted (B,), overlays (B, H, W, 3) uint8) for uint8 images (B, H, W, 3): each
+    image's Grad-CAM of its predicted class over it. `meta`: (B, M) encoded metadata of a metadata model."""
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.image import show_cam_on_image
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    x = to_float(torch.from_numpy(images).permute(0, 3, 1, 2)).to(next(model.parameters()).device)
+    wrapped = LogProbabilities(model, task, model_args["metadata_vocab"], meta).eval()
+    with torch.no_grad():
+        probs = wrapped(x).exp().cpu().numpy()
+    predicted = probs.argmax(1)
+    with GradCAM(model=wrapped, target_layers=[BACKBONES[model_args["model"]].cam_layer(model.backbone)]) as cam:
+        maps = cam(input_tensor=x, targets=[ClassifierOutputTarget(int(p)) for p in predicted])  # (B, H, W)
+    overlays = [show_cam_on_image(image.astype(np.float32) / 255, heat, use_rgb=True)
+                for image, heat in zip(images, maps)]
+    return probs, predicted, np.stack(overlays)
 
 
 def overlay_names(image_paths):
@@ -48,10 +69,6 @@ def overlay_names(image_paths):
 
 
 def explain(checkpoint, image_paths, out, force=False, device="auto"):
-    from pytorch_grad_cam import GradCAM
-    from pytorch_grad_cam.utils.image import show_cam_on_image
-    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-
     if not image_paths:
         raise UserError("give at least one IMAGE to explain")
     out = Path(out)
@@ -64,18 +81,10 @@ def explain(checkpoint, image_paths, out, force=False, device="auto"):
     args = state["model_args"]
     # Decoded as prepare decodes (every image mode, JPEG draft scaling), so the model sees what it trained on.
     images = np.stack([load_image(path, args["image_size"]) for path in image_paths])
-    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
-    x = x.to(device)
-    wrapped = LogProbabilities(model, task, args["metadata_vocab"]).eval()
-    with torch.no_grad():
-        probs = wrapped(x).exp().cpu().numpy()
-    predicted = probs.argmax(1)
-    with GradCAM(model=wrapped, target_layers=[BACKBONES[args["model"]].cam_layer(model.backbone)]) as cam:
-        maps = cam(input_tensor=x, targets=[ClassifierOutputTarget(int(p)) for p in predicted])  # (B, H, W)
+    probs, predicted, overlays = grad_cam(model, task, args, images)
     out.mkdir(parents=True, exist_ok=True)
     summary = []
-    for path, target, image, heat, p, row in zip(image_paths, targets, images, maps, predicted, probs):
-        overlay = show_cam_on_image(image.astype(np.float32) / 255, heat, use_rgb=True)
+    for path, target, image, overlay, p, row in zip(image_paths, targets, images, overlays, predicted, probs):
         panel = np.concatenate([image, overlay], axis=1)
         picture = Image.fromarray(panel).resize((2 * DISPLAY, DISPLAY), Image.Resampling.NEAREST)
         canvas = Image.new("RGB", (2 * DISPLAY, DISPLAY + 18 * min(len(row), 4) + 8), "white")

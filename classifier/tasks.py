@@ -84,13 +84,18 @@ class TwoStage:
         screen = class_loss(outputs["malignant"], self.malignant.to(labels.device)[labels].long(), **kw)
         return screen + class_loss(outputs["class"], labels, weight, **kw)
 
-    def probabilities(self, outputs):
-        p_group = F.softmax(outputs["malignant"].float(), dim=1)  # (B, 2)
+    def stages(self, outputs):
+        """(p(group) (B, 2) as benign, malignant; p(class | its group) (B, K)): the two steps of the prediction."""
+        p_group = F.softmax(outputs["malignant"].float(), dim=1)
         mask = self.malignant.to(p_group.device)
         logits = outputs["class"].float()
         within_malignant = F.softmax(logits.masked_fill(~mask, float("-inf")), dim=1)
         within_benign = F.softmax(logits.masked_fill(mask, float("-inf")), dim=1)
-        return p_group[:, 1:] * within_malignant + p_group[:, :1] * within_benign
+        return p_group, torch.where(mask, within_malignant, within_benign)
+
+    def probabilities(self, outputs):
+        p_group, within = self.stages(outputs)
+        return within * torch.where(self.malignant.to(within.device), p_group[:, 1:], p_group[:, :1])
 
 
 TASKS = {}

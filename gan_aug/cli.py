@@ -12,10 +12,11 @@ from pathlib import Path
 import click
 
 from classifier.config import ClassifierConfig
+from gan_aug.app.config import ServeConfig
 from gan_aug.compare.config import CompareConfig
 from gan_aug.config import build_config, check_device_name, fold_runs, read_yaml, to_yaml
 from gan_aug.data.config import PrepareConfig
-from gan_aug.errors import UserError, environment_error
+from gan_aug.errors import UserError, environment_error, require_extra
 from gan_aug.gan.config import GanConfig
 from gan_aug.metrics.config import ScoreConfig
 from gan_aug.synth.config import SynthConfig
@@ -314,14 +315,6 @@ def compare(config_path, sets, dry_run, **flags):
     click.echo(f"report: {Path(config.out) / 'report.md'}")
 
 
-def optional_extra(module, extra):
-    """Import an optional extra's module, or say in one line how to install it (the core install stays lean)."""
-    try:
-        __import__(module)
-    except ImportError:
-        raise UserError(f"this command needs the '{extra}' extra: pip install 'gan-aug[{extra}]'") from None
-
-
 @cli.command()
 @options_from(TuneConfig)
 def tune(config_path, sets, dry_run, **flags):
@@ -335,15 +328,13 @@ def tune(config_path, sets, dry_run, **flags):
     config = build_or_print(TuneConfig, config_path, flags, sets, dry_run)
     if config is None:
         return
-    optional_extra("optuna", "tune")
+    require_extra("optuna", "tune")
     from gan_aug.tune.study import tune as run_tune
 
-    summary = run_tune(config)
-    best = summary["best"]
-    click.echo(f"{summary['complete']} complete, {summary['pruned']} pruned, {summary['failed']} failed trials; "
-               f"best val BMA {best['val_bma']:.4f} (trial {best['trial']}): {best['params']}")
-    click.echo(f"wrote {Path(config.out) / 'best.yaml'}, best_compare.yaml, trials.csv, "
-               f"{', '.join(n for n, p in summary['plots'].items() if not p.startswith('not'))}")
+    s = run_tune(config)
+    click.echo(f"{s['complete']} complete, {s['pruned']} pruned, {s['failed']} failed trials; best val BMA "
+               f"{s['best']['val_bma']:.4f} (trial {s['best']['trial']}): {s['best']['params']}\nwrote "
+               f"{Path(config.out) / 'best.yaml'}, best_compare.yaml, trials.csv and plots")
 
 
 @cli.command()
@@ -381,6 +372,24 @@ def explain(checkpoint, images, out, force, device):
 
     for row in run_explain(checkpoint, list(images), out, force, device):
         click.echo(f"{row['image']}: {row['predicted']} ({row['probabilities'][row['predicted']]:.3f}) -> {row['overlay']}")
+
+
+@cli.command()
+@options_from(ServeConfig)
+def serve(config_path, sets, dry_run, **flags):
+    """Web app: classify a lesion image (probabilities, risk, Grad-CAM, nearest training images); with --gan,
+    generate synthetic images. A research tool, not a diagnostic device. Serves 127.0.0.1 only.
+
+    \b
+    Example:
+      gan-aug serve --checkpoint runs/clf --gan runs/gan32 --port 7860
+    """
+    config = build_or_print(ServeConfig, config_path, flags, sets, dry_run)
+    if config is not None:
+        require_extra("gradio", "app")
+        from gan_aug.app.ui import serve as run_serve
+
+        run_serve(config)
 
 
 def main():

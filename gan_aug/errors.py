@@ -33,3 +33,10 @@ def environment_error(err):
         return f"{os.strerror(err.errno)}{where}: choose another path or fix its permissions"
     return None
 
+
+def require_extra(module, extra):
+    """Import an optional extra's module, or say in one line how to install it (the core install stays lean)."""
+    try:
+        __import__(module)
+    except ImportError:
+        raise UserError(f"this command needs the '{extra}' extra: pip install 'gan-aug[{extra}]'") from None

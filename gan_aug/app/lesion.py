@@ -1,0 +1,129 @@
+"""The Classify tab's model side: class probabilities, the malignant-vs-benign risk, the two-stage result, the
+Grad-CAM overlay and the nearest training images, for one uploaded image. No gradio here."""
+
+import dataclasses
+from typing import Optional
+
+import numpy as np
+import torch
+from PIL import Image
+
+from classifier.checkpoint import load_classifier
+from classifier.data import encode_metadata, rows_metadata, to_float
+from classifier.gradcam import DISPLAY, grad_cam
+from gan_aug.data.domain import BY_NAME, MALIGNANT
+from gan_aug.data.folds import view
+from gan_aug.data.images import square_resize
+from gan_aug.data.prepared import load_prepared
+from gan_aug.errors import UserError
+
+UNKNOWN = "unknown"
+
+
+@dataclasses.dataclass
+class Result:
+    probabilities: dict  # output name -> probability, highest first
+    predicted: str
+    malignant_risk: Optional[float]  # P(malignant): summed over the malignant classes, or the binary head's
+    two_stage: Optional[dict]  # screen and within-group class of a two-stage model
+    image: np.ndarray  # (S, S, 3) uint8: the input as the model sees it, enlarged for display
+    overlay: np.ndarray  # (S, S, 3) uint8: Grad-CAM of the predicted class
+    neighbours: list  # (image (H, W, 3) uint8, caption) of the nearest training images
+
+
+def enlarge(image):
+    return np.asarray(Image.fromarray(image).resize((DISPLAY, DISPLAY), Image.Resampling.NEAREST))
+
+
+class LesionModel:
+    """A classifier checkpoint loaded once, with its training images' features for the nearest-image search."""
+
+    def __init__(self, checkpoint, device, neighbours=6):
+        self.model, self.task, state = load_classifier(checkpoint, device)
+        self.args, self.device, self.k = state["model_args"], device, neighbours
+        self.vocab = self.args["metadata_vocab"]
+        self.train, self.notice = None, ""
+        if neighbours:
+            try:
+                self.train = self._training_images(state)
+            except UserError as err:  # the app still classifies without them
+                self.notice = f"Nearest training images unavailable: {err}"
+
+    @property
+    def sites(self):
+        return [UNKNOWN] + (self.vocab["sites"] if self.vocab else [])
+
+    def _training_images(self, state):
+        """(images, captions, unit features) of the train split the model learned from (a fold's, for fold models)."""
+        config = state.get("config", {})
+        prepared = view(load_prepared(state["data"]["path"]), config.get("folds", 0), config.get("fold"))
+        if prepared.fingerprint != state["data"]["fingerprint"]:
+            raise UserError(f"{prepared.path} has changed since the model was trained")
+        idx = prepared.indices("train")
+        meta = None if self.vocab is None else rows_metadata(prepared, idx, self.vocab)
+        captions = [f"{prepared.class_names[label]} · {group}" for label, group in
+                    zip(prepared.labels[idx], prepared.group[idx])]
+        return prepared.images[idx], captions, self._features(prepared.images[idx], meta)
+
+    @torch.no_grad()
+    def _features(self, images, meta=None, batch=512):
+        """(N, F) unit-length penultimate features (the image part: the metadata branch is left out)."""
+        out = []
+        width = self.model.backbone.out_dim
+        for i in range(0, len(images), batch):
+            x = to_float(torch.from_numpy(images[i:i + batch]).permute(0, 3, 1, 2)).to(self.device)
+            m = None if self.vocab is None else torch.from_numpy(
+                encode_metadata(self.vocab, len(x)) if meta is None else meta[i:i + batch]).to(self.device)
+            out.append(torch.nn.functional.normalize(self.model.features(x, m)[:, :width].float(), dim=1).cpu())
+        return torch.cat(out)
+
+    def _meta(self, age, sex, site):
+        if self.vocab is None:
+            return None
+        age = None if age is None else [float(age)]
+        unknown = lambda value: "" if value in (None, UNKNOWN) else value
+        return torch.from_numpy(encode_metadata(self.vocab, 1, age, [unknown(sex)], [unknown(site)]))
+
+    def classify(self, image, age=None, sex=None, site=None):
+        """The Result for one RGB PIL image of any size (centre-cropped and resized as prepare does)."""
+        pixels = np.array(square_resize(image, self.args["image_size"]))[None]  # (1, S, S, 3), writable for torch
+        meta = self._meta(age, sex, site)
+        probs, predicted, overlays = grad_cam(self.model, self.task, self.args, pixels, meta)
+        names = self.task.output_names
+        order = np.argsort(probs[0])[::-1]
+        result = Result({names[i]: float(probs[0][i]) for i in order}, names[predicted[0]], self._risk(probs[0]),
+                        None, enlarge(pixels[0]), enlarge(overlays[0]), [])
+        if self.task.name == "two-stage":
+            result.two_stage = self._two_stage(pixels, meta)
+        if self.train is not None:
+            result.neighbours = self._neighbours(pixels, meta)
+        return result
+
+    def _risk(self, probs):
+        names = self.task.output_names
+        if getattr(self.task, "multilabel", False):  # independent labels: no share of one unit to sum
+            return None
+        if self.task.name == "binary":
+            return float(probs[names.index("malignant")])
+        malignant = [i for i, name in enumerate(names) if name in MALIGNANT]
+        return float(probs[malignant].sum()) if malignant and len(malignant) < len(names) else None
+
+    @torch.no_grad()
+    def _two_stage(self, pixels, meta):
+        x = to_float(torch.from_numpy(pixels).permute(0, 3, 1, 2)).to(self.device)
+        p_group, within = self.task.stages(self.model(x, None if meta is None else meta.to(self.device)))
+        group = "malignant" if p_group[0, 1] >= 0.5 else "benign"
+        members = [i for i, name in enumerate(self.task.output_names) if (name in MALIGNANT) == (group == "malignant")]
+        best = max(members, key=lambda i: float(within[0, i]))
+        return {"screen": group, "p_malignant": float(p_group[0, 1]), "class": self.task.output_names[best],
+                "p_class_in_group": float(within[0, best])}
+
+    def _neighbours(self, pixels, meta):
+        images, captions, features = self.train
+        query = self._features(pixels, None if meta is None else meta.numpy())
+        similarity, idx = (features @ query[0]).topk(min(self.k, len(features)))
+        return [(images[i], f"{captions[i]} · similarity {s:.2f}") for s, i in zip(similarity.tolist(), idx.tolist())]
+
+
+def long_name(name):
+    return BY_NAME[name].long_name if name in BY_NAME else name

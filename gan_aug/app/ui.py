@@ -1,0 +1,159 @@
+"""`gan-aug serve`: the Gradio page (Classify; Generate with --gan) on 127.0.0.1, and the server around it.
+
+Every upload and every file the app makes lands in one temporary folder, created at start and deleted at stop,
+so nothing of a session persists. A bad upload is answered on the page and the server keeps serving.
+"""
+
+import contextlib
+import os
+import shutil
+import signal
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+
+from gan_aug.app.config import HOST
+from gan_aug.app.gallery import generate
+from gan_aug.app.lesion import UNKNOWN, LesionModel, long_name
+from gan_aug.app.uploads import read_upload
+from gan_aug.errors import UserError
+from gan_aug.runtime import resolve_device, use_threads
+from gan_aug.synth.sample import GanSource
+
+DISCLAIMER = ("**A research tool, not a diagnostic device.** These models were trained to study data augmentation "
+              "on public dermoscopy sets; they are not validated for clinical use. Do not use them to diagnose, "
+              "treat or triage anyone. Uploads stay in a temporary folder on this machine and are deleted when the "
+              "server stops.")
+MAX_UPLOAD = "200mb"  # the byte limit in front of read_upload's pixel limit
+FONTS = ["ui-sans-serif", "system-ui", "sans-serif"]  # no web fonts: the page loads offline
+
+
+def describe(result, model):
+    """The prediction in words: the top class, the malignancy risk, the two-stage steps."""
+    p = result.probabilities[result.predicted]
+    lines = [f"**Prediction: {result.predicted}** ({long_name(result.predicted)}), probability {p:.3f}"]
+    if result.malignant_risk is not None:
+        lines.append(f"**Malignant vs benign:** {result.malignant_risk:.3f} malignant, "
+                     f"{1 - result.malignant_risk:.3f} benign")
+    if result.two_stage:
+        s = result.two_stage
+        lines.append(f"**Two-stage:** screen {s['screen']} (P(malignant) {s['p_malignant']:.3f}), then {s['class']} "
+                     f"({s['p_class_in_group']:.3f} within the {s['screen']} classes)")
+    if model.notice:
+        lines.append(model.notice)
+    return "\n\n".join(lines)
+
+
+def classify_handler(model, max_megapixels):
+    def classify(upload, age, sex, site):
+        """An upload -> (summary, probability bars, input, Grad-CAM overlay, nearest training images)."""
+        try:
+            result = model.classify(read_upload(upload, max_megapixels), age, sex, site)
+        except UserError as err:
+            return f"**Could not use this upload:** {err}", None, None, None, []
+        bars = pd.DataFrame({"class": list(result.probabilities), "probability": list(result.probabilities.values())})
+        return describe(result, model), bars, result.image, result.overlay, result.neighbours
+    return classify
+
+
+def generate_handler(gan, workdir, device):
+    def run(class_name, count, truncation, seed):
+        """(summary, gallery, zip file) of `count` synthetic images of one class."""
+        try:
+            images, archive = generate(gan, class_name, count, truncation, seed, workdir, device)
+        except UserError as err:
+            return f"**Could not generate:** {err}", [], None
+        return (f"{len(images)} synthetic **{class_name}** images (seed {int(seed)}, truncation {truncation:g}); the "
+                "zip holds them with manifest.csv and synthetic.json", list(images), str(archive))
+    return run
+
+
+def build_app(config, workdir):
+    """The page for `config` (a ServeConfig); `workdir` is the session's temporary folder."""
+    device = resolve_device(config.device)
+    model = LesionModel(config.checkpoint, device, config.neighbours)
+    gan_classes = list(GanSource(config.gan, device).class_names) if config.gan else []
+    metadata = model.vocab is not None
+    with gr.Blocks(title="gan-aug: lesion classifier (research tool)", analytics_enabled=False) as app:
+        gr.Markdown("# gan-aug: skin-lesion classifier" + (" and GAN" if config.gan else ""))
+        gr.Markdown(DISCLAIMER, elem_id="disclaimer")
+        with gr.Tab("Classify"):
+            with gr.Row():
+                with gr.Column():
+                    upload = gr.File(label="Lesion image (JPEG or PNG, any size)", type="filepath", elem_id="upload")
+                    age = gr.Number(label="Age (optional)", value=None, visible=metadata)
+                    sex = gr.Dropdown([UNKNOWN, "female", "male"], value=UNKNOWN, label="Sex", visible=metadata)
+                    site = gr.Dropdown(model.sites, value=UNKNOWN, label="Anatomical site", visible=metadata)
+                    button = gr.Button("Classify", variant="primary", elem_id="classify")
+                with gr.Column():
+                    summary = gr.Markdown(elem_id="summary")
+                    bars = gr.BarPlot(x="class", y="probability", y_lim=[0, 1], sort="-y", label="Class probabilities",
+                                      elem_id="probabilities")
+            with gr.Row():
+                seen = gr.Image(label="What the model sees", format="png", interactive=False, elem_id="input")
+                overlay = gr.Image(label="Grad-CAM of the predicted class", format="png", interactive=False,
+                                   elem_id="overlay")
+            nearest = gr.Gallery(label="Nearest training images (the model's feature space)", format="png", columns=6,
+                                 height=220, elem_id="neighbours")
+            button.click(classify_handler(model, config.max_megapixels), [upload, age, sex, site],
+                         [summary, bars, seen, overlay, nearest], api_name="classify")
+        if config.gan:
+            with gr.Tab("Generate"):
+                with gr.Row():
+                    with gr.Column():
+                        name = gr.Dropdown(gan_classes, value=gan_classes[0], label="Class")
+                        count = gr.Slider(1, config.max_images, value=min(16, config.max_images), step=1, label="Count")
+                        truncation = gr.Slider(0.1, 1.0, value=1.0, step=0.05, label="Truncation (1 = none)")
+                        seed = gr.Number(value=0, precision=0, label="Seed")
+                        go = gr.Button("Generate", variant="primary", elem_id="generate")
+                    with gr.Column():
+                        status = gr.Markdown(elem_id="generated")
+                        archive = gr.File(label="Download (zip with manifest)")
+                gallery = gr.Gallery(label="Synthetic images", format="png", columns=8, elem_id="gallery")
+                go.click(generate_handler(config.gan, workdir, str(device)), [name, count, truncation, seed],
+                         [status, gallery, archive], api_name="generate")
+    return app
+
+
+@contextlib.contextmanager
+def running(config):
+    """Start the app in the background on HOST:config.port; yields (app, url, its temporary folder); at exit, stop
+    it and delete that folder (uploads, outputs and zips with it)."""
+    use_threads(config.threads)
+    workdir = Path(tempfile.mkdtemp(prefix="gan-aug-serve-"))
+    saved = {key: os.environ.get(key) for key in ("GRADIO_TEMP_DIR", "GRADIO_ANALYTICS_ENABLED")}
+    os.environ.update(GRADIO_TEMP_DIR=str(workdir), GRADIO_ANALYTICS_ENABLED="False")  # read as the app starts
+    app = None
+    try:
+        app = build_app(config, workdir)
+        try:
+            app.launch(server_name=HOST, server_port=config.port, prevent_thread_lock=True, quiet=True,
+                       show_error=True, max_file_size=MAX_UPLOAD, theme=gr.themes.Default(font=FONTS, font_mono=FONTS))
+        except OSError as err:  # the port is taken
+            raise UserError(f"cannot serve on {HOST}:{config.port}: {str(err).splitlines()[0]}") from None
+        yield app, f"http://{HOST}:{config.port}/", workdir
+    finally:
+        if app is not None:
+            app.close(verbose=False)
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def interrupt(_signum, _frame):
+    raise KeyboardInterrupt
+
+
+def serve(config):
+    """Serve until Ctrl-C or SIGTERM (both end in `running`'s clean-up, so the temporary folder goes too; a shell
+    starts background jobs with SIGINT ignored, hence both handlers)."""
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+    with running(config) as (app, url, _):
+        print(f"serving on {url} (127.0.0.1 only); Ctrl-C stops it and deletes its temporary folder", flush=True)
+        app.block_thread()  # returns on KeyboardInterrupt
