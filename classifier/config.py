@@ -19,7 +19,8 @@ class ClassifierConfig:
     out: str = setting(help="Run directory (best.pt, latest.pt, TensorBoard).")
     model: str = setting("small_cnn", help="small_cnn, resnet18, resnet50, densenet121, efficientnet_b0, "
                                            "inception_v3 or vgg16.")
-    task: str = setting("multiclass", help="multiclass, binary or two-stage.")
+    task: str = setting("multiclass", help="multiclass, binary, two-stage or multilabel (a sigmoid per class but nv: "
+                                           "ISIC 2017's two labels).")
     balance: str = setting("none", help="none, oversample, class-weight or focal.")
     synthetic: typing.Optional[str] = setting(None, help="Synthetic set (folder or .npz) to mix in.")
     mix: float = setting(0.0, help="Probability that a balanced draw is synthetic (when its class has synthetic "
@@ -84,6 +85,8 @@ class ClassifierConfig:
             raise UserError("--mix needs --synthetic SYN")
         if self.synthetic and self.balance not in ("none", "oversample"):
             raise UserError("mixing uses the class-balanced stream: drop --balance (or use oversample)")
+        if self.task == "multilabel" and self.balance in ("class-weight", "focal"):
+            raise UserError("--task multilabel takes --balance none or oversample (its loss is per label)")
         if self.teachers and (self.task != "multiclass" or self.balance == "focal"):
             raise UserError("--teacher (distillation) needs --task multiclass and a balance other than focal")
         for name in ("epochs", "batch_size"):

@@ -8,22 +8,25 @@ import torch
 
 from classifier.checkpoint import load_classifier, run_files
 from classifier.data import rows_metadata
-from classifier.metrics import compute_metrics, save_confusion_png, save_roc_png
-from classifier.inference import predict
+from classifier.inference import TTA_VIEWS, predict
+from classifier.metrics import save_confusion_png, save_roc_png
+from classifier.review import calibration, save_reliability_png, subgroup_lines, subgroup_metrics, subgroup_values
 from gan_aug.data import images as image_ops
 from gan_aug.data.config import PrepareConfig
 from gan_aug.data.prepared import PreparedSet
-from gan_aug.data.readers import READERS
+from gan_aug.data.readers import read_source
 from gan_aug.errors import UserError
 from gan_aug.fileio import atomic_write
 from gan_aug.runtime import autocast_for, resolve_device
 
 
-def external_set(source, root, size, csv=None, workers=0):
-    """All images of an external source (no split) as a PreparedSet-like object at `size` px."""
-    config = PrepareConfig(out="unused.npz", source=source, root=str(root), size=size, csv=csv)
+def external_set(source, root, size, csv=None, workers=0, metadata_csv=None):
+    """All images of an external source (no split) as a PreparedSet-like object at `size` px; `metadata_csv`
+    gives them age, sex and site (for metadata models and subgroup results)."""
+    config = PrepareConfig(out="unused.npz", source=source, root=str(root), size=size, csv=csv,
+                           metadata_csv=metadata_csv)
     config.validate()
-    records = READERS[source](config)
+    records = read_source(config)
     if records.arrays is not None:
         images = image_ops.resize_arrays(records.arrays, size)
     else:
@@ -37,9 +40,9 @@ def external_set(source, root, size, csv=None, workers=0):
 
 
 def output_paths(out):
-    """What evaluate writes for `out`: the metrics JSON, then its confusion-matrix and ROC PNGs beside it."""
+    """What evaluate writes for `out`: the metrics JSON, then its confusion-matrix, ROC and reliability PNGs."""
     out = Path(out)
-    return out, out.with_name(out.stem + "_confusion.png"), out.with_name(out.stem + "_roc.png")
+    return (out, *(out.with_name(f"{out.stem}_{plot}.png") for plot in ("confusion", "roc", "reliability")))
 
 
 def relabel_to_model(prepared, model_classes):
@@ -52,10 +55,12 @@ def relabel_to_model(prepared, model_classes):
     return remap[prepared.labels]
 
 
-def evaluate_checkpoint(checkpoint, prepared, split, out=None, device="auto", amp=True):
-    """(metrics, targets, probabilities) of `checkpoint` on one split of `prepared`; with `out`, also writes
-    the metrics JSON, a confusion-matrix PNG and a ROC PNG. A list of checkpoints is evaluated as an ensemble: the
-    mean of their class probabilities (they must predict the same classes at the same size)."""
+def evaluate_checkpoint(checkpoint, prepared, split, out=None, device="auto", amp=True, tta=False):
+    """(metrics, targets, probabilities) of `checkpoint` on one split of `prepared`, with calibration and, where
+    the set has metadata, subgroup results; with `out`, also writes the metrics JSON and the confusion-matrix, ROC
+    and reliability PNGs. A list of checkpoints is evaluated as an ensemble: the mean of their class
+    probabilities (they must predict the same classes at the same size). `tta`: each model's probabilities are
+    the mean over the image and its flips."""
     device = resolve_device(device)
     checkpoints = [c for path in ([checkpoint] if isinstance(checkpoint, (str, Path)) else checkpoint)
                    for c in run_files(path)]
@@ -82,19 +87,25 @@ def evaluate_checkpoint(checkpoint, prepared, split, out=None, device="auto", am
         meta = None
         if state["model_args"]["metadata_vocab"] is not None:
             meta = torch.from_numpy(rows_metadata(prepared, idx, state["model_args"]["metadata_vocab"])).to(device)
-        member_probs.append(predict(model, task, images, meta, autocast=autocast_for(device, amp)).numpy())
+        member_probs.append(predict(model, task, images, meta, autocast=autocast_for(device, amp), tta=tta).numpy())
     probs = np.mean(member_probs, axis=0)
     targets = task.targets(torch.from_numpy(labels[idx])).numpy()
-    metrics = compute_metrics(targets, probs, task.output_names)
+    metrics = task.metrics(targets, probs)
+    positives = task.positives(targets)
+    metrics["calibration"] = calibration(probs, positives, top_label=not task.multilabel)
+    metrics["ece"] = metrics["calibration"]["ece"]
+    metrics["subgroups"] = subgroup_metrics(task, targets, probs, subgroup_values(prepared, idx))
     metrics.update({"checkpoint": str(checkpoints[0]) if len(checkpoints) == 1 else [str(c) for c in checkpoints],
-                    "data": str(prepared.path), "split": split, "task": first["task"], "model": first["model"]})
+                    "data": str(prepared.path), "split": split, "task": first["task"], "model": first["model"],
+                    "tta": list(TTA_VIEWS) if tta else []})
     if out is None:
         return metrics, targets, probs
-    out, confusion_png, roc_png = output_paths(out)
+    out, confusion_png, roc_png, reliability_png = output_paths(out)
     with atomic_write(out, "w") as handle:
         json.dump(metrics, handle, indent=2)
     save_confusion_png(metrics, confusion_png)
-    save_roc_png(targets, probs, task.output_names, roc_png)
+    save_roc_png(positives, probs, task.output_names, roc_png)
+    save_reliability_png(metrics["calibration"], reliability_png)
     return metrics, targets, probs
 
 
@@ -108,4 +119,6 @@ def metrics_table(metrics):
                      f"{row['auc']:.3f}   {row['support']}")
     for key in sorted(k for k in metrics if "sensitivity_at_spec" in k):
         lines.append(f"{key}: {metrics[key]:.3f}")
-    return "\n".join(lines)
+    if "ece" in metrics:
+        lines.append(f"expected calibration error ({metrics['calibration']['kind']}): {metrics['ece']:.4f}")
+    return "\n".join(lines + subgroup_lines(metrics.get("subgroups", {})))

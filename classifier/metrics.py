@@ -53,12 +53,46 @@ def compute_metrics(y_true, probs, names):
         "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
         "class_names": list(names),
     }
+    add_sensitivities(out, names, y_true[:, None] == np.arange(k)[None], probs)
+    return out
+
+
+def add_sensitivities(out, names, positives, probs):
+    """Melanoma's (else malignant's) sensitivity at the fixed specificities, into `out`."""
     positive_name = MELANOMA if MELANOMA in names else ("malignant" if "malignant" in names else None)
     if positive_name:
         i = list(names).index(positive_name)
         for spec in SPECIFICITIES:
             out[f"{positive_name}_sensitivity_at_spec{int(spec * 100)}"] = sensitivity_at_specificity(
-                y_true == i, probs[:, i], spec)
+                positives[:, i], probs[:, i], spec)
+
+
+def multilabel_metrics(y_class, probs, class_names, label_names, positives, threshold=0.5):
+    """Per label: AUC (ISIC 2017's score; auc_macro is their mean) and precision/recall/F1 at `threshold`,
+    support = its positives. BMA, accuracy and the confusion matrix are over the classes, each image given the
+    class of its most probable label when that reaches `threshold`, else the class without a label."""
+    y_class, probs = np.asarray(y_class), np.asarray(probs, dtype=np.float64)
+    predicted = probs >= threshold
+    per_label = {}
+    for j, name in enumerate(label_names):
+        y = positives[:, j]
+        precision, recall, f1, _ = precision_recall_fscore_support(y, predicted[:, j], average="binary",
+                                                                   zero_division=0)
+        auc = float(roc_auc_score(y, probs[:, j])) if 0 < y.sum() < len(y) else float("nan")
+        per_label[name] = {"precision": float(precision), "recall": float(recall), "f1": float(f1),
+                           "support": int(y.sum()), "auc": auc}
+    decided = np.array([class_names.index(label_names[j]) for j in probs.argmax(axis=1)], dtype=np.int64)
+    unlabelled = [i for i, c in enumerate(class_names) if c not in label_names]
+    if unlabelled:
+        decided = np.where(predicted.any(axis=1), decided, unlabelled[0])
+    aucs = [row["auc"] for row in per_label.values()]
+    out = {"n": int(len(y_class)), "bma": _balanced_accuracy(y_class, decided),
+           "accuracy": float(accuracy_score(y_class, decided)) if len(y_class) else float("nan"),
+           "macro_f1": float(np.mean([row["f1"] for row in per_label.values()])),
+           "auc_macro": float(np.nanmean(aucs)) if np.isfinite(aucs).any() else float("nan"),
+           "per_class": per_label, "label_names": list(label_names), "class_names": list(class_names),
+           "confusion_matrix": confusion_matrix(y_class, decided, labels=np.arange(len(class_names))).tolist()}
+    add_sensitivities(out, label_names, positives, probs)
     return out
 
 
@@ -86,14 +120,15 @@ def save_confusion_png(metrics, path, title=""):
     plt.close(fig)
 
 
-def save_roc_png(y_true, probs, names, path):
+def save_roc_png(positives, probs, names, path):
+    """One ROC curve per output; `positives` (N, outputs) bool says which outputs are true of each image."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 5))
     for i, name in enumerate(names):
-        positive = np.asarray(y_true) == i
+        positive = np.asarray(positives)[:, i]
         if 0 < positive.sum() < len(positive):
             fpr, tpr, _ = roc_curve(positive, np.asarray(probs)[:, i])
             ax.plot(fpr, tpr, label=f"{name} (AUC {roc_auc_score(positive, np.asarray(probs)[:, i]):.2f})")

@@ -4,12 +4,16 @@
 - binary: malignant (mel, bcc, akiec, scc) vs benign.
 - two-stage: a binary screen, then the class within the screened group; both heads share features
   and the final class probabilities are p(group) * p(class | group).
+- multilabel: one independent yes/no (sigmoid) per label, the set's classes but nv (ISIC 2017: melanoma?
+  seborrheic keratosis?), scored per label (AUC).
 """
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gan_aug.data.domain import MALIGNANT
+from classifier.metrics import compute_metrics, multilabel_metrics
+from gan_aug.data.domain import MALIGNANT, NO_LABEL_CLASS
 from gan_aug.errors import UserError
 
 
@@ -34,7 +38,19 @@ def class_loss(logits, targets, weight=None, focal_gamma=0.0, label_smoothing=0.
     return loss.mean()
 
 
-class Multiclass:
+class Task:
+    """What the tasks share: each image's true outputs, and the metrics of a prediction set."""
+    multilabel = False
+
+    def positives(self, targets):
+        """(N, outputs) bool: which outputs are true of each image, from `targets` (one per image here)."""
+        return np.asarray(targets)[:, None] == np.arange(len(self.output_names))[None]
+
+    def metrics(self, targets, probs):
+        return compute_metrics(targets, probs, self.output_names)
+
+
+class Multiclass(Task):
     name = "multiclass"
 
     def __init__(self, class_names):
@@ -51,7 +67,7 @@ class Multiclass:
         return F.softmax(outputs["class"].float(), dim=1)
 
 
-class Binary:
+class Binary(Task):
     name = "binary"
 
     def __init__(self, class_names):
@@ -69,7 +85,7 @@ class Binary:
         return F.softmax(outputs["malignant"].float(), dim=1)
 
 
-class TwoStage:
+class TwoStage(Task):
     name = "two-stage"
 
     def __init__(self, class_names):
@@ -98,6 +114,40 @@ class TwoStage:
         return within * torch.where(self.malignant.to(within.device), p_group[:, 1:], p_group[:, :1])
 
 
+class Multilabel(Task):
+    """Independent labels (ISIC 2017's melanoma and seborrheic keratosis): a sigmoid and a binary cross-entropy
+    each. The labels are the set's classes but nv, ISIC 2017's class of images with neither label; an image is
+    positive for its own class's label only. Targets stay class indices: the loss and metrics expand them."""
+    name = "multilabel"
+    multilabel = True
+
+    def __init__(self, class_names):
+        self.class_names = tuple(class_names)
+        self.output_names = tuple(c for c in class_names if c != NO_LABEL_CLASS)
+        self.heads = {"labels": len(self.output_names)}
+        # class index -> its label's index, -1 for the class with no label
+        self.label_of_class = torch.tensor([self.output_names.index(c) if c in self.output_names else -1
+                                            for c in class_names])
+
+    def targets(self, labels):
+        return labels
+
+    def positives(self, targets):
+        labels = self.label_of_class.numpy()[np.asarray(targets)]
+        return labels[:, None] == np.arange(len(self.output_names))[None]
+
+    def loss(self, outputs, labels, weight, **kw):
+        label = self.label_of_class.to(labels.device)[labels]
+        y = (label[:, None] == torch.arange(len(self.output_names), device=labels.device)[None]).float()  # (B, L)
+        return F.binary_cross_entropy_with_logits(outputs["labels"].float(), y)
+
+    def probabilities(self, outputs):
+        return torch.sigmoid(outputs["labels"].float())
+
+    def metrics(self, targets, probs):
+        return multilabel_metrics(targets, probs, self.class_names, self.output_names, self.positives(targets))
+
+
 TASKS = {}
 
 
@@ -109,3 +159,4 @@ def register(task_class):
 register(Multiclass)
 register(Binary)
 register(TwoStage)
+register(Multilabel)

@@ -5,17 +5,16 @@ cannot drift from the config. Heavy imports (torch, sklearn) happen inside comma
 stays instant; the config modules import neither.
 """
 
-import dataclasses
-import typing
 from pathlib import Path
 
 import click
 
 from classifier.config import ClassifierConfig
 from gan_aug.app.config import ServeConfig
+from gan_aug.cli_config import build_or_print, echo_notes, options_from
 from gan_aug.compare.config import CompareConfig
-from gan_aug.config import build_config, check_device_name, fold_runs, read_yaml, to_yaml
-from gan_aug.data.config import PrepareConfig
+from gan_aug.config import check_device_name, fold_runs
+from gan_aug.data.config import ExportConfig, ImportConfig, PrepareConfig
 from gan_aug.errors import UserError, environment_error, require_extra
 from gan_aug.gan.config import GanConfig
 from gan_aug.metrics.config import ScoreConfig
@@ -50,66 +49,6 @@ def cli():
     """
 
 
-def config_options(func):
-    """--config, --set and --dry-run, shared by every command that builds a config."""
-    func = click.option("--dry-run", is_flag=True, help="Print the resolved config and exit.")(func)
-    func = click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-                        help="Override any config key (repeatable).")(func)
-    func = click.option("--config", "config_path", type=click.Path(), help="YAML file of config keys.")(func)
-    return func
-
-
-CLICK_TYPES = {int: int, float: float, str: str}
-
-
-def _option(field, annotation):
-    """One click option from a config field: its flag, type and help come from the field itself."""
-    flag, help_text = field.metadata.get("flag"), field.metadata["help"]
-    decls = list(flag) if isinstance(flag, tuple) else [flag or "--" + field.name.replace("_", "-")]
-    if annotation is bool:
-        if field.default:  # on by default: the flag turns it off
-            return click.option(f"--no-{field.name.replace('_', '-')}", field.name, flag_value=False, default=None,
-                                help=f"Turn off: {help_text}")
-        return click.option(*decls, field.name, flag_value=True, default=None, help=help_text)
-    if typing.get_origin(annotation) is tuple:
-        return click.option(*decls, field.name, multiple=True, help=help_text)
-    if typing.get_origin(annotation) is typing.Union:  # Optional[X]
-        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
-    default = field.default
-    shown = "" if default in (dataclasses.MISSING, None) or help_text.endswith("]") else f" [{default}]"
-    return click.option(*decls, field.name, type=CLICK_TYPES[annotation], help=help_text + shown)
-
-
-def options_from(cls):
-    """Click options for every field of the config dataclass `cls` except those declared flag=False."""
-    hints = typing.get_type_hints(cls)
-
-    def decorate(func):
-        for field in reversed(dataclasses.fields(cls)):
-            if field.metadata.get("flag") is not False:
-                func = _option(field, hints[field.name])(func)
-        return config_options(func)
-    return decorate
-
-
-def build_or_print(cls, config_path, flags, sets, dry_run):
-    """The command's validated config, or None after printing it for --dry-run.
-
-    A resumed run starts from the config.yaml saved in its --out, so only what changes need be given;
-    the saved `force` was that earlier invocation's action, not a setting, so it is not carried over.
-    """
-    saved = {}
-    if flags.get("resume") and not config_path and flags.get("out"):
-        saved_path = Path(flags["out"]) / "config.yaml"
-        if saved_path.is_file():
-            saved = {k: v for k, v in read_yaml(saved_path).items() if k != "force"}
-    config = build_config(cls, config_path, flags, sets, base=saved)
-    if dry_run:
-        click.echo(to_yaml(config), nl=False)
-        return None
-    return config
-
-
 @cli.command()
 @options_from(PrepareConfig)
 def prepare(config_path, sets, dry_run, **flags):
@@ -126,8 +65,7 @@ def prepare(config_path, sets, dry_run, **flags):
     from gan_aug.data.prepared import load_prepared, summary_table
 
     _, notices = run_prepare(config)
-    for notice in notices:
-        click.echo(f"note: {notice}", err=True)
+    echo_notes(notices)
     click.echo(summary_table(load_prepared(config.out)))
 
 
@@ -143,6 +81,49 @@ def info(prepared):
     from gan_aug.data.prepared import load_prepared, summary_table
 
     click.echo(summary_table(load_prepared(prepared)))
+
+
+@cli.command()
+@options_from(ExportConfig)
+def export(config_path, sets, dry_run, **flags):
+    """Write a split for another generator (StyleGAN2-ADA zip or ImageFolder) and a receipt beside it.
+
+    \b
+    Examples:
+      gan-aug export --data ham64.npz --split train --format stylegan2-ada --out ham64_train.zip
+      gan-aug export --data ham64.npz --split train --format imagefolder --out ham64_train
+    """
+    config = build_or_print(ExportConfig, config_path, flags, sets, dry_run)
+    if config is None:
+        return
+    from gan_aug.data.exchange import export as run_export, receipt_path
+
+    receipt, notices = run_export(config)
+    echo_notes(notices)
+    counts = ", ".join(f"{c} {n}" for c, n in receipt["counts"].items())
+    click.echo(f"wrote {receipt['count']} {config.split} images to {config.out} ({counts}); receipt "
+               f"{receipt_path(config.out)}")
+
+
+@cli.command("import-synthetic")
+@click.argument("images", required=False)
+@options_from(ImportConfig)
+def import_synthetic(images, config_path, sets, dry_run, **flags):
+    """Turn another generator's labelled images (IMAGES/<class>/*.png, or --labels CSV) into a synthetic set.
+
+    \b
+    Example:
+      gan-aug import-synthetic generated --data ham64.npz --receipt ham64_train.receipt.json \\
+          --generator "stylegan2-ada-pytorch network-snapshot-005000.pkl" --out syn_sg2
+    """
+    config = build_or_print(ImportConfig, config_path, {**flags, "images": images}, sets, dry_run)
+    if config is None:
+        return
+    from gan_aug.data.exchange import import_synthetic as run_import
+
+    provenance = run_import(config)
+    counts = ", ".join(f"{c} {n}" for c, n in provenance["counts"].items())
+    click.echo(f"wrote {sum(provenance['counts'].values())} images by {config.generator} to {config.out} ({counts})")
 
 
 @cli.command("train-gan")
@@ -238,16 +219,19 @@ def train_classifier(config_path, sets, dry_run, **flags):
 @click.option("--source", type=str, help="External set instead of --data: isic-csv, imagefolder, ham10000, ...")
 @click.option("--root", type=str, help="Folder of the external set.")
 @click.option("--csv", type=str, help="Labels CSV of the external set when not under --root.")
+@click.option("--metadata-csv", type=str, help="Age, sex and site of the external set's images (per-image CSV).")
+@click.option("--tta", is_flag=True, help="Test-time augmentation: mean probabilities over the image and its flips.")
 @click.option("--out", default="metrics.json", show_default=True, help="metrics.json path; PNGs go beside it.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--force", is_flag=True, help="Overwrite --out and the PNGs beside it.")
-def evaluate(checkpoints, data, split, source, root, csv, out, device, force):
+def evaluate(checkpoints, data, split, source, root, csv, metadata_csv, tta, out, device, force):
     """Evaluate a classifier on a test split or an external set (classes matched by name).
 
     \b
     Examples:
       gan-aug evaluate --checkpoint runs/clf/best.pt --data ham32.npz --split test --out runs/clf/test.json
       gan-aug evaluate --checkpoint runs/clf/best.pt --source isic-csv --root ISIC2018_Test --out isic.json
+      gan-aug evaluate --checkpoint runs/meta --source isic-csv --root ISIC2020 --metadata-csv meta.csv --tta
       gan-aug evaluate --checkpoint runs/clf_s0 --checkpoint runs/clf_s1 --data ham32.npz --split val --out ens.json
     """
     from classifier.checkpoint import load_classifier, run_files
@@ -258,13 +242,16 @@ def evaluate(checkpoints, data, split, source, root, csv, out, device, force):
     check_device_name(device)
     if bool(data) == bool(source):
         raise UserError("give --data PREPARED.npz or --source S --root DIR (one of them)")
+    if metadata_csv and not source:
+        raise UserError("--metadata-csv goes with --source (a prepared set carries its own metadata)")
     check_new_outputs(output_paths(out), force)
     if source:
         _, _, state = load_classifier(run_files(checkpoints[0])[0])
-        prepared, split = external_set(source, root, state["model_args"]["image_size"], csv), "test"
+        prepared = external_set(source, root, state["model_args"]["image_size"], csv, metadata_csv=metadata_csv)
+        split = "test"
     else:
         prepared = load_prepared(data)
-    metrics, _, _ = evaluate_checkpoint(checkpoints, prepared, split, out, device)
+    metrics, _, _ = evaluate_checkpoint(checkpoints, prepared, split, out, device, tta=tta)
     click.echo(metrics_table(metrics))
     click.echo(f"wrote {out}")
 

@@ -89,6 +89,8 @@ class CompareConfig:
         self._check_folds(generative)
         if self.synth_n < 1 or self.bootstrap < 100:
             raise UserError("synth_n >= 1 and bootstrap >= 100")
+        if self.task == "multilabel":  # its gains would need per-label statistics, not BMA over classes
+            raise UserError("compare reports BMA gains of single-label tasks: use multiclass, binary or two-stage")
         # The classifier recipe every arm shares, checked by its own rules here: a bad value fails before any run.
         ClassifierConfig(data=self.data, out=self.out, **self.classifier_flags()).validate()
 

@@ -28,7 +28,25 @@ def write_report(config, prepared, records, summary, splits):
     plot_recall(summary["splits"]["test"], out / plots["recall"])
     confusions = plot_confusions(config, records, out)
     write_hparams(config, records, out / "tb")
-    (out / "report.md").write_text(report_markdown(config, prepared, summary, splits, plots, confusions))
+    (out / "report.md").write_text(report_markdown(config, prepared, summary, splits, plots, confusions,
+                                                   subgroup_table(config, records)))
+
+
+def subgroup_table(config, records, split="test"):
+    """Markdown lines: each arm's BMA within each subgroup (sex, age band, site; evaluate's metrics.json), mean
+    over seeds; none when the set has no metadata. A reviewer's question: does a gain hold in every group?"""
+    subgroups = lambda arm, seed: records[(arm, seed)]["splits"][split].get("subgroups") or {}
+    first = subgroups(config.arms[0], config.seeds[0])
+    if not first:
+        return []
+    lines = [f"## Subgroups ({split} BMA, mean over seeds)", "", "| subgroup | n | " + " | ".join(config.arms) + " |",
+             "|" + " --- |" * (2 + len(config.arms))]
+    for attribute, rows in first.items():
+        for value, row in rows.items():
+            means = [np.mean([subgroups(a, s).get(attribute, {}).get(value, {}).get("bma", np.nan)
+                              for s in config.seeds]) for a in config.arms]
+            lines.append(f"| {attribute}={value} | {row['n']} | " + " | ".join(f"{m:.3f}" for m in means) + " |")
+    return lines + [""]
 
 
 def write_results_csv(path, config, records, splits):
@@ -125,7 +143,7 @@ def synthetic_line(config):
     return line
 
 
-def report_markdown(config, prepared, summary, splits, plots, confusions):
+def report_markdown(config, prepared, summary, splits, plots, confusions, subgroups=()):
     baseline = summary["baseline"]
     half_life = config.ema_half_life
     averaged = f" of a weight average (half-life {half_life:g} epoch{'' if half_life == 1 else 's'})" if half_life else ""
@@ -183,6 +201,7 @@ def report_markdown(config, prepared, summary, splits, plots, confusions):
         for arm, row in summary["splits"]["test"].items():
             lines.append(f"| {arm} | " + " | ".join(f"{row['recall'][c]:.3f}" for c in rare) + " |")
         lines.append("")
+    lines += list(subgroups)
     lines += ["## Plots", "", f"![BMA per arm]({plots['bma']})", "", f"![recall per class]({plots['recall']})", ""]
     lines += [f"![confusion {arm}]({name})" for arm, name in confusions.items()]
     lines += ["", "Per-run rows: `results.csv` (arm x seed x split). Browse: `tensorboard --logdir "

@@ -26,6 +26,9 @@ CLASSES = (
     LesionClass("vasc", "Vascular lesion", False, 142, ("VASC",)),
     LesionClass("scc", "Squamous cell carcinoma", True, None, ("SCC",)),
     LesionClass("unk", "None of the others", False, None, ("UNK",)),
+    # ISIC 2016 and 2020 give only this verdict: with these names the binary and two-stage tasks work on them.
+    LesionClass("benign", "Benign (ISIC 2016/2020 ground truth)", False, None, ()),
+    LesionClass("malignant", "Malignant (ISIC 2016/2020 ground truth)", True, None, ()),
 )
 BY_NAME = {c.name: c for c in CLASSES}
 
@@ -37,3 +40,17 @@ MELANOMA = "mel"  # the class whose sensitivity at fixed specificity is reported
 
 # Per-source defaults: the file each reader looks for under --root when no --csv is given.
 DEFAULT_CSV = {"ham10000": "HAM10000_metadata.csv", "isic-csv": "*GroundTruth*.csv"}
+
+# ISIC 2017 Part 3 gives two yes/no labels; an image with neither is a nevus. Seborrheic keratoses are among
+# HAM10000's benign keratosis-like lesions, so a HAM10000 model is evaluated on ISIC 2017 by name.
+ISIC2017_LABELS = {"melanoma": "mel", "seborrheic_keratosis": "bkl"}
+NO_LABEL_CLASS = "nv"  # the class of ISIC 2017's images that carry neither label; not a label of the multilabel task
+BINARY_CLASSES = ("benign", "malignant")  # ISIC 2016 and 2020, in that order (target 0, 1)
+
+# The columns of per-image tables (ISIC ground truth and metadata of 2016-2020, HAM10000, a user's CSV), each
+# under the names the years used, the first found winning.
+IMAGE_ID_COLUMNS = ("image", "image_id", "image_name", "isic_id", "file")
+METADATA_COLUMNS = {"age": ("age_approx", "age_approximate", "age"), "sex": ("sex",),
+                    "site": ("anatom_site_general", "anatom_site_general_challenge", "localization", "site")}
+# A patient's images go to one split (several lesions of one person look alike), else a lesion's.
+GROUP_COLUMNS = ("patient_id", "patient", "lesion_id", "group")

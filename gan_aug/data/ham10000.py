@@ -3,8 +3,8 @@
 import numpy as np
 
 from gan_aug.data.domain import DEFAULT_CSV, HAM_CLASSES
-from gan_aug.data.records import (SourceRecords, find_csv, index_images, match_images, parse_age, read_csv_rows,
-                                  require_columns)
+from gan_aug.data.records import (SourceRecords, clean_text, find_csv, index_images, match_images, parse_age,
+                                  read_csv_rows, require_columns)
 from gan_aug.errors import UserError
 
 REQUIRED_COLUMNS = ("lesion_id", "image_id", "dx")
@@ -30,13 +30,9 @@ def read(config):
         groups=np.array([r["lesion_id"] or r["image_id"] for r in rows]),
         paths=paths,
         age=np.array([parse_age(r.get("age")) for r in rows], dtype=np.float64),
-        sex=np.array([_clean(r.get("sex")) for r in rows]),
-        site=np.array([_clean(r.get("localization")) for r in rows]),
+        sex=np.array([clean_text(r.get("sex")) for r in rows]),
+        site=np.array([clean_text(r.get("localization")) for r in rows]),
         notices=notices,
     )
     return records.subset(keep).drop_empty_classes()
 
-
-def _clean(value):
-    value = (value or "").strip()
-    return "" if value.lower() in ("unknown", "nan") else value

@@ -8,7 +8,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from gan_aug.data import images as image_ops
 from gan_aug.data.prepared import fingerprint
-from gan_aug.data.readers import READERS
+from gan_aug.data.readers import read_source
 from gan_aug.errors import UserError
 from gan_aug.fileio import atomic_write, check_new_outputs
 
@@ -65,7 +65,7 @@ def _decode(records, config, workers, progress):
 
 def build_prepared(config, progress=True):
     """Read, decode and split the source named in `config`; return (arrays dict, notices)."""
-    records = READERS[config.source](config)
+    records = read_source(config)
     workers = config.workers or os.cpu_count() or 1
     images, records, notices = _decode(records, config, workers, progress)
     if len(records) == 0:

@@ -1,6 +1,7 @@
-"""The registry of source readers: name -> read(config) -> SourceRecords."""
+"""The registry of source readers: name -> read(config) -> SourceRecords; read_source adds the per-image CSVs."""
 
 from gan_aug.data import ham10000, imagefolder, isic_csv, medmnist_npz, toy
+from gan_aug.data.tables import attach_table
 
 READERS = {}
 
@@ -9,6 +10,17 @@ def register(name, read):
     assert name not in READERS, f"reader {name} registered twice"
     assert callable(read)
     READERS[name] = read
+
+
+def read_source(config):
+    """The records of config.source, with the metadata and groups of config.metadata_csv (any source: ISIC's
+    metadata files, a user's CSV) and the groups of config.groups_csv, which win."""
+    records = READERS[config.source](config)
+    if config.metadata_csv:
+        records = attach_table(records, config.metadata_csv)
+    if config.groups_csv:
+        records = attach_table(records, config.groups_csv, metadata=False, what="groups CSV")
+    return records
 
 
 register("ham10000", ham10000.read)

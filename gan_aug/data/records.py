@@ -158,3 +158,9 @@ def parse_age(text):
         return float(text) if text not in ("", None) else float("nan")
     except ValueError:
         return float("nan")
+
+
+def clean_text(value):
+    """A metadata cell with 'unknown', 'nan' and 'NA' (as HAM10000 and ISIC write a missing value) as ''."""
+    value = (value or "").strip()
+    return "" if value.lower() in ("unknown", "nan", "na") else value
