@@ -1,0 +1,44 @@
+"""tools/crash_trials.py, small: two SIGKILLs of train-classifier (one inside a write, one at a random time), each
+resumed to the uninterrupted run's final state; and the checks it relies on catch what they are there for."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TOOLS = Path(__file__).resolve().parents[1] / "tools"
+sys.path.insert(0, str(TOOLS))
+
+from crash_commands import COMMANDS, Torn  # noqa: E402
+from crash_trials import leftovers  # noqa: E402
+
+
+def test_two_kills_of_train_classifier_resume_to_the_uninterrupted_run(tmp_path):
+    result = subprocess.run([sys.executable, str(TOOLS / "crash_trials.py"), "--trials", "2", "--commands",
+                             "train-classifier", "--seed", "3", "--work", str(tmp_path)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    row = [line for line in result.stdout.splitlines() if line.startswith("train-classifier")][0].split()
+    assert row[1:5] == ["2", "2", "2", "0"], result.stdout  # trials, killed, finished, torn reads
+
+
+def test_the_checks_see_a_torn_checkpoint_a_torn_stats_row_and_leftovers(toy16, tmp_path):
+    from classifier.config import ClassifierConfig
+    from classifier.train import train_classifier
+    from gan_aug.config import build_config
+
+    out = tmp_path / "out"
+    train_classifier(build_config(ClassifierConfig, None, {"data": str(toy16), "out": str(out), "epochs": 1}),
+                     progress=False)
+    command = COMMANDS["train-classifier"]({"data": toy16})
+    assert command.inspect(out) == (1, 1)
+    with open(out / "history.jsonl", "a") as handle:
+        handle.write('{"step": 2, "loss"')
+    with pytest.raises(Torn, match="history.jsonl ends in a cut row"):
+        command.inspect(out)
+    (out / "latest.pt").write_bytes((out / "latest.pt").read_bytes()[:1000])
+    with pytest.raises(Torn, match="latest.pt"):
+        command.inspect(out)
+    (out / ".best.pt.x1y2.tmp").write_bytes(b"")
+    assert leftovers(tmp_path) == ["out/.best.pt.x1y2.tmp"]

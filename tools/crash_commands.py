@@ -1,0 +1,245 @@
+"""The commands of tools/crash_trials.py: each one's tiny arguments, what a kill may leave of its files (every
+one must load), how much work a checkpoint holds, and its final state, compared with an uninterrupted run's."""
+
+import hashlib
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from classifier.checkpoint import FORMAT as CLASSIFIER_FORMAT  # noqa: E402
+from gan_aug.compare.runner import read_done  # noqa: E402
+from gan_aug.data.synthetic import load_synthetic  # noqa: E402
+from gan_aug.fileio import load_checkpoint_file  # noqa: E402
+from gan_aug.gan.checkpoint import load_checkpoint, resume_file  # noqa: E402
+
+TINY_GAN = {"batch_size": 16, "z_dim": 16, "g_channels": 8, "d_channels": 8, "grid_columns": 2, "threads": 1,
+            "device": "cpu"}
+
+
+class Torn(Exception):
+    """A file a kill left behind that does not load."""
+
+
+def digest(value, out):
+    """sha256 of a checkpoint's content (tensors by their bytes) with the run's own folder written as OUT."""
+    h = hashlib.sha256()
+
+    def feed(x):
+        if isinstance(x, torch.Tensor):
+            h.update(str((x.dtype, tuple(x.shape))).encode() + x.detach().cpu().contiguous().view(-1).numpy().tobytes())
+        elif isinstance(x, dict):
+            for key in sorted(x, key=str):
+                h.update(str(key).encode())
+                feed(x[key])
+        elif isinstance(x, (list, tuple)):
+            for item in x:
+                feed(item)
+        else:
+            h.update(repr(x).replace(str(out), "OUT").encode())
+    feed(value)
+    return h.hexdigest()
+
+
+def file_digest(path, out):
+    return hashlib.sha256(Path(path).read_bytes().replace(str(out).encode(), b"OUT")).hexdigest()
+
+
+def jsonl_steps(path):
+    """The step of every row of a stats file; Torn for a row that is not whole."""
+    if not path.is_file():
+        return []
+    text = path.read_text()
+    if text and not text.endswith("\n"):
+        raise Torn(f"{path.name} ends in a cut row")
+    try:
+        return [json.loads(line)["step"] for line in text.splitlines()]
+    except ValueError as err:
+        raise Torn(f"{path.name}: {err}") from None
+
+
+def check_yaml(path):
+    if path.is_file():
+        try:
+            yaml.safe_load(path.read_text())
+        except yaml.YAMLError as err:
+            raise Torn(f"{path.name}: {err}") from None
+
+
+def check_pngs(folder):
+    for png in sorted(Path(folder).glob("*.png")):
+        try:
+            with Image.open(png) as image:
+                image.load()
+        except OSError as err:
+            raise Torn(f"{png.name}: {err}") from None
+
+
+def loads(what, load):
+    try:
+        return load()
+    except Exception as err:  # anything that does not load is torn, whatever the loader raises
+        raise Torn(f"{what}: {str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
+
+
+class Command:
+    """One command of the trials: its arguments, what a kill may leave, and its final state."""
+    name = unit = ""
+    interval = 1
+
+    def __init__(self, inputs):
+        self.inputs = inputs
+
+    def setup(self, out):
+        """What is in place before the command runs."""
+
+    def rerun(self, out, rng):
+        return self.args(out)
+
+    def inspect(self, out):
+        """(units done, units a checkpoint holds) after a kill; Torn when a file left behind does not load."""
+        raise NotImplementedError
+
+    def final(self, out):
+        raise NotImplementedError
+
+    def steps(self, out):
+        return []
+
+
+class Trainer(Command):
+    def rerun(self, out, rng):
+        # The command a user types again. A folder killed before its first checkpoint starts over either way:
+        # with --resume or without it (half the trials each).
+        if not out.exists() or (not self.has_checkpoint(out) and rng.random() < 0.5):
+            return self.args(out)
+        return self.args(out) + ["--resume"]
+
+
+class TrainGan(Trainer):
+    name, unit, interval = "train-gan", "steps", 2  # ckpt_every 0.032 kimg of 16-image steps
+
+    def args(self, out):
+        sets = {**TINY_GAN, "ckpt_every": 0.032, "snapshot_every": 0.016}
+        return ["train-gan", "--data", self.inputs["data"], "--out", out, "--kimg", 0.16,
+                *sum((["--set", f"{k}={v}"] for k, v in sets.items()), [])]
+
+    def has_checkpoint(self, out):
+        return resume_file(out).is_file()
+
+    def inspect(self, out):
+        for path in sorted(out.glob("*.pt")) + sorted(out.glob("checkpoints/*.pt")):
+            loads(path.name, lambda: load_checkpoint(path))
+        check_yaml(out / "config.yaml")
+        check_pngs(out / "samples")
+        done = max(jsonl_steps(out / "stats.jsonl"), default=0)
+        ckpt = load_checkpoint(resume_file(out))["step"] if self.has_checkpoint(out) else 0
+        return done, ckpt
+
+    def final(self, out):
+        state = load_checkpoint(out / "latest.pt")
+        keys = ("G", "D", "G_ema", "opt_G", "opt_D", "ada", "step", "images_seen", "rng", "best_fd")
+        return {"latest.pt": digest({k: state[k] for k in keys}, out),
+                **{f"samples/{p.name}": file_digest(p, out) for p in sorted((out / "samples").glob("*.png"))}}
+
+    def steps(self, out):
+        return jsonl_steps(out / "stats.jsonl")
+
+
+class TrainClassifier(Trainer):
+    name, unit = "train-classifier", "epochs"
+    KEYS = ("model", "training_model", "optimizer", "scheduler", "sampler_rng", "epoch", "best", "history")
+
+    def args(self, out):
+        return ["train-classifier", "--data", self.inputs["data"], "--out", out, "--epochs", 4, "--device", "cpu",
+                "--set", "threads=1"]
+
+    def has_checkpoint(self, out):
+        return (out / "latest.pt").is_file()
+
+    def load(self, path):
+        return loads(path.name, lambda: load_checkpoint_file(path, CLASSIFIER_FORMAT, "classifier"))
+
+    def inspect(self, out):
+        states = {path.name: self.load(path) for path in sorted(out.glob("*.pt"))}
+        check_yaml(out / "config.yaml")
+        done = max(jsonl_steps(out / "history.jsonl"), default=0)
+        return done, states["latest.pt"]["epoch"] if "latest.pt" in states else 0
+
+    def final(self, out):
+        return {name: digest({k: v for k, v in self.load(out / name).items() if k in self.KEYS}, out)
+                for name in ("latest.pt", "best.pt")}
+
+    def steps(self, out):
+        return jsonl_steps(out / "history.jsonl")
+
+
+def set_digest(folder, out):
+    return {p.relative_to(folder).as_posix(): file_digest(p, out) for p in sorted(Path(folder).rglob("*"))
+            if p.is_file()}
+
+
+class Synthesize(Command):
+    """Replaces an older set (--force): a kill must leave the old set or the new one, whole."""
+    name, unit = "synthesize", "runs"
+
+    def args(self, out):
+        return ["synthesize", "--checkpoint", self.inputs["gan"], "-n", 70, "--distribution", "uniform", "--seed", 1,
+                "--out", out, "--force", "--set", "threads=1", "--device", "cpu"]
+
+    def setup(self, out):
+        shutil.copytree(self.inputs["old_set"], out)
+
+    def inspect(self, out):
+        if out.exists():
+            loads(out.name, lambda: load_synthetic(out))
+            if set_digest(out, out) not in (set_digest(self.inputs["old_set"], out), self.inputs["reference"]):
+                raise Torn(f"{out.name} is neither the old set nor the new one")
+        return 1, int(out.exists() and set_digest(out, out) == self.inputs["reference"])  # one run, done or not
+
+    def final(self, out):
+        return set_digest(out, out)
+
+
+class Compare(Command):
+    name, unit = "compare", "arm x seed runs"
+
+    def args(self, out):
+        config = {"data": str(self.inputs["data"]), "arms": ["none", "mix:0.3"], "seeds": [0, 1], "epochs": 2,
+                  "gan_run": str(self.inputs["gan"]), "synth_n": 70, "threads": 1, "device": "cpu", "bootstrap": 100}
+        path = out.parent / "compare.yaml"
+        path.write_text(yaml.safe_dump(config))
+        return ["compare", "--config", path, "--out", out]
+
+    def inspect(self, out):
+        runs = sorted(p for p in (out / "runs").glob("*") if p.is_dir()) if out.exists() else []
+        finished = 0
+        for run in runs:
+            for path in run.glob("*.pt"):
+                loads(f"{run.name}/{path.name}", lambda: load_checkpoint_file(path, CLASSIFIER_FORMAT, "classifier"))
+            for path in run.glob("*.npz"):
+                loads(f"{run.name}/{path.name}", lambda: np.load(path).files)
+            if (run / "done.json").is_file():
+                loads(f"{run.name}/done.json", lambda: read_done(run / "done.json"))
+                finished += 1
+        if (out / "synthetic" / "manifest.csv").is_file():
+            loads("synthetic", lambda: load_synthetic(out / "synthetic"))
+        check_yaml(out / "config.yaml") if out.exists() else None
+        started = finished + sum(1 for run in runs if not (run / "done.json").is_file() and any(run.iterdir()))
+        return started, finished
+
+    def final(self, out):
+        kept = [p for p in sorted(out.rglob("*")) if p.is_file() and p.suffix in (".json", ".npz", ".csv")
+                and "tb" not in p.relative_to(out).parts]
+        return {**{p.relative_to(out).as_posix(): file_digest(p, out) for p in kept},
+                **set_digest(out / "synthetic", out)}
+
+
+COMMANDS = {c.name: c for c in (TrainGan, TrainClassifier, Synthesize, Compare)}
