@@ -13,6 +13,7 @@ from classifier.metrics import save_confusion_png, save_roc_png
 from classifier.review import calibration, save_reliability_png, subgroup_lines, subgroup_metrics, subgroup_values
 from gan_aug.data import images as image_ops
 from gan_aug.data.config import PrepareConfig
+from gan_aug.data.domain import BINARY_CLASSES
 from gan_aug.data.prepared import PreparedSet
 from gan_aug.data.readers import read_source
 from gan_aug.errors import UserError
@@ -55,6 +56,14 @@ def relabel_to_model(prepared, model_classes):
     return remap[prepared.labels]
 
 
+def split_targets(task, prepared, idx, model_classes):
+    """The targets of rows `idx` in the task's terms. A benign/malignant set (ISIC 2016, 2020) holds only the
+    verdict, which is what a binary model predicts: it is scored on that; any other set is matched by class name."""
+    if task.name == "binary" and set(prepared.class_names) <= set(BINARY_CLASSES):
+        return (np.array(prepared.class_names)[prepared.labels[idx]] == "malignant").astype(np.int64)
+    return task.targets(torch.from_numpy(relabel_to_model(prepared, model_classes)[idx])).numpy()
+
+
 def evaluate_checkpoint(checkpoint, prepared, split, out=None, device="auto", amp=True, tta=False):
     """(metrics, targets, probabilities) of `checkpoint` on one split of `prepared`, with calibration and, where
     the set has metadata, subgroup results; with `out`, also writes the metrics JSON and the confusion-matrix, ROC
@@ -81,7 +90,7 @@ def evaluate_checkpoint(checkpoint, prepared, split, out=None, device="auto", am
         if prepared.image_size != args["image_size"]:
             raise UserError(f"the model takes {args['image_size']} px images, the evaluation set has "
                             f"{prepared.image_size} px (prepare it with --size {args['image_size']})")
-    labels = relabel_to_model(prepared, first["class_names"])
+    targets = split_targets(members[0][1], prepared, idx, first["class_names"])
     member_probs = []
     for model, task, state in members:
         meta = None
@@ -89,7 +98,6 @@ def evaluate_checkpoint(checkpoint, prepared, split, out=None, device="auto", am
             meta = torch.from_numpy(rows_metadata(prepared, idx, state["model_args"]["metadata_vocab"])).to(device)
         member_probs.append(predict(model, task, images, meta, autocast=autocast_for(device, amp), tta=tta).numpy())
     probs = np.mean(member_probs, axis=0)
-    targets = task.targets(torch.from_numpy(labels[idx])).numpy()
     metrics = task.metrics(targets, probs)
     positives = task.positives(targets)
     metrics["calibration"] = calibration(probs, positives, top_label=not task.multilabel)

@@ -2,6 +2,7 @@
 patient ids, and per-image metadata/groups CSVs for any source (prepare --metadata-csv / --groups-csv)."""
 
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -147,3 +148,25 @@ def test_imagefolder_takes_groups_and_metadata_csvs(run_cli, imagefolder_root, t
     result = run_cli("prepare", "--source", "imagefolder", "--root", imagefolder_root, "--groups-csv", bad,
                      "--out", tmp_path / "b.npz")
     assert result.exit_code == 1 and "has none of the columns patient_id" in result.output
+
+
+def test_a_binary_model_is_scored_on_a_verdict_only_set(run_cli, ham_root, tmp_path):
+    """ISIC 2016/2020 say only benign or malignant: a binary-task HAM10000 model is scored on that verdict."""
+    data = tmp_path / "ham.npz"
+    assert run_cli("prepare", "--source", "ham10000", "--root", ham_root, "--size", 16, "--out", data).exit_code == 0
+    run = tmp_path / "binary"
+    assert run_cli("train-classifier", "--data", data, "--out", run, "--task", "binary", "--epochs", 1).exit_code == 0
+    root = tmp_path / "isic2016"
+    ids = isic_images(root, 20)
+    write_csv(root / "ISBI2016_ISIC_Part3_Test_GroundTruth.csv", None,
+              [[i, "1.0" if n % 4 == 0 else "0.0"] for n, i in enumerate(ids)])
+    result = run_cli("evaluate", "--checkpoint", run, "--source", "isic-csv", "--root", root, "--out",
+                     tmp_path / "isic2016.json")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "isic2016.json").read_text())
+    assert metrics["class_names"] == ["benign", "malignant"] and metrics["per_class"]["malignant"]["support"] == 5
+    multiclass = tmp_path / "multiclass"
+    assert run_cli("train-classifier", "--data", data, "--out", multiclass, "--epochs", 1).exit_code == 0
+    result = run_cli("evaluate", "--checkpoint", multiclass, "--source", "isic-csv", "--root", root, "--out",
+                     tmp_path / "x.json")
+    assert result.exit_code == 1 and "class(es) benign, malignant of the evaluation set are unknown" in result.output

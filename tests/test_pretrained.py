@@ -126,3 +126,21 @@ def test_head_only_epochs_under_torchrun_follow_one_process(toy16, tmp_path):
     # The backbone's gradient comes after the head's first Adam step, which turns float noise in near-zero
     # gradients into +-lr: ~1% apart measured, where a backbone left out of the averaging is tens of % apart.
     assert_same_gradients(a["optimizer"], b["optimizer"], tolerance=2e-2)
+
+
+def test_inception_v3_trains_at_75_px_and_explains(tmp_path, run_cli):
+    """Grad-CAM looks at its last mixed block (the registry's cam_layer) through the recorded normalisation."""
+    from PIL import Image
+
+    data = write_prepared(tmp_path / "tiny75.npz", 75, per_split=(3, 2, 0))
+    weights = tmp_path / "inception.pth"
+    torch.save(torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False).state_dict(), weights)
+    run = tmp_path / "inc"
+    result = run_cli("train-classifier", "--data", data, "--out", run, "--model", "inception_v3", "--pretrained",
+                     weights, "--freeze-epochs", 1, "--epochs", 1, "--set", "batch_size=3")
+    assert result.exit_code == 0, result.output
+    assert load_classifier(run)[2]["model_args"]["input_norm"] == {"mean": [0.5] * 3, "std": [0.5] * 3}
+    Image.new("RGB", (90, 80), (150, 90, 60)).save(tmp_path / "lesion.png")
+    result = run_cli("explain", "--checkpoint", run, tmp_path / "lesion.png", "--out", tmp_path / "cams")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "cams" / "lesion_gradcam.png").is_file()
