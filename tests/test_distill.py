@@ -105,7 +105,8 @@ def test_evaluate_an_ensemble(toy16, teachers, tmp_path, run_cli):
     result = run_cli("evaluate", "--checkpoint", teachers[0], "--checkpoint", teachers[1], "--data", toy16,
                      "--split", "val", "--out", tmp_path / "ens.json")
     assert result.exit_code == 0, result.output
-    assert json.loads((tmp_path / "ens.json").read_text())["checkpoint"] == [str(t) for t in teachers]
+    # the files scored: a run folder stands for its best.pt (a --folds folder for its folds' best.pt files)
+    assert json.loads((tmp_path / "ens.json").read_text())["checkpoint"] == [str(t / "best.pt") for t in teachers]
     prepared = load_prepared(toy16)
     images = torch.from_numpy(prepared.images[prepared.indices("val")]).permute(0, 3, 1, 2)
     members = [predict(*load_classifier(t)[:2], images, None).numpy() for t in teachers]
