@@ -7,6 +7,8 @@ median of earlier trials at that epoch. The hook that reports each epoch is hand
 classifier/ never imports Optuna.
 """
 
+import contextlib
+import fcntl
 import os
 import socket
 import time
@@ -44,13 +46,27 @@ def open_storage(config):
                 return RDBStorage(config.storage_url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_S,
                                   grace_period=GRACE_S,
                                   heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(1))
-            except sqlalchemy.exc.OperationalError:  # two processes creating the tables at once: the loser retries
+            except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError):  # two processes creating the
+                # tables at once (a locked file, or both inserting the schema version): the loser retries
                 if attempt == 2:
                     raise
                 time.sleep(1)
             except (ImportError, ValueError, sqlalchemy.exc.ArgumentError,
                     optuna.exceptions.StorageInternalError) as err:
                 raise UserError(f"cannot open the study storage {config.storage_url}: {err}") from None
+
+
+@contextlib.contextmanager
+def creation_lock(config):
+    """Processes on one SQLite file create its tables and the study one after another (an flock beside it): at
+    the same moment, both insert the schema version and one fails. Other databases handle it themselves."""
+    if not config.storage_url.startswith("sqlite:"):
+        yield
+        return
+    Path(config.out).mkdir(parents=True, exist_ok=True)
+    with open(Path(config.out) / ".study.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def load_study(config, storage, setup):
@@ -126,7 +142,8 @@ def tune(config, progress=True):
     synthetic = load_synthetic(config.recipe["synthetic"]) if config.recipe.get("synthetic") else None
     params = parse_space(config.space)
     setup = {"data": prepared.fingerprint, "recipe": config.recipe, "space": config.space, "seed": config.seed}
-    study = load_study(config, open_storage(config), setup)
+    with creation_lock(config):
+        study = load_study(config, open_storage(config), setup)
 
     def objective(trial):
         trial.set_user_attr("worker", WORKER)
