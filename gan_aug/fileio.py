@@ -154,10 +154,18 @@ def start_run_dir(run_dir, artifacts, resume):
             elif target.exists():
                 target.unlink()
     run_dir.mkdir(parents=True, exist_ok=True)
-    for folder in [run_dir] + [run_dir / name for name in artifacts if (run_dir / name).is_dir()]:
-        for stray in folder.glob(".*.tmp"):
-            if stray.is_file() and (folder != run_dir or _is_run_file(stray.name, artifacts)):
-                stray.unlink()
+    remove_temp_files(run_dir, artifacts)
+    for name in artifacts:
+        if (run_dir / name).is_dir():
+            remove_temp_files(run_dir / name)
+
+
+def remove_temp_files(folder, names=None):
+    """Delete the temp files that atomic writes into `folder` (of the files `names`, or of any) left when their
+    process was killed. Only where no live process writes those files: a run's own folder, or under its lock."""
+    for stray in Path(folder).glob(".*.tmp"):
+        if stray.is_file() and (names is None or _is_run_file(stray.name, names)):
+            stray.unlink()
 
 
 def write_text(path, text):

@@ -148,3 +148,18 @@ def test_runs_store_absolute_paths_and_resume_from_another_folder(toy16, toy_gan
         assert result.exit_code == 0, result.output
     assert torch.load(here / "gan" / "latest.pt", weights_only=True)["step"] == 2
     assert torch.load(here / "clf" / "latest.pt", weights_only=True)["epoch"] == 2
+
+
+def test_compare_run_again_after_a_kill_removes_the_temp_files_it_left(toy16, tmp_path, run_cli):
+    config = tmp_path / "compare.yaml"
+    config.write_text(json.dumps({"data": str(toy16), "arms": ["none"], "seeds": [0], "epochs": 1, "threads": 1,
+                                  "bootstrap": 100, "device": "cpu"}))
+    out = tmp_path / "cmp"
+    assert run_cli("compare", "--config", config, "--out", out).exit_code == 0
+    run = out / "runs" / "none_seed0"
+    (run / "done.json").unlink()  # killed while writing its predictions, before done.json
+    for stray in (run / ".val_predictions.npz.k2j4.tmp", out / ".config.yaml.x8a1.tmp", out / ".results.csv.p0q1.tmp"):
+        stray.write_bytes(b"half a file")
+    result = run_cli("compare", "--config", config, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert temp_files(out) == [] and (run / "done.json").is_file()

@@ -27,7 +27,7 @@ from gan_aug.config import build_config, to_yaml
 from gan_aug.data.prepared import load_prepared
 from gan_aug.data.synthetic import MANIFEST, load_synthetic
 from gan_aug.errors import UserError, first_line
-from gan_aug.fileio import atomic_write
+from gan_aug.fileio import atomic_write, remove_temp_files
 from gan_aug.runtime import resolve_device
 from gan_aug.synth.config import SynthConfig
 from gan_aug.synth.sample import synthesize
@@ -40,6 +40,8 @@ def run_arm(config, arm, seed, prepared, synthetics, externals, teachers, progre
         done = directory / "done.json"
         if done.is_file():
             return read_done(done)
+        if directory.is_dir():  # a killed try's temp files (its lock is ours: no one else writes here)
+            remove_temp_files(directory)
         record = _train_and_evaluate(config, arm, seed, directory, prepared, synthetics, externals, teachers,
                                      progress)
         with atomic_write(done, "w") as handle:
@@ -140,6 +142,7 @@ def compare(config, progress=True):
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     with locked(out / "config.lock"):  # shards started together all write it
+        remove_temp_files(out, ("config.yaml",))
         with atomic_write(out / "config.yaml", "w") as handle:
             handle.write(to_yaml(dataclasses.replace(config, shard="1/1")))
         synthetics = load_synthetic_sets(config, prepared, progress)  # one shard synthesizes, the others wait for it
@@ -174,6 +177,7 @@ def report_finished(config, prepared, externals):
     summary = summarize(finished, {key: records[key] for key in records if key[1] in seeds}, splits, n_classes)
     summary["unfinished_seeds"] = [s for s in config.seeds if s not in seeds]
     with locked(Path(config.out) / "report.lock"):  # two shards finishing at once write one report each in turn
+        remove_temp_files(config.out, ("results.csv",))
         write_report(finished, prepared, {key: records[key] for key in records if key[1] in seeds}, summary, splits)
     if missing and len(missing) < 20:
         print(f"not yet in the report: {', '.join(missing)}", flush=True)
