@@ -21,6 +21,7 @@ from gan_aug.data.prepare import prepare
 from gan_aug.data.toy import STYLES, render
 
 gradio_client = pytest.importorskip("gradio_client")
+pytest.importorskip("gradio_client.exceptions")
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOT = ROOT / "samples" / "serve.png"
 
@@ -102,6 +103,8 @@ def test_classify_generate_and_every_bad_upload_through_the_client(classifier, t
             rows = list(csv.DictReader(io.TextIOWrapper(handle.open(manifest))))
         assert len(rows) == 5 and {r["class"] for r in rows} == {"mel"}
         assert any(n.endswith("synthetic.json") for n in names) and sum(n.endswith(".png") for n in names) == 5
+        with pytest.raises(gradio_client.exceptions.AppError, match="greater than maximum value 64"):
+            client.predict("mel", 1000, 1.0, 0, api_name="/generate")  # past --max-images, from a script
     assert not workdir.exists()  # ... and goes with it when the app stops
     assert sorted(p.name for p in tmp_path.iterdir()) == ["client", "uploads"]
 

@@ -60,7 +60,8 @@ def classify_handler(model, max_megapixels):
 
 def generate_handler(gan, workdir, device):
     def run(class_name, count, truncation, seed):
-        """(summary, gallery, zip file) of `count` synthetic images of one class."""
+        """(summary, gallery, zip file) of `count` synthetic images of one class (the slider's range, which
+        Gradio enforces for API clients too, keeps count within --max-images)."""
         try:
             images, archive = generate(gan, class_name, count, truncation, seed, workdir, device)
         except UserError as err:

@@ -39,7 +39,8 @@ class TuneConfig:
         self.recipe = dict(self.recipe or {})
         fixed = sorted(set(self.recipe) & (set(NOT_TUNABLE) - set(RECIPE_ONLY)))
         if fixed:
-            raise UserError(f"recipe key(s) {', '.join(fixed)} are set by tune itself: drop them from `recipe`")
+            raise UserError(f"recipe key(s) {', '.join(fixed)} cannot be fixed for tune's trials (it sets data, out "
+                            "and seed itself, and trains on the prepared split): drop them from `recipe`")
         for param in parse_space(self.space):
             if param.name in self.recipe:
                 raise UserError(f"'{param.name}' is both searched (space) and fixed (recipe): keep one")
