@@ -71,6 +71,7 @@ def bad_uploads(folder):
             "truncated.jpg": "could not be read"}
 
 
+@pytest.mark.slow
 def test_classify_generate_and_every_bad_upload_through_the_client(classifier, toy_gan, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the app must write nothing where it is started
     config = build_config(ServeConfig, None, {"checkpoint": str(classifier), "gan": str(toy_gan),
@@ -118,6 +119,7 @@ def browser():
 
 @pytest.mark.skipif(browser() is None, reason="no chromium/chromedriver on PATH (.ci/run installs Debian's "
                                                "chromium and chromium-driver)")
+@pytest.mark.slow
 def test_a_real_browser_uploads_an_image_and_sees_probabilities_and_overlay(classifier, tmp_path):
     webdriver = pytest.importorskip("selenium.webdriver")
     from selenium.webdriver.common.by import By

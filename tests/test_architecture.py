@@ -101,6 +101,7 @@ def test_core_and_data_never_import_later_stages():
         assert not [m for m in graph[module] if m.startswith(later)], module
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("order", ["sorted", "reversed", "shuffled"])
 def test_every_module_imports_in_a_fresh_interpreter_in_any_order(order):
     names = sorted(name for name in module_files() if not name.endswith("__main__"))  # that one runs the CLI

@@ -91,6 +91,7 @@ def test_arm_parsing():
             parse_arm(bad)
 
 
+@pytest.mark.slow
 def test_compare_on_toy_writes_results_and_resumes(toy16, toy_gan, tmp_path, run_cli):
     syn = tmp_path / "syn"
     assert run_cli("synthesize", "--checkpoint", toy_gan, "-n", 60, "--out", syn).exit_code == 0
@@ -213,6 +214,7 @@ def test_a_run_in_training_elsewhere_is_refused_not_shared(toy16, tmp_path, run_
     assert not run_dir(out, "none", 0).exists()
 
 
+@pytest.mark.slow
 def test_shards_split_the_runs_and_the_report_merges_what_finished(toy16, tmp_path, run_cli):
     out = tmp_path / "cmp"
     cfg = tmp_path / "compare.yaml"

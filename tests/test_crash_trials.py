@@ -13,6 +13,8 @@ sys.path.insert(0, str(TOOLS))
 from crash_commands import COMMANDS, Torn  # noqa: E402
 from crash_trials import leftovers  # noqa: E402
 
+pytestmark = pytest.mark.slow  # commands run as subprocesses and SIGKILLed
+
 
 def test_two_kills_of_train_classifier_resume_to_the_uninterrupted_run(tmp_path):
     result = subprocess.run([sys.executable, str(TOOLS / "crash_trials.py"), "--trials", "2", "--commands",

@@ -7,6 +7,8 @@ import pytest
 from gan_aug.demo import run_demo
 from gan_aug.errors import UserError
 
+pytestmark = pytest.mark.slow  # the whole demo pipeline
+
 
 def test_demo_pipeline_writes_a_report(tmp_path):
     out = tmp_path / "demo"

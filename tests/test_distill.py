@@ -122,6 +122,7 @@ def test_evaluate_an_ensemble(toy16, teachers, tmp_path, run_cli):
     assert result.exit_code != 0 and "px" in result.output and not (tmp_path / "bad.json").exists()
 
 
+@pytest.mark.slow
 def test_compare_labels_each_pool_once(toy16, teachers, tmp_path, monkeypatch):
     """Every seed of a +kd arm trains on the same pool: one compare asks its teachers about it once."""
     from classifier.teachers import TeacherEnsemble

@@ -14,6 +14,8 @@ import torch
 
 from gan_aug.data.staging import StagedImages
 
+pytestmark = pytest.mark.slow  # torchrun process groups, killed and resumed
+
 # Augmentation and dropout draw per rank by design; with them off, 1 and 2 processes must agree.
 GAN = ["--set", "batch_size=16", "--set", "z_dim=16", "--set", "g_channels=8", "--set", "d_channels=8",
        "--set", "grid_columns=2", "--set", "diffaugment=[]", "--set", "amp=false", "--set", "snapshot_every=1"]

@@ -8,6 +8,7 @@ import json
 import zipfile
 
 import numpy as np
+import pytest
 from conftest import write_prepared
 from PIL import Image
 
@@ -55,6 +56,7 @@ def test_stylegan2_ada_export_is_exactly_the_train_split(toy16, tmp_path, run_cl
     assert result.exit_code == 1 and "already exist" in result.output
 
 
+@pytest.mark.slow
 def test_round_trip_export_generate_import_score_compare(toy16, tmp_path, run_cli):
     exported = tmp_path / "toy16_train"
     receipt = export(run_cli, toy16, exported, "imagefolder")

@@ -27,6 +27,7 @@ def ham16(ham_root, tmp_path):
     return out
 
 
+@pytest.mark.slow
 def test_five_folds_give_five_models_with_disjoint_lesion_groups_and_test_untouched(ham16, run_cli, tmp_path):
     prepared = load_prepared(ham16)
     out = tmp_path / "cv"
@@ -68,6 +69,7 @@ def test_fold_settings_are_checked(ham16, run_cli, tmp_path):
         assert result.exit_code == 1 and message in result.output
 
 
+@pytest.mark.slow
 def test_one_gan_per_fold_is_enforced_by_provenance(ham16, run_cli, tmp_path):
     gans = tmp_path / "gan_cv"
     gan_flags = ("--batch-size", 16, "--z-dim", 16, "--g-channels", 8, "--d-channels", 8, "--kimg", 0.032,

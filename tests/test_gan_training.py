@@ -201,6 +201,7 @@ def test_a_diverging_gan_is_reported_not_hidden(toy16, tmp_path, monkeypatch, ca
     assert "non-finite values in Loss/D" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_quality_is_tracked_while_training(toy16, tmp_path, run_cli):
     """FD/KID curves in stats.jsonl and TensorBoard, overall and per class; best.pt is the lowest-FD snapshot;
     one TensorBoard image tag per class."""
@@ -226,6 +227,7 @@ def test_quality_is_tracked_while_training(toy16, tmp_path, run_cli):
     assert "metrics_every needs a feature space" in error_line(no_space)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["dcgan", "stylegan_lite"])
 def test_256_px_trains_a_few_steps(tmp_path, arch):
     data = tmp_path / "toy256.npz"

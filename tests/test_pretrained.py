@@ -26,6 +26,7 @@ def cache_imagenet_file(torch_home, name, model):
     return path
 
 
+@pytest.mark.slow
 def test_resnet50_at_224_px_transfers_from_cached_imagenet_weights(torch_home, tmp_path, run_cli):
     """The recipe: head only while frozen (backbone and its BatchNorm statistics untouched), then everything at
     a tenth of the head's lr; the checkpoint carries ImageNet's normalisation, and evaluate uses it."""
@@ -111,6 +112,7 @@ def test_presets_are_valid_configs(tmp_path):
         assert 0 < config.backbone_lr_mult < 1
 
 
+@pytest.mark.slow
 def test_head_only_epochs_under_torchrun_follow_one_process(toy16, tmp_path):
     """DistributedDataParallel is rebuilt when the backbone thaws: 2 processes still follow 1 through it."""
     from test_distributed import CLASSIFIER, assert_same_gradients, checkpoint, launch
@@ -128,6 +130,7 @@ def test_head_only_epochs_under_torchrun_follow_one_process(toy16, tmp_path):
     assert_same_gradients(a["optimizer"], b["optimizer"], tolerance=2e-2)
 
 
+@pytest.mark.slow
 def test_inception_v3_trains_at_75_px_and_explains(tmp_path, run_cli):
     """Grad-CAM looks at its last mixed block (the registry's cam_layer) through the recorded normalisation."""
     from PIL import Image

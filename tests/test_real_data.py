@@ -14,6 +14,7 @@ pytestmark = pytest.mark.skipif(not HAM_ROOT or not Path(HAM_ROOT).is_dir(),
 SOURCE_COUNTS = {"akiec": 327, "bcc": 514, "bkl": 1099, "df": 115, "mel": 1113, "nv": 6705, "vasc": 142}
 
 
+@pytest.mark.slow
 def test_prepare_real_ham10000(run_cli, tmp_path):
     out = tmp_path / "ham16.npz"
     result = run_cli("prepare", "--source", "ham10000", "--root", HAM_ROOT, "--size", 16, "--out", out)

@@ -150,6 +150,7 @@ def test_runs_store_absolute_paths_and_resume_from_another_folder(toy16, toy_gan
     assert torch.load(here / "clf" / "latest.pt", weights_only=True)["epoch"] == 2
 
 
+@pytest.mark.slow
 def test_compare_run_again_after_a_kill_removes_the_temp_files_it_left(toy16, tmp_path, run_cli):
     config = tmp_path / "compare.yaml"
     config.write_text(json.dumps({"data": str(toy16), "arms": ["none"], "seeds": [0], "epochs": 1, "threads": 1,

@@ -153,6 +153,7 @@ def test_evaluate_metadata_csv_feeds_a_metadata_model_on_an_external_set(ham_roo
     assert result.exit_code == 1 and "--metadata-csv goes with --source" in result.output
 
 
+@pytest.mark.slow
 def test_compare_report_has_a_subgroup_table(ham_root, tmp_path, run_cli):
     data = tmp_path / "ham.npz"
     assert run_cli("prepare", "--source", "ham10000", "--root", ham_root, "--size", 16, "--out", data).exit_code == 0

@@ -26,6 +26,7 @@ def test_frechet_distance_matches_scipy():
     assert fidelity.frechet_distance(a, b) == pytest.approx(reference_frechet(a, b), rel=1e-6)
 
 
+@pytest.mark.slow
 def test_self_zero_shift_large():
     rng = np.random.default_rng(1)
     a = rng.normal(size=(500, 8))
@@ -104,6 +105,7 @@ def small_scored_pair(tmp_path):
     return prepared.path, tmp_path / "syn"
 
 
+@pytest.mark.slow
 def test_score_with_inception_online_cache_or_offline(inception_file, torch_home, tmp_path, run_cli, no_network,
                                                      monkeypatch):
     """Offline and with nothing cached: one line. With the file in torch's cache (where a download puts it) or
@@ -129,6 +131,7 @@ def test_score_with_inception_online_cache_or_offline(inception_file, torch_home
         assert source["resize"].startswith("16 px, bilinear to 299x299 px")
 
 
+@pytest.mark.slow
 def test_cas_tells_a_faithful_generator_from_a_label_blind_one(tmp_path):
     """CAS of a 'generator' that returns the real train images with their labels beats the same images with
     shuffled labels (chance): the score measures whether synthetic labels carry the class."""

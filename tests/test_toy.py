@@ -1,6 +1,7 @@
 """The embedded toy source: deterministic, HAM-like imbalance, and learnable by a small CNN."""
 
 import numpy as np
+import pytest
 import torch
 from sklearn.metrics import balanced_accuracy_score
 from torch import nn
@@ -35,6 +36,7 @@ def test_images_vary_within_a_class():
     assert images.std(axis=0).mean() > 10  # not one template repeated
 
 
+@pytest.mark.slow
 def test_small_cnn_clearly_beats_chance():
     torch.manual_seed(0)
     data = toy_set(1000)

@@ -50,6 +50,7 @@ def tune_process(tune_yaml, out, trials=6):
                             text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
+@pytest.mark.slow
 def test_six_trials_and_the_best_config_trains_as_is(run_cli, tune_yaml, tmp_path):
     out = tmp_path / "tune"
     result = run_cli("tune", "--config", tune_yaml, "--out", out, "--trials", 6)
@@ -68,6 +69,7 @@ def test_six_trials_and_the_best_config_trains_as_is(run_cli, tune_yaml, tmp_pat
     assert again.exit_code == 0 and len(finished(out)) == 6
 
 
+@pytest.mark.slow
 def test_resumes_after_sigkill_without_losing_finished_trials(tune_yaml, tmp_path):
     out = tmp_path / "tune"
     process = tune_process(tune_yaml, out)
@@ -86,6 +88,7 @@ def test_resumes_after_sigkill_without_losing_finished_trials(tune_yaml, tmp_pat
     assert len(after) == 6 and all(after[n] == value for n, value in before.items())
 
 
+@pytest.mark.slow
 def test_two_processes_finish_six_trials_between_them(tune_yaml, tmp_path):
     out = tmp_path / "tune"
     workers = [tune_process(tune_yaml, out) for _ in range(2)]
