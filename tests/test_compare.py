@@ -232,3 +232,33 @@ def test_shards_split_the_runs_and_the_report_merges_what_finished(toy16, tmp_pa
     report = (out / "report.md").read_text()
     assert "Partial report" not in report and "(seeds 0, 1)" in report
     assert "--shard looks like K/N" in run_cli("compare", "--config", cfg, "--out", out, "--shard", "3/2").output
+
+
+def test_recipe_gain_pairs_two_compares_on_their_common_seeds(tmp_path):
+    """tools/recipe_gain.py: A's gain over B is the mean BMA difference over the seeds both ran (B's extra seed
+    is left out), its CI covers the planted difference, and two different test sets are refused."""
+    rng = np.random.default_rng(0)
+    y_true = np.repeat(np.arange(3), 200)
+
+    def write_run(out, seed, accuracy, labels=y_true):
+        right = rng.random(len(labels)) < accuracy
+        y_pred = np.where(right, labels, (labels + 1) % 3)
+        run = run_dir(out, "oversample", seed)
+        run.mkdir(parents=True)
+        np.savez(run / "test_predictions.npz", y_true=labels, y_pred=y_pred, probs=np.eye(3)[y_pred])
+        return bma(labels, y_pred, 3)
+
+    a = [write_run(tmp_path / "a", s, 0.80) for s in (1, 2, 3)]
+    b = [write_run(tmp_path / "b", s, 0.70) for s in (1, 2, 3, 4)]
+    tool = [sys.executable, str(Path(__file__).parents[1] / "tools" / "recipe_gain.py"), "--a", str(tmp_path / "a"),
+            "--b", str(tmp_path / "b"), "--iterations", "200"]
+    result = subprocess.run(tool, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "seeds [1, 2, 3]" in result.stdout
+    gain, low, high = map(float, re.search(r"gain ([+-][\d.]+) \[([+-][\d.]+), ([+-][\d.]+)\]", result.stdout).groups())
+    assert gain == pytest.approx(100 * (np.mean(a) - np.mean(b[:3])), abs=0.006)
+    assert low < 10 < high and low > 0  # the planted 10 points, and clearly above 0
+
+    write_run(tmp_path / "c", 1, 0.8, labels=np.roll(y_true, 1))
+    result = subprocess.run(tool[:-4] + ["--b", str(tmp_path / "c")], capture_output=True, text=True)
+    assert result.returncode == 1 and "different test images" in result.stderr

@@ -1,0 +1,62 @@
+"""One arm under two classifier recipes: is recipe A (say `gan-aug tune`'s best_compare.yaml) better than
+recipe B (the untuned defaults)? A compare holds one recipe for all its arms, so the two recipes are two
+finished compares over the same seeds; this prints each one's BMA per split (mean +- std over seeds) and
+A's paired-bootstrap gain over B on the seeds both ran, with the report's two CIs (PROTOCOL.md rule 5).
+
+    python tools/recipe_gain.py --a results/tuned --b results/untuned [--arm oversample] [--split test]
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gan_aug.compare.stats import bma, format_gain, gain_with_cis, mean_std  # noqa: E402
+from gan_aug.compare.summary import PREDICTIONS, load_predictions, run_dir  # noqa: E402
+
+
+def finished_seeds(out, arm, split):
+    """Seeds whose run of `arm` in the compare folder `out` saved its predictions on `split`."""
+    runs = Path(out, "runs").glob(f"{arm.replace(':', '_')}_seed*")
+    seeds = {int(r.name.rsplit("_seed", 1)[1]) for r in runs}
+    return sorted(s for s in seeds if (run_dir(out, arm, s) / PREDICTIONS.format(split=split)).is_file())
+
+
+def recipe_gain(out_a, out_b, arm, split, iterations=2000):
+    """{"seeds", "a", "b": (mean, std) BMA, "gain": gain_with_cis record} of A over B on their common seeds."""
+    seeds = sorted(set(finished_seeds(out_a, arm, split)) & set(finished_seeds(out_b, arm, split)))
+    if not seeds:
+        raise SystemExit(f"no seed of arm {arm} has {split} predictions in both {out_a} and {out_b}")
+    runs = {name: [load_predictions(out, arm, s, split) for s in seeds] for name, out in (("a", out_a), ("b", out_b))}
+    y_true = runs["a"][0]["y_true"]
+    if any(not np.array_equal(r["y_true"], y_true) for rows in runs.values() for r in rows):
+        raise SystemExit(f"the two compares scored different {split} images: not the same prepared set")
+    n_classes = runs["a"][0]["probs"].shape[1]
+    preds = {name: np.stack([r["y_pred"] for r in rows]) for name, rows in runs.items()}
+    result = {"seeds": seeds, "gain": gain_with_cis(y_true, preds["a"], preds["b"], n_classes, iterations)}
+    for name, rows in preds.items():
+        result[name] = mean_std([bma(y_true, row, n_classes) for row in rows])
+    return result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--a", required=True, help="compare folder of recipe A")
+    parser.add_argument("--b", required=True, help="compare folder of recipe B")
+    parser.add_argument("--arm", default="oversample")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--iterations", type=int, default=2000)
+    args = parser.parse_args()
+    result = recipe_gain(args.a, args.b, args.arm, args.split, args.iterations)
+    print(f"{args.arm} on {args.split}, seeds {result['seeds']}")
+    for name, out in (("A", args.a), ("B", args.b)):
+        mean, std = result[name.lower()]
+        print(f"  {name} {out}: BMA {mean:.4f} +- {std:.4f}")
+    print(f"  A - B: {format_gain(result['gain'])} (BMA points, 95% CIs)")
+
+
+if __name__ == "__main__":
+    main()
