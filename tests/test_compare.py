@@ -250,6 +250,8 @@ def test_recipe_gain_pairs_two_compares_on_their_common_seeds(tmp_path):
 
     a = [write_run(tmp_path / "a", s, 0.80) for s in (1, 2, 3)]
     b = [write_run(tmp_path / "b", s, 0.70) for s in (1, 2, 3, 4)]
+    (tmp_path / "b" / "runs" / "oversample_seed5").mkdir()  # a run still training: no predictions yet
+    (tmp_path / "b" / "runs" / "oversample_seed5.lock").touch()
     tool = [sys.executable, str(Path(__file__).parents[1] / "tools" / "recipe_gain.py"), "--a", str(tmp_path / "a"),
             "--b", str(tmp_path / "b"), "--iterations", "200"]
     result = subprocess.run(tool, capture_output=True, text=True)
