@@ -20,9 +20,8 @@ from gan_aug.compare.summary import PREDICTIONS, load_predictions, run_dir  # no
 
 def finished_seeds(out, arm, split):
     """Seeds whose run of `arm` in the compare folder `out` saved its predictions on `split`."""
-    runs = Path(out, "runs").glob(f"{arm.replace(':', '_')}_seed*")
-    seeds = {int(r.name.rsplit("_seed", 1)[1]) for r in runs if r.is_dir()}  # not a running seed's .lock
-    return sorted(s for s in seeds if (run_dir(out, arm, s) / PREDICTIONS.format(split=split)).is_file())
+    saved = Path(out, "runs").glob(f"{run_dir(out, arm, '*').name}/{PREDICTIONS.format(split=split)}")
+    return sorted(int(path.parent.name.rsplit("_seed", 1)[1]) for path in saved)
 
 
 def recipe_gain(out_a, out_b, arm, split, iterations=2000):

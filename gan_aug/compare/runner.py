@@ -40,8 +40,7 @@ def run_arm(config, arm, seed, prepared, synthetics, externals, teachers, progre
         done = directory / "done.json"
         if done.is_file():
             return read_done(done)
-        if directory.is_dir():  # a killed try's temp files (its lock is ours: no one else writes here)
-            remove_temp_files(directory)
+        remove_temp_files(directory)  # a killed try's (its lock is ours: no one else writes here)
         record = _train_and_evaluate(config, arm, seed, directory, prepared, synthetics, externals, teachers,
                                      progress)
         with atomic_write(done, "w") as handle:
