@@ -37,11 +37,41 @@ def study_of(out):
     return optuna.load_study(study_name="gan-aug-tune", storage=f"sqlite:///{out / 'study.db'}")
 
 
-def finished(out):
+def finished_trials(out):
     try:
-        return {t.number: t.value for t in study_of(out).get_trials(states=FINISHED)}
+        return study_of(out).get_trials(states=FINISHED)
     except (KeyError, sqlalchemy.exc.OperationalError):  # the database is there, its tables or the study not yet
-        return {}
+        return []
+
+
+def finished(out):
+    return {t.number: t.value for t in finished_trials(out)}
+
+
+def finished_per_pid(out):
+    """pid -> trials that process finished (tune records each trial's worker as host:pid)."""
+    pids = [int(t.user_attrs["worker"].rpartition(":")[2]) for t in finished_trials(out)]
+    return {pid: pids.count(pid) for pid in set(pids)}
+
+
+def let_both_work(workers, out, timeout=300):
+    """Six toy trials take seconds, so a worker that starts late (a loaded machine) can find them all done. Once
+    one worker has finished a trial and the other none, pause the first (well inside tune's 60 s heartbeat
+    grace) until the other has finished one too; then both share the rest as usual."""
+    paused, deadline = None, time.time() + timeout
+    try:
+        while time.time() < deadline and all(w.poll() is None for w in workers):
+            counts = finished_per_pid(out)
+            ahead = [w for w in workers if counts.get(w.pid)]
+            if paused is None and len(ahead) == 1:
+                paused, deadline = ahead[0], min(deadline, time.time() + 45)
+                paused.send_signal(signal.SIGSTOP)
+            elif len(ahead) == 2:
+                return
+            time.sleep(0.1)
+    finally:
+        if paused is not None:
+            paused.send_signal(signal.SIGCONT)
 
 
 def tune_process(tune_yaml, out, trials=6):
@@ -92,6 +122,7 @@ def test_resumes_after_sigkill_without_losing_finished_trials(tune_yaml, tmp_pat
 def test_two_processes_finish_six_trials_between_them(tune_yaml, tmp_path):
     out = tmp_path / "tune"
     workers = [tune_process(tune_yaml, out) for _ in range(2)]
+    let_both_work(workers, out)
     for worker in workers:
         output, _ = worker.communicate(timeout=600)
         assert worker.returncode == 0, output
