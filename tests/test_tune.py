@@ -48,10 +48,9 @@ def finished(out):
     return {t.number: t.value for t in finished_trials(out)}
 
 
-def finished_per_pid(out):
-    """pid -> trials that process finished (tune records each trial's worker as host:pid)."""
-    pids = [int(t.user_attrs["worker"].rpartition(":")[2]) for t in finished_trials(out)]
-    return {pid: pids.count(pid) for pid in set(pids)}
+def pids_with_a_finished_trial(out):
+    """tune records each trial's worker as host:pid."""
+    return {int(t.user_attrs["worker"].rpartition(":")[2]) for t in finished_trials(out)}
 
 
 def let_both_work(workers, out, timeout=300):
@@ -61,8 +60,8 @@ def let_both_work(workers, out, timeout=300):
     paused, deadline = None, time.time() + timeout
     try:
         while time.time() < deadline and all(w.poll() is None for w in workers):
-            counts = finished_per_pid(out)
-            ahead = [w for w in workers if counts.get(w.pid)]
+            done = pids_with_a_finished_trial(out)
+            ahead = [w for w in workers if w.pid in done]
             if paused is None and len(ahead) == 1:
                 paused, deadline = ahead[0], min(deadline, time.time() + 45)
                 paused.send_signal(signal.SIGSTOP)
