@@ -91,19 +91,19 @@ def gan_aug(*args, launcher=None, log=None):
     return time.perf_counter() - start, result.stdout
 
 
-def pipeline(tmp, ham, smoke, log, stages, save):
+def pipeline(tmp, ham, smoke, log, results, save):
     """prepare -> GAN 200 kimg -> synthesize 5000 -> score -> compare 2 arms x 2 seeds, 64 px: each stage's
-    seconds go into `stages` and are saved as it ends, so a run cut off at its time limit keeps them."""
+    seconds go into results["pipeline_64px_s"] and are saved as it ends, so a run cut off at its time limit
+    keeps them; results["pipeline_source"] says whether it ran on HAM10000 or, without it, on toy images."""
     size, kimg, n, epochs = (16, 0.064, 100, 1) if smoke else (64, 200, 5000, 20)
     data, gan, syn, judge = tmp / "ham.npz", tmp / "gan", tmp / "syn", tmp / "judge"
     source = ["--source", "ham10000", "--root", ham] if ham and Path(ham).is_dir() and not smoke else \
         ["--source", "toy", "--toy-count", 300 if smoke else 10015]
-    stages["source"] = source[1]
+    results["pipeline_source"], stages = source[1], results["pipeline_64px_s"]
 
     def stage(name, *args):
         stages[name], _ = gan_aug(*args, log=log)
-        stages.pop("total", None)  # re-added last, so the table ends with it
-        stages["total"] = sum(v for k, v in stages.items() if k != "source")
+        print(f"[gpu_check] pipeline {name}: {stages[name]:.0f} s", flush=True)
         save()
 
     stage("prepare", "prepare", *source, "--size", size, "--out", data, "--force")
@@ -138,14 +138,15 @@ def main():
 
     def save():
         (out / "results.json").write_text(json.dumps(results, indent=2))
-        print(f"[gpu_check {time.strftime('%H:%M:%S')}] {json.dumps(results)}", flush=True)
 
     def measure(name, step):
         """One measurement; a failure is recorded and the next one still runs (the GPU machine is lent once)."""
         try:
             step()
+            print(f"[gpu_check {time.strftime('%H:%M:%S')}] {name}: done", flush=True)
         except Exception as error:  # noqa: BLE001 -- any failure is a finding to report, not a reason to stop
             results.setdefault("errors", {})[name] = f"{type(error).__name__}: {str(error)[-1500:]}"
+            print(f"[gpu_check {time.strftime('%H:%M:%S')}] {name}: failed", flush=True)
         save()
 
     with tempfile.TemporaryDirectory() as tmp, open(out / "commands.log", "w") as log:
@@ -154,7 +155,7 @@ def main():
             if args.smoke:
                 size, batch, channels = 16, 8, 4
 
-            def gan_rate(name=name, arch=arch, size=size, batch=batch, channels=channels, target=target):
+            def gan_rate():  # measure() calls it at once, so the loop's current values are the ones used
                 rate = gan_throughput(tmp, arch, size, batch, channels, 3 if args.smoke else 30, device, args.compile)
                 results["gan_img_per_s"][name] = {"img_per_s": rate, "target": target, "batch": batch}
             measure(name, gan_rate)
@@ -170,15 +171,17 @@ def main():
                     log=log)
             results["ddp_smoke"] = "ok"
         measure("ddp_smoke", ddp_smoke)
-        measure("pipeline", lambda: pipeline(tmp, args.ham, args.smoke, log, results["pipeline_64px_s"], save))
+        measure("pipeline", lambda: pipeline(tmp, args.ham, args.smoke, log, results, save))
     lines = [f"# gpu_check {results['date']}: {results['machine']}, torch {results['torch']}", "",
              "| measurement | value | target |", "| --- | ---: | ---: |"]
     lines += [f"| {k} img/s (batch {v['batch']}) | {v['img_per_s']:.0f} | >= {v['target']} |"
               for k, v in results["gan_img_per_s"].items()]
     if "classifier_resnet50_224_img_per_s" in results:
         lines.append(f"| resnet50 224 px classifier img/s | {results['classifier_resnet50_224_img_per_s']:.0f} | |")
-    lines += [f"| pipeline: {k} (s) | {v:.0f} | {'<= 900' if k == 'total' else ''} |"
-              for k, v in results["pipeline_64px_s"].items() if k != "source"]
+    stages = results["pipeline_64px_s"]
+    lines += [f"| pipeline: {k} (s) | {v:.0f} | |" for k, v in stages.items()]
+    if stages:
+        lines.append(f"| pipeline: total (s) | {sum(stages.values()):.0f} | <= {PIPELINE_TARGET_S} |")
     lines += [f"| error in {k} | {v.splitlines()[-1] if v else v} | |" for k, v in results.get("errors", {}).items()]
     (out / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
