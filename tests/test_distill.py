@@ -57,6 +57,17 @@ def test_the_student_follows_its_teacher(toy16, teachers, tmp_path):
     assert np.mean(val_predictions() == 2) < 0.6
 
 
+def test_an_ensemble_takes_a_device_name(toy16, teachers):
+    from classifier.teachers import TeacherEnsemble
+    fingerprint = torch.load(teachers[0] / "best.pt", weights_only=True)["data"]["fingerprint"]
+    ensemble = TeacherEnsemble(teachers, fingerprint, 16, "cpu")
+    images = torch.randint(0, 256, (5, 3, 16, 16), dtype=torch.uint8)
+    probabilities = ensemble.probabilities(images)
+    assert probabilities.shape == (5, 7)
+    assert torch.allclose(probabilities, TeacherEnsemble(teachers, fingerprint, 16, torch.device("cpu"))
+                          .probabilities(images))
+
+
 def test_teachers_are_checked(toy16, teachers, tmp_path):
     from gan_aug.data.config import PrepareConfig
     from gan_aug.data.prepare import prepare
