@@ -15,8 +15,9 @@ FORMATS = ("png", "npz")
 class SynthConfig:
     """`gan-aug synthesize`: sample a labelled synthetic set from one or more GAN checkpoints."""
 
-    checkpoints: typing.Tuple[str, ...] = setting(flag="--checkpoint", help="GAN run directory or .pt file "
-                                                  "(repeatable: e.g. one per-class GAN each).")
+    checkpoints: typing.Tuple[str, ...] = setting(flag="--checkpoint", help="GAN run directory (its latest.pt) or "
+                                                  ".pt file such as RUN/best.pt (repeatable: e.g. one per-class "
+                                                  "GAN each).")
     out: str = setting(help="Output folder (png) or .npz file (npz).")
     n: typing.Optional[int] = setting(None, flag="-n", help=f"Number of images in all [{DEFAULT_COUNT}; with "
                                       "name=count entries, their sum].")
