@@ -33,7 +33,6 @@ def load_teacher(path, fingerprint, image_size, device):
 
 class TeacherEnsemble:
     def __init__(self, checkpoints, fingerprint, image_size, device):
-        device = torch.device(device)  # a name ('cpu', 'cuda:0') too: autocast_for reads device.type
         self.paths = [classifier_file(c) for c in checkpoints]
         teachers = [load_teacher(path, fingerprint, image_size, device) for path in self.paths]
         self.models = [model for model, _, _ in teachers]

@@ -43,6 +43,7 @@ def autocast_for(device, enabled=True):
     A GPU without bf16 (before Ampere) runs in fp32, said once on the console."""
     if not enabled:
         return contextlib.nullcontext()
+    device = torch.device(device)  # a name such as 'cpu' too: every caller may hold either
     if device.type == "cuda":
         if torch.cuda.is_bf16_supported():
             return torch.autocast("cuda", dtype=torch.bfloat16)
