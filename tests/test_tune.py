@@ -118,6 +118,18 @@ def test_resumes_after_sigkill_without_losing_finished_trials(tune_yaml, tmp_pat
 
 
 @pytest.mark.slow
+def test_a_trial_whose_process_died_before_naming_itself_does_not_count(run_cli, tune_yaml, tmp_path):
+    """A kill right after a finished trial can land between Optuna creating the next trial and tune writing its
+    worker into it: a RUNNING trial no process will finish, which must not count towards --trials."""
+    out = tmp_path / "tune"
+    assert run_cli("tune", "--config", tune_yaml, "--out", out, "--trials", 2).exit_code == 0
+    study_of(out).ask()  # created and never named, as by a process killed at that moment
+    result = run_cli("tune", "--config", tune_yaml, "--out", out, "--trials", 4)
+    assert result.exit_code == 0, result.output
+    assert len(finished(out)) == 4
+
+
+@pytest.mark.slow
 def test_two_processes_finish_six_trials_between_them(tune_yaml, tmp_path):
     out = tmp_path / "tune"
     workers = [tune_process(tune_yaml, out) for _ in range(2)]

@@ -8,6 +8,7 @@ classifier/ never imports Optuna.
 """
 
 import contextlib
+import datetime
 import fcntl
 import os
 import socket
@@ -31,6 +32,8 @@ from gan_aug.tune.space import parse_space
 # A process that dies mid-trial stops beating; GRACE_S later the next process to start a trial marks that trial
 # failed and queues its parameters once more, so a kill costs the interrupted trial only.
 HEARTBEAT_S, GRACE_S = 10, 60
+# A trial is named (its worker written) milliseconds after it is created; one nameless for longer never will be.
+NAMING_S = 10
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -99,10 +102,25 @@ def finished(study):
     return len(study.get_trials(deepcopy=False, states=FINISHED))
 
 
-def alive(trial):
+def named(study, trial):
+    """The running trial with its worker, waiting for a process that has just asked for it to write its name
+    (milliseconds). None when it stays nameless for NAMING_S after its start: its process died in between, e.g.
+    killed the moment it had finished the trial before."""
+    while "worker" not in trial.user_attrs:
+        if datetime.datetime.now() - trial.datetime_start > datetime.timedelta(seconds=NAMING_S):
+            return None
+        time.sleep(0.5)
+        trial = study.get_trials(deepcopy=False)[trial.number]
+    return trial
+
+
+def alive(study, trial):
     """Whether a running trial's process lives. Only this host's processes can be asked; a dead one elsewhere
     is found by its stopped heartbeat."""
-    host, _, pid = trial.user_attrs.get("worker", "").rpartition(":")
+    trial = named(study, trial)
+    if trial is None:
+        return False
+    host, _, pid = trial.user_attrs["worker"].rpartition(":")
     if host != socket.gethostname():
         return True
     try:
@@ -118,7 +136,7 @@ def taken(study):
     """Finished trials plus the ones live processes are running: what counts towards --trials, so processes
     sharing a study stop at the number asked for instead of each finishing one more."""
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    return finished(study) + sum(alive(t) for t in running)
+    return finished(study) + sum(alive(study, t) for t in running)
 
 
 def stop_at(trials):
