@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from gan_aug.gan.augment import AUGMENTS, AdaptiveProbability, augment
+from gan_aug.gan.layers import MinibatchStd
 from gan_aug.gan.losses import LOSSES, r1_penalty
 from gan_aug.gan.networks import NETWORKS, build_networks, model_args
 
@@ -90,3 +91,25 @@ def test_adaptive_probability_follows_overfitting():
     restored = AdaptiveProbability(target=0.6)
     restored.load_state_dict(ada.state_dict())
     assert restored.p == ada.p
+
+
+def test_minibatch_std_sees_a_collapsed_group_and_keeps_groups_apart():
+    varied, same = torch.randn(4, 3, 4, 4), torch.randn(1, 3, 4, 4).repeat(4, 1, 1, 1)
+    spread = MinibatchStd(4)(torch.cat([same, varied]))[:, 3]  # a concatenated D batch: reals, then fakes
+    assert spread.shape == (8, 4, 4)
+    assert spread[:4].max() < 1e-3 and spread[4:].min() > 0.5  # the collapsed half has no spread of its own
+    assert torch.allclose(MinibatchStd(4)(varied)[:, :3], varied)  # the input passes through unchanged
+
+
+@pytest.mark.parametrize("arch", sorted(NETWORKS))
+def test_minibatch_std_is_an_option_that_leaves_old_weights_alone(arch):
+    plain = model_args(arch, 16, n_classes=3, z_dim=16, g_channels=4, d_channels=4)
+    assert "mbstd_group" not in plain  # runs from before the option compare equal on resume
+    _, D_plain = build_networks(plain)
+    _, D = build_networks(model_args(arch, 16, n_classes=3, z_dim=16, g_channels=4, d_channels=4, mbstd_group=2))
+    D_plain.eval(), D.eval()  # spectral norm's power iteration would move between the calls
+    images, c = torch.randn(4, 3, 16, 16), torch.tensor([0, 1, 2, 0])
+    same = images[:1].repeat(4, 1, 1, 1)
+    # D's verdict on an image now depends on the others in its group: a collapsed batch reads differently.
+    assert not torch.allclose(D(same, c)[0], D(torch.cat([same[:1], images[1:]]), c)[0])
+    assert torch.allclose(D_plain(same, c)[0], D_plain(torch.cat([same[:1], images[1:]]), c)[0], atol=1e-6)

@@ -42,9 +42,9 @@ def test_discriminator_learns_a_trivial_set(tmp_path):
 
 @pytest.mark.parametrize("arch", ["dcgan", "stylegan_lite"])
 def test_resume_equals_uninterrupted_run(toy16, tmp_path, arch):
-    # Every stateful piece on: lazy R1, adaptive augmentation, transitional conditioning, EMA.
+    # Every stateful piece on: lazy R1, adaptive augmentation, transitional conditioning, EMA; and minibatch std.
     common = dict(arch=arch, loss="nonsat", r1_gamma=1.0, r1_every=2, ada_target=0.01, ada_speed_kimg=0.05,
-                  cond_start_kimg=0.016, cond_end_kimg=0.1, deterministic=True)
+                  cond_start_kimg=0.016, cond_end_kimg=0.1, deterministic=True, mbstd_group=4)
     train_gan(tiny_config(toy16, tmp_path / "full", kimg=0.128, **common), progress=False)
     train_gan(tiny_config(toy16, tmp_path / "split", kimg=0.064, **common), progress=False)
     train_gan(tiny_config(toy16, tmp_path / "split", kimg=0.128, resume=True, **common), progress=False)
@@ -132,6 +132,7 @@ def test_bad_inputs(toy16, tmp_path, run_cli):
     assert "class df has" in line and "fewer than the batch size 64" in line and "batch_size=" in line
     assert "nothing to resume" in error_line(run_cli(*gan_args(toy16, run, "--resume")))
     assert "unknown arch" in error_line(run_cli(*gan_args(toy16, run, "--arch", "biggan")))
+    assert "divide batch_size 16" in error_line(run_cli(*gan_args(toy16, run, "--set", "mbstd_group=3")))
     assert "prepared set not found" in error_line(run_cli(*gan_args(tmp_path / "none.npz", run)))
 
     odd = tmp_path / "odd.npz"

@@ -33,6 +33,8 @@ class GanConfig:
                                                   help="DiffAugment ops applied to reals and fakes.")
     ada_target: float = setting(0.0, help="> 0: adapt the augmentation probability towards this E[sign(D(real))].")
     ada_speed_kimg: float = setting(20.0, help="ADA: kimg for the probability to move from 0 to 1.")
+    mbstd_group: int = setting(0, help="Minibatch-stddev group size in D (0: off): lets D see a generator "
+                                       "that draws the same image for every latent. Must divide the batch.")
     ema_kimg: float = setting(2.0, help="Half-life of the generator average, in kimg.")
     cond_start_kimg: float = setting(0.0, help="Transitional conditioning: class signal off before this kimg ...")
     cond_end_kimg: float = setting(0.0, help="... ramping linearly to full strength here (equal: off).")
@@ -74,6 +76,9 @@ class GanConfig:
             check_choice("diffaugment op", op, AUGMENTS)
         check_positive(self, "kimg", "batch_size", "z_dim", "g_channels", "d_channels", "lr_g", "lr_d", "r1_every",
                        "ckpt_every", "snapshot_every", "grid_columns", "ada_speed_kimg")
+        if self.mbstd_group < 0 or (self.mbstd_group and self.batch_size % self.mbstd_group):
+            raise UserError(f"mbstd_group must be 0 (off) or divide batch_size {self.batch_size}, "
+                            f"got {self.mbstd_group}")
         if self.r1_gamma < 0 or self.ema_kimg < 0:
             raise UserError("r1_gamma and ema_kimg must be >= 0")
         if not 0 <= self.ada_target < 1:

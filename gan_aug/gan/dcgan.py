@@ -11,6 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from gan_aug.gan.layers import MinibatchStd
+
 
 def _widths(base, n_blocks, cap=8):
     """Channel widths from the 4x4 stage outwards: base*8, base*4, ... never above base*cap."""
@@ -73,7 +75,7 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    def __init__(self, img_size=32, n_classes=1, channels=64):
+    def __init__(self, img_size=32, n_classes=1, channels=64, mbstd_group=0):
         super().__init__()
         n_blocks = int(math.log2(img_size)) - 2
         widths = list(reversed(_widths(channels, n_blocks)))  # small -> large going down
@@ -81,6 +83,9 @@ class Discriminator(nn.Module):
         for a, b in zip(widths, widths[1:]):
             layers += [spectral_norm(nn.Conv2d(a, b, 4, stride=2, padding=1)), nn.LeakyReLU(0.1, inplace=True),
                        spectral_norm(nn.Conv2d(b, b, 3, padding=1)), nn.LeakyReLU(0.1, inplace=True)]
+        if mbstd_group:  # appended at 4x4, so the weights of runs without it keep their names
+            layers += [MinibatchStd(mbstd_group), spectral_norm(nn.Conv2d(widths[-1] + 1, widths[-1], 3, padding=1)),
+                       nn.LeakyReLU(0.1, inplace=True)]
         self.features = nn.Sequential(*layers)
         self.linear = spectral_norm(nn.Linear(widths[-1], 1))
         self.project = spectral_norm(nn.Embedding(n_classes, widths[-1]))

@@ -20,10 +20,13 @@ def register(name, architecture):
     NETWORKS[name] = architecture
 
 
-def model_args(arch, img_size, n_classes, z_dim, g_channels, d_channels):
+def model_args(arch, img_size, n_classes, z_dim, g_channels, d_channels, mbstd_group=0):
     """The primitives a checkpoint stores to rebuild its networks."""
-    return {"arch": arch, "img_size": img_size, "n_classes": n_classes, "z_dim": z_dim,
+    args = {"arch": arch, "img_size": img_size, "n_classes": n_classes, "z_dim": z_dim,
             "g_channels": g_channels, "d_channels": d_channels}
+    if mbstd_group:  # only when on: runs from before the option still resume (resume compares model_args)
+        args["mbstd_group"] = mbstd_group
+    return args
 
 
 def build_networks(args):
@@ -32,7 +35,8 @@ def build_networks(args):
     assert args["img_size"] in spec.sizes, args
     G = spec.generator(img_size=args["img_size"], n_classes=args["n_classes"], z_dim=args["z_dim"],
                        channels=args["g_channels"])
-    D = spec.discriminator(img_size=args["img_size"], n_classes=args["n_classes"], channels=args["d_channels"])
+    D = spec.discriminator(img_size=args["img_size"], n_classes=args["n_classes"], channels=args["d_channels"],
+                           mbstd_group=args.get("mbstd_group", 0))
     return G, D
 
 

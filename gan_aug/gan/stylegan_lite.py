@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gan_aug.gan.layers import MinibatchStd
+
 W_AVG_BETA = 0.995  # how slowly the tracked mean w follows training
 
 
@@ -121,19 +123,20 @@ class ResBlock(nn.Module):
 
 
 class Discriminator(nn.Module):
-    def __init__(self, img_size=32, n_classes=1, channels=64):
+    def __init__(self, img_size=32, n_classes=1, channels=64, mbstd_group=0):
         super().__init__()
         n_blocks = int(math.log2(img_size)) - 2  # down to 4x4
         widths = [channels * min(8, 2 ** i) for i in range(n_blocks + 1)]
         self.from_rgb = nn.Conv2d(3, widths[0], 1)
         self.blocks = nn.Sequential(*[ResBlock(a, b) for a, b in zip(widths, widths[1:])])
-        self.head = nn.Sequential(nn.Conv2d(widths[-1], widths[-1], 3, padding=1), nn.LeakyReLU(0.2),
+        self.mbstd = MinibatchStd(mbstd_group) if mbstd_group else nn.Identity()  # StyleGAN's place: before the head
+        self.head = nn.Sequential(nn.Conv2d(widths[-1] + bool(mbstd_group), widths[-1], 3, padding=1), nn.LeakyReLU(0.2),
                                   nn.Flatten(), nn.Linear(widths[-1] * 16, widths[-1]), nn.LeakyReLU(0.2))
         self.linear = nn.Linear(widths[-1], 1)
         self.project = nn.Embedding(n_classes, widths[-1])
         nn.init.normal_(self.project.weight, std=1 / math.sqrt(widths[-1]))
 
     def forward(self, x, c, cond_weight=1.0):
-        h = self.head(self.blocks(F.leaky_relu(self.from_rgb(x), 0.2)))  # (B, C)
+        h = self.head(self.mbstd(self.blocks(F.leaky_relu(self.from_rgb(x), 0.2))))  # (B, C)
         projection = (self.project(c) * h).sum(dim=1)
         return self.linear(h).squeeze(1) + cond_weight * projection  # (B,)

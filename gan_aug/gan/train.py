@@ -85,7 +85,7 @@ class GanTrainer:
                           "n_images": len(labels), "source": prepared.source,
                           "class_counts": np.bincount(labels, minlength=len(self.class_names)).tolist()}
         self.model_args = model_args(config.arch, prepared.image_size, len(self.class_names), config.z_dim,
-                                     config.g_channels, config.d_channels)
+                                     config.g_channels, config.d_channels, config.mbstd_group)
         on_cuda = self.device.type == "cuda"
         self.memory_format = torch.channels_last
 
@@ -98,6 +98,9 @@ class GanTrainer:
         # processes follow one process's recipe; saved in checkpoints, so a resume continues the stream.
         self.batch_rng = torch.Generator().manual_seed(config.seed)
         self.rows = self.world.share(config.batch_size)
+        if config.mbstd_group and (self.rows[1] - self.rows[0]) % config.mbstd_group:  # groups must not mix
+            raise UserError(f"mbstd_group {config.mbstd_group} must divide each process's "  # reals with fakes
+                            f"{self.rows[1] - self.rows[0]} rows of the batch")
         self.G, self.D = build_networks(self.model_args)
         self.G.to(self.device, memory_format=self.memory_format)
         self.D.to(self.device, memory_format=self.memory_format)
