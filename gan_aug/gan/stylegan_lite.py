@@ -130,8 +130,9 @@ class Discriminator(nn.Module):
         self.from_rgb = nn.Conv2d(3, widths[0], 1)
         self.blocks = nn.Sequential(*[ResBlock(a, b) for a, b in zip(widths, widths[1:])])
         self.mbstd = MinibatchStd(mbstd_group) if mbstd_group else nn.Identity()  # StyleGAN's place: before the head
-        self.head = nn.Sequential(nn.Conv2d(widths[-1] + bool(mbstd_group), widths[-1], 3, padding=1), nn.LeakyReLU(0.2),
-                                  nn.Flatten(), nn.Linear(widths[-1] * 16, widths[-1]), nn.LeakyReLU(0.2))
+        self.head = nn.Sequential(nn.Conv2d(widths[-1] + bool(mbstd_group), widths[-1], 3, padding=1),
+                                  nn.LeakyReLU(0.2), nn.Flatten(), nn.Linear(widths[-1] * 16, widths[-1]),
+                                  nn.LeakyReLU(0.2))
         self.linear = nn.Linear(widths[-1], 1)
         self.project = nn.Embedding(n_classes, widths[-1])
         nn.init.normal_(self.project.weight, std=1 / math.sqrt(widths[-1]))

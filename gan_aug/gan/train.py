@@ -98,9 +98,9 @@ class GanTrainer:
         # processes follow one process's recipe; saved in checkpoints, so a resume continues the stream.
         self.batch_rng = torch.Generator().manual_seed(config.seed)
         self.rows = self.world.share(config.batch_size)
-        if config.mbstd_group and (self.rows[1] - self.rows[0]) % config.mbstd_group:  # groups must not mix
-            raise UserError(f"mbstd_group {config.mbstd_group} must divide each process's "  # reals with fakes
-                            f"{self.rows[1] - self.rows[0]} rows of the batch")
+        rows = self.rows[1] - self.rows[0]
+        if config.mbstd_group and rows % config.mbstd_group:  # else a group would hold reals and fakes
+            raise UserError(f"mbstd_group {config.mbstd_group} must divide each process's {rows} rows of the batch")
         self.G, self.D = build_networks(self.model_args)
         self.G.to(self.device, memory_format=self.memory_format)
         self.D.to(self.device, memory_format=self.memory_format)
