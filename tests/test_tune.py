@@ -118,9 +118,11 @@ def test_resumes_after_sigkill_without_losing_finished_trials(tune_yaml, tmp_pat
 
 
 @pytest.mark.slow
-def test_a_trial_whose_process_died_before_naming_itself_does_not_count(run_cli, tune_yaml, tmp_path):
+def test_a_trial_whose_process_died_before_naming_itself_does_not_count(run_cli, tune_yaml, tmp_path, monkeypatch):
     """A kill right after a finished trial can land between Optuna creating the next trial and tune writing its
-    worker into it: a RUNNING trial no process will finish, which must not count towards --trials."""
+    worker into it: a RUNNING trial no process will finish, which must not count towards --trials once the
+    naming grace is over (shortened here from the heartbeat's 60 s)."""
+    monkeypatch.setattr("gan_aug.tune.study.NAMING_S", 3)
     out = tmp_path / "tune"
     assert run_cli("tune", "--config", tune_yaml, "--out", out, "--trials", 2).exit_code == 0
     study_of(out).ask()  # created and never named, as by a process killed at that moment

@@ -32,8 +32,10 @@ from gan_aug.tune.space import parse_space
 # A process that dies mid-trial stops beating; GRACE_S later the next process to start a trial marks that trial
 # failed and queues its parameters once more, so a kill costs the interrupted trial only.
 HEARTBEAT_S, GRACE_S = 10, 60
-# A trial is named (its worker written) milliseconds after it is created; one nameless for longer never will be.
-NAMING_S = 10
+# A trial is named (its worker written) milliseconds after it is created. One still nameless a heartbeat grace
+# after its start is taken for dead; a process merely stopped (SIGSTOP, a swapped-out VM) is given as long as
+# the heartbeat gives it.
+NAMING_S = GRACE_S
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
 
