@@ -29,6 +29,7 @@ class GanSource:
         self.sha256 = sha256_file(self.path)
         self.class_names = tuple(state["class_names"])
         self.step, self.data, self.config = int(state["step"]), state["data"], state["config"]
+        self.kimg = int(state["images_seen"]) / 1000
         self.image_size, self.z_dim = int(state["image_size"]), int(state["model_args"]["z_dim"])
         self.model_args = state["model_args"]
         self.G.eval().to(device, memory_format=torch.channels_last)  # as trained, for identical bits
