@@ -55,7 +55,7 @@ def markdown(rows):
         "mean p", "argmax", "spread (real)"]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     for r in rows:
-        cells = [Path(r["checkpoint"]).parent.name, f"{r['kimg']:g}", r["class"], f"{r['truncation']:g}"]
+        cells = [Path(r["checkpoint"]).parent.name, f"{r['kimg']:.0f}", r["class"], f"{r['truncation']:g}"]
         cells += [f"{r[f'p>={t}']:.3f}" for t in THRESHOLDS]
         cells += [f"{r['mean_p']:.3f}", f"{r['argmax']:.3f}", f"{r['spread']:.1f} ({r['real_spread']:.1f})"]
         lines.append("| " + " | ".join(cells) + " |")
