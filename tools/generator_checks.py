@@ -88,6 +88,8 @@ def main(argv=None):
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", help="also write the rows here as JSON")
     args = parser.parse_args(argv)
+    if args.n < 2:
+        parser.error("-n must be at least 2: a spread needs two draws")
     try:
         rows = checks(args)
     except UserError as err:
