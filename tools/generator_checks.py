@@ -65,13 +65,14 @@ def markdown(rows):
 def checks(args):
     prepared = load_prepared(args.data)
     train = prepared.indices("train")
+    # one judge for every checkpoint: each is checked against this prepared set, whose images fix the size
+    judge = TeacherEnsemble([args.judge], prepared.fingerprint, prepared.image_size, torch.device(args.device))
     rows = []
     for path in args.checkpoints:
         best = Path(path) / "best.pt"  # a run's FD-chosen snapshot; without one, its latest.pt
         source = GanSource(best if best.is_file() else path, args.device)
         if source.data["fingerprint"] != prepared.fingerprint:
             raise UserError(f"{path} was trained on another prepared set than {args.data}")
-        judge = TeacherEnsemble([args.judge], prepared.fingerprint, source.image_size, torch.device(args.device))
         for class_index, name in enumerate(source.class_names):
             real = prepared.images[train[prepared.labels[train] == prepared.class_names.index(name)]]
             rows.append(check_class(source, class_index, judge, args.n, args.truncation, real))

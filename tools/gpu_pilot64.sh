@@ -42,6 +42,7 @@ SHARDS="${SHARDS:-7}"
 THREADS="${THREADS:-2}"
 DEADLINE="${DEADLINE:-560}"
 PER_CLASS=(akiec df vasc)
+TEACHER_SEEDS=(100 101 102 103 104)
 export PYTHONUNBUFFERED=1
 GA=("${PY:-python3}" -m gan_aug)
 mkdir -p "$OUT_DIR" "$WORK/logs"
@@ -70,7 +71,7 @@ classifier() {  # NAME SEED: an oversample classifier of the compare recipe, sel
     --seed "$2" --set ema_half_life=1 --threads "$THREADS" --force > "$WORK/logs/$(basename "$1").log" 2>&1
 }
 log "judge and teachers"
-for seed in 100 101 102 103 104; do classifier "teachers/t$seed" "$seed" & done
+for seed in "${TEACHER_SEEDS[@]}"; do classifier "teachers/t$seed" "$seed" & done
 classifier judge 0 || { log "judge failed"; tail -5 "$WORK/logs/judge.log"; exit 1; }
 log "judge done: $(grep -io 'best val bma[^,]*' "$WORK/logs/judge.log" | tail -1)"
 
@@ -118,12 +119,13 @@ wait
 
 log "compare in $SHARDS shards and scores, $(left)s left"
 sets="[cond=$WORK/syn_cond.npz, pcdc=$WORK/syn_pcdc.npz, pcsg=$WORK/syn_pcsg.npz]"
-teachers="[$(for s in 100 101 102 103 104; do printf '%s/teachers/t%s, ' "$WORK" "$s"; done | sed 's/, $//')]"
+teachers="[$(for s in "${TEACHER_SEEDS[@]}"; do printf '%s/teachers/t%s, ' "$WORK" "$s"; done | sed 's/, $//')]"
 # An arm whose set could not be made (its GAN left no best.pt in the box) is dropped, not the whole compare.
 arms=$("${PY:-python3}" - "$WORK" <<'EOF'
 import pathlib, sys, yaml
 arms = yaml.safe_load(open("configs/pilot_ham64_gpu.yaml"))["arms"]
-made = [a for a in arms if "@" not in a or (pathlib.Path(sys.argv[1]) / f"syn_{a.split('@')[1]}.npz").exists()]
+from gan_aug.compare.arms import synthetic_set_name
+made = [a for a in arms if not synthetic_set_name(a) or (pathlib.Path(sys.argv[1]) / f"syn_{synthetic_set_name(a)}.npz").exists()]
 print("[" + ", ".join(made) + "]")
 EOF
 )
