@@ -125,7 +125,7 @@ arms=$("${PY:-python3}" - "$WORK" <<'EOF'
 import pathlib, sys, yaml
 arms = yaml.safe_load(open("configs/pilot_ham64_gpu.yaml"))["arms"]
 from gan_aug.compare.arms import synthetic_set_name
-made = [a for a in arms if not synthetic_set_name(a) or (pathlib.Path(sys.argv[1]) / f"syn_{synthetic_set_name(a)}.npz").exists()]
+made = [a for a in arms if not (name := synthetic_set_name(a)) or (pathlib.Path(sys.argv[1]) / f"syn_{name}.npz").exists()]
 print("[" + ", ".join(made) + "]")
 EOF
 )
