@@ -73,9 +73,11 @@ def let_both_work(workers, out, timeout=300):
             paused.send_signal(signal.SIGCONT)
 
 
-def tune_process(tune_yaml, out, trials=6):
+def tune_process(tune_yaml, out, trials=6, log=None):
+    """log: a file for the output of a process nobody reads until it ends (a full pipe would stall it)."""
+    stdout = subprocess.PIPE if log is None else open(log, "w")
     return subprocess.Popen([sys.executable, "-m", "gan_aug", "tune", "--config", str(tune_yaml), "--out", str(out),
-                             "--trials", str(trials)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             "--trials", str(trials)], cwd=ROOT, stdout=stdout, stderr=subprocess.STDOUT,
                             text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
@@ -100,21 +102,23 @@ def test_six_trials_and_the_best_config_trains_as_is(run_cli, tune_yaml, tmp_pat
 
 @pytest.mark.slow
 def test_resumes_after_sigkill_without_losing_finished_trials(tune_yaml, tmp_path):
+    """The first process asks for far more trials than it can finish before the kill, so the kill always lands
+    mid-study however fast the machine; the resumed one asks for two more than were finished."""
     out = tmp_path / "tune"
-    process = tune_process(tune_yaml, out)
+    process = tune_process(tune_yaml, out, trials=1000, log=tmp_path / "killed.log")
     deadline = time.time() + 300
     while time.time() < deadline and not ((out / "study.db").exists() and len(finished(out)) >= 2):
-        assert process.poll() is None, process.stdout.read()
+        assert process.poll() is None, (tmp_path / "killed.log").read_text()
         time.sleep(0.5)
     process.send_signal(signal.SIGKILL)
     process.wait()
     before = finished(out)
-    assert 2 <= len(before) < 6
-    resumed = tune_process(tune_yaml, out)
+    assert len(before) >= 2
+    resumed = tune_process(tune_yaml, out, trials=len(before) + 2)
     output, _ = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, output
     after = finished(out)
-    assert len(after) == 6 and all(after[n] == value for n, value in before.items())
+    assert len(after) == len(before) + 2 and all(after[n] == value for n, value in before.items())
 
 
 @pytest.mark.slow
