@@ -1,6 +1,7 @@
 """tune: a study of 6 trials on a tiny set, its best config trained as is, resume after SIGKILL, two processes on
 one SQLite study, and the refusals (bad space, another study's setup)."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -75,10 +76,10 @@ def let_both_work(workers, out, timeout=300):
 
 def tune_process(tune_yaml, out, trials=6, log=None):
     """log: a file for the output of a process nobody reads until it ends (a full pipe would stall it)."""
-    stdout = subprocess.PIPE if log is None else open(log, "w")
-    return subprocess.Popen([sys.executable, "-m", "gan_aug", "tune", "--config", str(tune_yaml), "--out", str(out),
-                             "--trials", str(trials)], cwd=ROOT, stdout=stdout, stderr=subprocess.STDOUT,
-                            text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    with open(log, "w") if log else contextlib.nullcontext(subprocess.PIPE) as stdout:  # the child keeps its copy
+        return subprocess.Popen([sys.executable, "-m", "gan_aug", "tune", "--config", str(tune_yaml), "--out",
+                                 str(out), "--trials", str(trials)], cwd=ROOT, stdout=stdout,
+                                stderr=subprocess.STDOUT, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
 @pytest.mark.slow
