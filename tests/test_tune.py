@@ -2,8 +2,10 @@
 one SQLite study, and the refusals (bad space, another study's setup)."""
 
 import contextlib
+import csv
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -134,6 +136,23 @@ def test_a_trial_whose_process_died_before_naming_itself_does_not_count(run_cli,
     result = run_cli("tune", "--config", tune_yaml, "--out", out, "--trials", 4)
     assert result.exit_code == 0, result.output
     assert len(finished(out)) == 4
+
+
+@pytest.mark.slow
+def test_a_trial_asked_for_at_the_same_moment_as_the_last_one_gives_way(run_cli, tune_yaml, tmp_path, monkeypatch):
+    """Two processes can both pass the check before asking (each saw the other's trial not yet created). Made
+    certain here: the check sees finished trials only, while a live process (this one) runs trial 2."""
+    out = tmp_path / "tune"
+    assert run_cli("tune", "--config", tune_yaml, "--out", out, "--trials", 2).exit_code == 0
+    running = study_of(out).ask()
+    running.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+    monkeypatch.setattr("gan_aug.tune.study.taken", lambda study: len(study.get_trials(states=FINISHED)))
+    result = run_cli("tune", "--config", tune_yaml, "--out", out, "--trials", 3)
+    assert result.exit_code == 0, result.output
+    assert "trial 3 not run" in result.output and "Traceback" not in result.output
+    assert len(finished(out)) == 2  # trial 3 gave way to trial 2, which is running
+    rows = {row["number"]: row["state"] for row in csv.DictReader(open(out / "trials.csv"))}
+    assert rows["3"] == "surplus" and rows["2"] == "running"
 
 
 @pytest.mark.slow

@@ -42,7 +42,8 @@ def write_trials_csv(path, study, names):
         writer.writeheader()
         for t in study.get_trials(deepcopy=False):
             seconds = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete else ""
-            writer.writerow({"number": t.number, "state": t.state.name.lower(), "val_bma": t.value,
+            state = "surplus" if t.user_attrs.get("surplus") else t.state.name.lower()  # asked for, never run
+            writer.writerow({"number": t.number, "state": state, "val_bma": t.value,
                              "best_epoch": t.user_attrs.get("best_epoch", ""), "seconds": seconds,
                              "run": t.user_attrs.get("run", ""), "worker": t.user_attrs.get("worker", ""),
                              **{n: t.params.get(n, "") for n in names}})
@@ -85,9 +86,10 @@ def write_outputs(config, study):
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     names = sorted({n for t in trials for n in t.params})
     write_trials_csv(out / "trials.csv", study, names)
+    failed = [t for t in trials if t.state == TrialState.FAIL and not t.user_attrs.get("surplus")]
     summary = {"trials": len(trials), "complete": len(complete),
-               "pruned": sum(t.state == TrialState.PRUNED for t in trials),
-               "failed": sum(t.state == TrialState.FAIL for t in trials), "files": [str(out / "trials.csv")]}
+               "pruned": sum(t.state == TrialState.PRUNED for t in trials), "failed": len(failed),
+               "files": [str(out / "trials.csv")]}
     if not complete:
         raise UserError(f"no trial of study '{config.study}' completed (see {out / 'trials.csv'})")
     best = study.best_trial

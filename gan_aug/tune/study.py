@@ -10,6 +10,7 @@ classifier/ never imports Optuna.
 import contextlib
 import datetime
 import fcntl
+import logging
 import os
 import socket
 import time
@@ -141,6 +142,30 @@ def taken(study):
     return finished(study) + sum(alive(study, t) for t in running)
 
 
+class SurplusTrial(Exception):
+    """A trial created after --trials were already taken: two processes passed stop_at's check at the same moment
+    and both asked for one. The higher-numbered one gives way without running (state FAIL, user attr surplus)."""
+
+
+def surplus(study, trial, trials):
+    """Whether the trials numbered below this one already make up --trials. Every process applies the same rule
+    to the same numbers, so of two trials asked for at once exactly the later one gives way."""
+    earlier = study.get_trials(deepcopy=False, states=FINISHED + (TrialState.RUNNING,))
+    return sum(t.state in FINISHED or alive(study, t) for t in earlier if t.number < trial.number) >= trials
+
+
+@contextlib.contextmanager
+def quiet_surplus(numbers):
+    """Optuna logs a caught failure with its traceback; a surplus trial is no failure, so its lines are dropped."""
+    logger = logging.getLogger("optuna.study._optimize")
+    drop = lambda record: not any(record.getMessage().startswith(f"Trial {n} failed") for n in numbers)
+    logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        logger.removeFilter(drop)
+
+
 def stop_at(trials):
     def callback(study, _trial):
         if taken(study) >= trials:
@@ -149,6 +174,9 @@ def stop_at(trials):
 
 
 def print_trial(study, trial):
+    if trial.user_attrs.get("surplus"):
+        print(f"trial {trial.number} not run: another process took the last of the trials asked for", flush=True)
+        return
     value = "-" if trial.value is None else f"{trial.value:.4f}"
     params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items())
     print(f"trial {trial.number} {trial.state.name.lower()}: val BMA {value} ({params}); "
@@ -165,8 +193,14 @@ def tune(config, progress=True):
     with creation_lock(config):
         study = load_study(config, open_storage(config), setup)
 
+    surplus_numbers = set()
+
     def objective(trial):
         trial.set_user_attr("worker", WORKER)
+        if surplus(study, trial, config.trials):
+            trial.set_user_attr("surplus", True)
+            surplus_numbers.add(trial.number)
+            raise SurplusTrial(f"trial {trial.number}")
         draws = {param.name: param.suggest(trial) for param in params}
         run = Path(config.out) / "trials" / f"trial_{trial.number:04d}"
         trial.set_user_attr("run", str(run))
@@ -178,6 +212,7 @@ def tune(config, progress=True):
     remaining = config.trials - taken(study)
     if remaining > 0:
         # A setting combination the classifier refuses fails its trial (UserError) and the search goes on.
-        study.optimize(objective, n_trials=remaining, catch=(UserError,),
-                       callbacks=[stop_at(config.trials)] + ([print_trial] if progress else []))
+        with quiet_surplus(surplus_numbers):
+            study.optimize(objective, n_trials=remaining, catch=(UserError, SurplusTrial),
+                           callbacks=[stop_at(config.trials)] + ([print_trial] if progress else []))
     return write_outputs(config, study)
