@@ -15,6 +15,7 @@ from gan_aug.errors import UserError
 from gan_aug.fileio import atomic_write
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+SURPLUS = "surplus"  # the user attr of a trial that gave way unrun (tune.study.surplus): not a failure
 # train-classifier keys that compare expresses by its arm (or passes through as they are), not as recipe keys.
 ARM_KEYS = ("balance", "mix", "mix_until", "mix_policy", "seed")
 PASSED_TO_COMPARE = ("data", "synthetic", "teachers")
@@ -35,6 +36,10 @@ def compare_config(settings):
     return config, dropped
 
 
+def is_surplus(trial):
+    return bool(trial.user_attrs.get(SURPLUS))
+
+
 def write_trials_csv(path, study, names):
     columns = ["number", "state", "val_bma", "best_epoch", "seconds", "run", "worker"] + names
     with atomic_write(path, "w") as handle:
@@ -42,7 +47,7 @@ def write_trials_csv(path, study, names):
         writer.writeheader()
         for t in study.get_trials(deepcopy=False):
             seconds = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete else ""
-            state = "surplus" if t.user_attrs.get("surplus") else t.state.name.lower()  # asked for, never run
+            state = SURPLUS if is_surplus(t) else t.state.name.lower()
             writer.writerow({"number": t.number, "state": state, "val_bma": t.value,
                              "best_epoch": t.user_attrs.get("best_epoch", ""), "seconds": seconds,
                              "run": t.user_attrs.get("run", ""), "worker": t.user_attrs.get("worker", ""),
@@ -86,7 +91,7 @@ def write_outputs(config, study):
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     names = sorted({n for t in trials for n in t.params})
     write_trials_csv(out / "trials.csv", study, names)
-    failed = [t for t in trials if t.state == TrialState.FAIL and not t.user_attrs.get("surplus")]
+    failed = [t for t in trials if t.state == TrialState.FAIL and not is_surplus(t)]
     summary = {"trials": len(trials), "complete": len(complete),
                "pruned": sum(t.state == TrialState.PRUNED for t in trials), "failed": len(failed),
                "files": [str(out / "trials.csv")]}

@@ -27,7 +27,7 @@ from classifier.train import train_classifier
 from gan_aug.data.prepared import load_prepared
 from gan_aug.data.synthetic import load_synthetic
 from gan_aug.errors import UserError
-from gan_aug.tune.outputs import FINISHED, write_outputs
+from gan_aug.tune.outputs import FINISHED, SURPLUS, is_surplus, write_outputs
 from gan_aug.tune.space import parse_space
 
 # A process that dies mid-trial stops beating; GRACE_S later the next process to start a trial marks that trial
@@ -135,11 +135,15 @@ def alive(study, trial):
     return True
 
 
+def counted(study, trials):
+    """How many of these trials count towards --trials: the finished ones and those a live process is running."""
+    return sum(t.state in FINISHED or (t.state == TrialState.RUNNING and alive(study, t)) for t in trials)
+
+
 def taken(study):
-    """Finished trials plus the ones live processes are running: what counts towards --trials, so processes
-    sharing a study stop at the number asked for instead of each finishing one more."""
-    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    return finished(study) + sum(alive(study, t) for t in running)
+    """What counts towards --trials in the whole study, so processes sharing it stop at the number asked for
+    instead of each finishing one more."""
+    return counted(study, study.get_trials(deepcopy=False))
 
 
 class SurplusTrial(Exception):
@@ -150,8 +154,7 @@ class SurplusTrial(Exception):
 def surplus(study, trial, trials):
     """Whether the trials numbered below this one already make up --trials. Every process applies the same rule
     to the same numbers, so of two trials asked for at once exactly the later one gives way."""
-    earlier = study.get_trials(deepcopy=False, states=FINISHED + (TrialState.RUNNING,))
-    return sum(t.state in FINISHED or alive(study, t) for t in earlier if t.number < trial.number) >= trials
+    return counted(study, [t for t in study.get_trials(deepcopy=False) if t.number < trial.number]) >= trials
 
 
 @contextlib.contextmanager
@@ -174,7 +177,7 @@ def stop_at(trials):
 
 
 def print_trial(study, trial):
-    if trial.user_attrs.get("surplus"):
+    if is_surplus(trial):
         print(f"trial {trial.number} not run: another process took the last of the trials asked for", flush=True)
         return
     value = "-" if trial.value is None else f"{trial.value:.4f}"
@@ -198,7 +201,7 @@ def tune(config, progress=True):
     def objective(trial):
         trial.set_user_attr("worker", WORKER)
         if surplus(study, trial, config.trials):
-            trial.set_user_attr("surplus", True)
+            trial.set_user_attr(SURPLUS, True)
             surplus_numbers.add(trial.number)
             raise SurplusTrial(f"trial {trial.number}")
         draws = {param.name: param.suggest(trial) for param in params}
