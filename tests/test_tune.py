@@ -116,12 +116,13 @@ def test_resumes_after_sigkill_without_losing_finished_trials(tune_yaml, tmp_pat
     process.send_signal(signal.SIGKILL)
     process.wait()
     before = finished(out)
-    assert len(before) >= 2
+    assert len(before) >= 2, (tmp_path / "killed.log").read_text()
     resumed = tune_process(tune_yaml, out, trials=len(before) + 2)
     output, _ = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, output
     after = finished(out)
-    assert len(after) == len(before) + 2 and all(after[n] == value for n, value in before.items())
+    states = [(t.number, t.state.name, t.user_attrs.get("worker")) for t in study_of(out).trials]
+    assert len(after) == len(before) + 2 and all(after[n] == value for n, value in before.items()), (states, output)
 
 
 @pytest.mark.slow
