@@ -43,7 +43,9 @@ def study_of(out):
 def finished_trials(out):
     try:
         return study_of(out).get_trials(states=FINISHED)
-    except (KeyError, sqlalchemy.exc.OperationalError):  # the database is there, its tables or the study not yet
+    except (KeyError, sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError):
+        # The database is there, its tables or the study not yet; or this poll stamped the schema version at the
+        # moment the tune process did (the loser's insert fails; tune's open_storage retries, this polls again).
         return []
 
 
