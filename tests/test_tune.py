@@ -123,8 +123,8 @@ def test_resumes_after_sigkill_without_losing_finished_trials(tune_yaml, tmp_pat
     output, _ = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, output
     after = finished(out)
-    states = [(t.number, t.state.name, t.user_attrs.get("worker")) for t in study_of(out).trials]
-    assert len(after) == len(before) + 2 and all(after[n] == value for n, value in before.items()), (states, output)
+    assert len(after) == len(before) + 2 and all(after[n] == value for n, value in before.items()), \
+        ([(t.number, t.state.name, t.user_attrs.get("worker")) for t in study_of(out).trials], output)
 
 
 @pytest.mark.slow
