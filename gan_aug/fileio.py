@@ -45,7 +45,8 @@ def atomic_folder(path):
     """Yield an empty sibling folder `.<name>.partial-<random>` to fill; on success it takes the place of `path`.
 
     An existing `path` is moved aside and deleted only once the new folder is in place, so until then it is
-    still whole; on any exception the new folder is deleted and `path` is left as it was.
+    still whole; on any exception the new folder is deleted and `path` is left as it was. A `path` that is a
+    symbolic link is replaced as a link: the folder it points to is never entered, marked or deleted.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -55,20 +56,23 @@ def atomic_folder(path):
     try:
         yield staging
         aside = _sibling(path, "replaced")
-        if path.exists():
-            _mark(path)  # a crash before it is renamed leaves a complete folder with a stray marker: harmless
+        if path.is_symlink() or path.exists():
+            if not path.is_symlink():
+                _mark(path)  # a crash before it is renamed leaves a complete folder with a stray marker: harmless
             os.rename(path, aside)
         try:
             os.rename(staging, path)
         except BaseException:
-            if aside.exists():
+            if aside.is_symlink() or aside.exists():
                 os.rename(aside, path)
             raise
     except BaseException:
         _remove_scratch(staging)
         raise
     (path / SCRATCH_MARKER).unlink()
-    if aside.exists():
+    if aside.is_symlink():
+        aside.unlink()
+    elif aside.exists():
         _remove_scratch(aside)
     remove_leftovers(path)
 

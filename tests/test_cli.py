@@ -2,8 +2,8 @@
 
 import pytest
 
-ALL_COMMANDS = ["prepare", "info", "train-gan", "synthesize", "score", "train-classifier", "evaluate",
-                "explain", "compare", "demo"]
+ALL_COMMANDS = ["prepare", "info", "export", "import-synthetic", "train-gan", "synthesize", "score",
+                "train-classifier", "evaluate", "explain", "compare", "bundle", "rescore", "tune", "demo", "serve"]
 
 
 def test_help_lists_every_command(run_cli):

@@ -56,6 +56,8 @@ class CompareConfig:
     threads: int = setting(0, flag=False)
     device: str = setting("auto", flag=False, help=DEVICE_HELP)
     bootstrap: int = setting(2000, flag=False, help="Bootstrap resamples of each CI.")
+    bundle: bool = setting(False, flag=False, help="When every run has finished, write OUT/bundle: the runs' "
+                                                   "weights, configs and predictions (gan-aug bundle).")
     # A scheduler (a SLURM job array, several torchrun jobs or machines on one shared filesystem) starts one
     # process per shard; the per-run locks keep shards apart and each writes the report of what has finished.
     shard: str = setting("1/1", help="Run only share K of N of the arm x seed runs (K/N, e.g. "
@@ -82,9 +84,7 @@ class CompareConfig:
         if any(split_distill(a)[1] for a in self.arms) and not self.teachers:
             raise UserError("+kd arms distil from `teachers: [CLASSIFIER, ...]`, which the config does not give")
         for entry in self.external:
-            name, sep, rest = entry.partition("=")
-            if not sep or ":" not in rest:
-                raise UserError(f"external entries look like name=source:root, got '{entry}'")
+            parse_external(entry)
         self.shard_index()
         self._check_folds(generative)
         if self.synth_n < 1 or self.bootstrap < 100:
@@ -126,3 +126,15 @@ class CompareConfig:
         named = dict(entry.partition("=")[::2] for entry in self.synthetic_sets)
         default = "synthetic_fold{fold}" if self.folds else "synthetic"  # with folds, one set per fold
         return {"": self.synthetic or str(Path(self.out) / default), **named}
+
+
+def parse_external(entry):
+    """'isic2018=isic-csv:/data/ISIC2018' -> ('isic2018', 'isic-csv', '/data/ISIC2018')."""
+    name, sep, rest = entry.partition("=")
+    source, colon, root = rest.partition(":")
+    if not (sep and colon and name and source and root):
+        raise UserError(f"external entries look like name=source:root, got '{entry}'")
+    if name in ("train", "val", "test") or not name.replace("_", "").replace("-", "").isalnum():
+        raise UserError(f"an external set's name is letters, digits, - or _, and not train, val or test: "
+                        f"got '{name}'")
+    return name, source, root

@@ -7,32 +7,34 @@ import numpy as np
 
 from classifier.metrics import save_confusion_png
 from gan_aug.compare.arms import is_generative, split_distill, synthetic_set_name
-from gan_aug.fileio import atomic_write
+from gan_aug.compare.summary import predicted_shares
+from gan_aug.fileio import atomic_write, write_text
 from gan_aug.sinks import TensorBoardSink
 
 RARE_CLASSES_SHOWN = 3
 
 
-def rare_classes(prepared, count=RARE_CLASSES_SHOWN):
+def rare_classes(facts, count=RARE_CLASSES_SHOWN):
     """The `count` classes with the fewest train images (HAM10000: df, vasc, akiec), rarest first."""
-    train_counts = np.bincount(prepared.labels[prepared.indices("train")], minlength=len(prepared.class_names))
-    order = sorted(range(len(prepared.class_names)), key=lambda c: (train_counts[c], prepared.class_names[c]))
-    return [prepared.class_names[c] for c in order[:count]]
+    order = sorted(range(len(facts.class_names)), key=lambda c: (facts.train_counts[c], facts.class_names[c]))
+    return [facts.class_names[c] for c in order[:count]]
 
 
-def write_report(config, prepared, records, summary, splits):
-    out = Path(config.out)
+def write_report(config, facts, records, summary, splits, into=None, heading=None):
+    """results.csv, the plots, TensorBoard hparams and report.md of `splits` (the first one is the main
+    evaluation: recall plot, confusions, rare classes, subgroups) into `into` (default config.out)."""
+    out = Path(into or config.out)
     write_results_csv(out / "results.csv", config, records, ["val"] + list(splits))
     plots = {"bma": "bma_ci.png", "recall": "recall_per_class.png"}
     plot_bma(summary, splits, out / plots["bma"])
-    plot_recall(summary["splits"]["test"], out / plots["recall"])
-    confusions = plot_confusions(config, records, out)
+    plot_recall(summary["splits"][splits[0]], out / plots["recall"], splits[0])
+    confusions = plot_confusions(config, records, out, splits[0])
     write_hparams(config, records, out / "tb")
-    (out / "report.md").write_text(report_markdown(config, prepared, summary, splits, plots, confusions,
-                                                   subgroup_table(config, records)))
+    write_text(out / "report.md", report_markdown(config, facts, summary, splits, plots, confusions,
+                                                  subgroup_table(config, records, splits[0]), heading))
 
 
-def subgroup_table(config, records, split="test"):
+def subgroup_table(config, records, split):
     """Markdown lines: each arm's BMA within each subgroup (sex, age band, site; evaluate's metrics.json), mean
     over seeds; none when the set has no metadata. A reviewer's question: does a gain hold in every group?"""
     subgroups = lambda arm, seed: records[(arm, seed)]["splits"][split].get("subgroups") or {}
@@ -50,18 +52,22 @@ def subgroup_table(config, records, split="test"):
 
 
 def write_results_csv(path, config, records, splits):
-    class_names = records[(config.arms[0], config.seeds[0])]["splits"]["test"]["class_names"]
+    class_names = records[(config.arms[0], config.seeds[0])]["splits"][splits[-1]]["class_names"]
     columns = ["arm", "seed", "split", "bma", "accuracy", "macro_f1", "auc_macro", "best_epoch"] + \
-        [f"recall_{c}" for c in class_names]
+        [f"recall_{c}" for c in class_names] + [f"predicted_share_{c}" for c in class_names] + \
+        [f"true_share_{c}" for c in class_names]
     with atomic_write(path, "w") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n", extrasaction="ignore")
         writer.writeheader()
         for (arm, seed), record in records.items():
             for split in splits:
                 m = record["splits"][split]
+                predicted, true = predicted_shares(m)
                 row = {"arm": arm, "seed": seed, "split": split, "best_epoch": record["best_epoch"],
                        **{k: f"{m[k]:.6f}" for k in ("bma", "accuracy", "macro_f1", "auc_macro")},
-                       **{f"recall_{c}": f"{r['recall']:.6f}" for c, r in m["per_class"].items()}}
+                       **{f"recall_{c}": f"{r['recall']:.6f}" for c, r in m["per_class"].items()},
+                       **{f"predicted_share_{c}": f"{v:.6f}" for c, v in predicted.items()},
+                       **{f"true_share_{c}": f"{v:.6f}" for c, v in true.items()}}
                 writer.writerow(row)
 
 
@@ -92,7 +98,7 @@ def plot_bma(summary, splits, path):
     plt.close(fig)
 
 
-def plot_recall(rows, path):
+def plot_recall(rows, path, split):
     plt = _plt()
     arms = list(rows)
     classes = list(rows[arms[0]]["recall"])
@@ -101,21 +107,21 @@ def plot_recall(rows, path):
     for i, arm in enumerate(arms):
         ax.bar(np.arange(len(classes)) + i * width, [rows[arm]["recall"][c] for c in classes], width, label=arm)
     ax.set_xticks(np.arange(len(classes)) + 0.4 - width / 2, classes)
-    ax.set_ylabel("test recall (mean over seeds)")
+    ax.set_ylabel(f"{split} recall (mean over seeds)")
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
-def plot_confusions(config, records, out):
+def plot_confusions(config, records, out, split):
     files = {}
     for arm in config.arms:
-        first = records[(arm, config.seeds[0])]["splits"]["test"]
-        total = sum(np.array(records[(arm, s)]["splits"]["test"]["confusion_matrix"]) for s in config.seeds)
+        first = records[(arm, config.seeds[0])]["splits"][split]
+        total = sum(np.array(records[(arm, s)]["splits"][split]["confusion_matrix"]) for s in config.seeds)
         name = f"confusion_{arm.replace(':', '_')}.png"
         save_confusion_png({"confusion_matrix": total.tolist(), "class_names": first["class_names"], "bma": 0},
-                           out / name, title=f"{arm}: test, summed over {len(config.seeds)} seeds")
+                           out / name, title=f"{arm}: {split}, summed over {len(config.seeds)} seeds")
         files[arm] = name
     return files
 
@@ -143,14 +149,15 @@ def synthetic_line(config):
     return line
 
 
-def report_markdown(config, prepared, summary, splits, plots, confusions, subgroups=()):
+def report_markdown(config, facts, summary, splits, plots, confusions, subgroups=(), heading=None):
+    """report.md's text; `heading` (lines) replaces the title line (rescore names its bundle there)."""
     baseline = summary["baseline"]
     half_life = config.ema_half_life
     averaged = f" of a weight average (half-life {half_life:g} epoch{'' if half_life == 1 else 's'})" if half_life else ""
     kept = "the last epoch kept" if config.keep == "last" else "best epoch chosen on val BMA"
-    lines = [f"# gan-aug compare: {Path(config.data).name}", "",
-             f"Prepared set `{config.data}` (fingerprint `{prepared.fingerprint[:16]}`), {prepared.image_size} px, "
-             f"classes {', '.join(prepared.class_names)}. Arms x seeds: {len(config.arms)} x {len(config.seeds)} "
+    lines = list(heading or [f"# gan-aug compare: {Path(config.data).name}"]) + ["",
+             f"Prepared set `{config.data}` (fingerprint `{facts.fingerprint[:16]}`), {facts.image_size} px, "
+             f"classes {', '.join(facts.class_names)}. Arms x seeds: {len(config.arms)} x {len(config.seeds)} "
              f"(seeds {', '.join(map(str, config.seeds))}); classifier `{config.model}`, task `{config.task}`, "
              f"{config.epochs} epochs, batch {config.batch_size}, lr {config.lr}; {kept}{averaged}.",
              synthetic_line(config), ""]
@@ -194,16 +201,34 @@ def report_markdown(config, prepared, summary, splits, plots, confusions, subgro
                          f"{row['macro_f1']:.4f} | {row['auc_macro']:.4f} | " +
                          " | ".join(f"{v:.3f}" for v in row["recall"].values()) + " |")
         lines.append("")
-    rare = rare_classes(prepared) if len(prepared.class_names) > RARE_CLASSES_SHOWN else []
+    rare = rare_classes(facts) if len(facts.class_names) > RARE_CLASSES_SHOWN else []
     if rare and baseline:
-        lines += ["## Rare classes (test recall, mean over seeds)", "",
+        lines += [f"## Rare classes ({splits[0]} recall, mean over seeds)", "",
                   "| arm | " + " | ".join(rare) + " |", "|" + " --- |" * (1 + len(rare))]
-        for arm, row in summary["splits"]["test"].items():
-            lines.append(f"| {arm} | " + " | ".join(f"{row['recall'][c]:.3f}" for c in rare) + " |")
+        for arm, row in summary["splits"][splits[0]].items():
+            lines.append(f"| {arm} | " + " | ".join(f"{row['recall'][c]:.3f}" for c in rare if c in row["recall"])
+                         + " |")
         lines.append("")
+    lines += share_table(summary, splits)
     lines += list(subgroups)
     lines += ["## Plots", "", f"![BMA per arm]({plots['bma']})", "", f"![recall per class]({plots['recall']})", ""]
     lines += [f"![confusion {arm}]({name})" for arm, name in confusions.items()]
     lines += ["", "Per-run rows: `results.csv` (arm x seed x split). Browse: `tensorboard --logdir "
               f"{Path(config.out) / 'tb'}` (hparams).", ""]
     return "\n".join(lines)
+
+
+def share_table(summary, splits):
+    """Markdown lines: each arm's predicted-class shares (mean over seeds) per split, beside the true shares.
+    A gain that comes with a shift of these is what a class-prior correction could also give."""
+    lines = ["## Predicted-class shares (% of the split's images, mean over seeds)", ""]
+    for split in splits:
+        rows = summary["splits"][split]
+        first = next(iter(rows.values()))
+        classes = list(first["true_share"])
+        lines += [f"| {split} | " + " | ".join(classes) + " |", "|" + " --- |" * (1 + len(classes)),
+                  "| true | " + " | ".join(_pct(first["true_share"][c]) for c in classes) + " |"]
+        lines += [f"| {arm} | " + " | ".join(_pct(row["predicted_share"][c]) for c in classes) + " |"
+                  for arm, row in rows.items()]
+        lines.append("")
+    return lines

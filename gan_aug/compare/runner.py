@@ -20,9 +20,10 @@ from classifier.teachers import TeacherEnsemble
 from classifier.train import train_classifier
 from classifier.crossval import FOLD_MARK
 from gan_aug.compare.arms import is_generative, parse_arm, synthetic_set_name
+from gan_aug.compare.config import parse_external
 from gan_aug.compare.folds import fold_synthetic_sets, gan_runs, train_and_evaluate_folds
 from gan_aug.compare.report import write_report
-from gan_aug.compare.summary import PREDICTIONS, run_dir, summarize
+from gan_aug.compare.summary import DATA_FACTS, PREDICTIONS, DataFacts, run_dir, summarize
 from gan_aug.config import build_config, to_yaml
 from gan_aug.data.prepared import load_prepared
 from gan_aug.data.synthetic import MANIFEST, load_synthetic
@@ -31,6 +32,8 @@ from gan_aug.fileio import atomic_write, remove_temp_files
 from gan_aug.runtime import resolve_device
 from gan_aug.synth.config import SynthConfig
 from gan_aug.synth.sample import synthesize
+
+BUNDLE_FOLDER = "bundle"  # where `bundle: true` writes the comparison's bundle, inside its --out
 
 
 def run_arm(config, arm, seed, prepared, synthetics, externals, teachers, progress):
@@ -86,12 +89,14 @@ def _train_and_evaluate(config, arm, seed, directory, prepared, synthetics, exte
     synthetic = synthetics[synthetic_set_name(arm)] if "mix" in overrides else None
     record = {"arm": arm, "seed": seed, "splits": {}}
 
+    splits = {"test": (prepared, "test"), **externals}
+
     def save(split_name, metrics, targets, probs):
         record["splits"][split_name] = metrics
-        with atomic_write(directory / PREDICTIONS.format(split=split_name)) as handle:
-            np.savez(handle, y_true=targets, y_pred=probs.argmax(axis=1), probs=probs)
+        dataset, split = {"val": (prepared, "val"), **splits}[split_name]
+        save_predictions(directory / PREDICTIONS.format(split=split_name), targets, probs,
+                         dataset.image_id[dataset.indices(split)])
 
-    splits = {"test": (prepared, "test"), **externals}
     if config.folds:  # one model per fold: val out of fold, the other splits by their ensemble
         record["best_epoch"] = train_and_evaluate_folds(clf_config, splits, prepared, synthetic,
                                                         teachers if distil else None, progress, config.device, save)
@@ -103,6 +108,13 @@ def _train_and_evaluate(config, arm, seed, directory, prepared, synthetics, exte
         save(split_name, *evaluate_checkpoint(directory / "best.pt", dataset, split, directory / f"{split_name}.json",
                                               config.device))
     return record
+
+
+def save_predictions(path, targets, probs, image_ids):
+    """A run's per-image predictions on one split; the image ids let a later audit leave images out."""
+    with atomic_write(path) as handle:
+        np.savez(handle, y_true=targets, y_pred=probs.argmax(axis=1), probs=probs,
+                 image_id=np.asarray(image_ids, dtype=str))
 
 
 def load_synthetic_sets(config, prepared, progress):
@@ -122,11 +134,13 @@ def load_synthetic_sets(config, prepared, progress):
     return {name: load_synthetic(paths[name]) for name in sorted(used)}
 
 
-def load_externals(config, image_size):
+def load_externals(entries, image_size):
+    """Name -> (the external set read at `image_size`, as prepare would resize it, "test")."""
     externals = {}
-    for entry in config.external:
-        name, _, rest = entry.partition("=")
-        source, _, root = rest.partition(":")
+    for entry in entries:
+        name, source, root = parse_external(entry)
+        if name in externals:
+            raise UserError(f"two external sets are named {name}")
         externals[name] = (external_set(source, root, image_size), "test")
     return externals
 
@@ -144,15 +158,22 @@ def compare(config, progress=True):
         remove_temp_files(out, ("config.yaml",))
         with atomic_write(out / "config.yaml", "w") as handle:
             handle.write(to_yaml(dataclasses.replace(config, shard="1/1")))
+        DataFacts.of(prepared).write(out / DATA_FACTS)
         synthetics = load_synthetic_sets(config, prepared, progress)  # one shard synthesizes, the others wait for it
-    externals = load_externals(config, prepared.image_size)
+    externals = load_externals(config.external, prepared.image_size)
     k, n = config.shard_index()
     runs = [(a, s) for a in config.arms for s in config.seeds][k - 1::n]
     for i, (arm, seed) in enumerate(runs):
         if progress:
             print(f"[{i + 1}/{len(runs)}{f' of shard {k}/{n}' if n > 1 else ''}] arm {arm}, seed {seed}", flush=True)
         run_arm(config, arm, seed, prepared, synthetics, externals, teachers, progress)
-    return report_finished(config, prepared, externals)
+    summary = report_finished(config, prepared, externals)
+    if config.bundle and summary is not None and not summary["unfinished_seeds"]:
+        from gan_aug.compare.bundle import write_bundle
+
+        with locked(out / "bundle.lock"):  # the last two shards to finish may both get here
+            write_bundle(out, out / BUNDLE_FOLDER, force=True, progress=progress)
+    return summary
 
 
 def report_finished(config, prepared, externals):
@@ -177,7 +198,8 @@ def report_finished(config, prepared, externals):
     summary["unfinished_seeds"] = [s for s in config.seeds if s not in seeds]
     with locked(Path(config.out) / "report.lock"):  # two shards finishing at once write one report each in turn
         remove_temp_files(config.out, ("results.csv",))
-        write_report(finished, prepared, {key: records[key] for key in records if key[1] in seeds}, summary, splits)
+        write_report(finished, DataFacts.of(prepared), {key: records[key] for key in records if key[1] in seeds},
+                     summary, splits)
     if missing and len(missing) < 20:
         print(f"not yet in the report: {', '.join(missing)}", flush=True)
     return summary

@@ -1,6 +1,8 @@
 """The compare folder's layout (one run folder per arm x seed) and the summary the report is written from:
 per split, each arm's BMA over seeds with its CI, and each generative arm's gain over the baseline."""
 
+import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -9,11 +11,11 @@ from gan_aug.compare.arms import is_generative
 from gan_aug.compare.stats import baseline_arm, bootstrap_mean_ci, gain_with_cis, mean_std
 
 PREDICTIONS = "{split}_predictions.npz"
+DATA_FACTS = "data.json"
 
 
 def run_dir(out, arm, seed):
     return Path(out) / "runs" / f"{arm.replace(':', '_')}_seed{seed}"
-
 
 
 def load_predictions(out, arm, seed, split):
@@ -21,12 +23,55 @@ def load_predictions(out, arm, seed, split):
     return np.load(run_dir(out, arm, seed) / PREDICTIONS.format(split=split))
 
 
-def summarize(config, records, splits, n_classes_by_split):
-    """Per split: each arm's seeds, mean/std/CI of BMA, mean per-class recall, and each generative arm's
-    paired-bootstrap gain over the baseline arm (best non-generative arm by mean val BMA).
+@dataclasses.dataclass(frozen=True)
+class DataFacts:
+    """What a report says of the prepared set the runs trained on. compare writes it beside its runs and a
+    bundle carries it, so a report can be written again where the prepared set (its images) is not."""
+
+    path: str
+    fingerprint: str
+    image_size: int
+    class_names: tuple
+    train_counts: tuple
+
+    @classmethod
+    def of(cls, prepared):
+        counts = np.bincount(prepared.labels[prepared.indices("train")], minlength=len(prepared.class_names))
+        return cls(str(prepared.path), prepared.fingerprint, int(prepared.image_size), tuple(prepared.class_names),
+                   tuple(int(c) for c in counts))
+
+    @classmethod
+    def from_dict(cls, values):
+        return cls(str(values["path"]), str(values["fingerprint"]), int(values["image_size"]),
+                   tuple(map(str, values["class_names"])), tuple(map(int, values["train_counts"])))
+
+    def to_dict(self):
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    def write(self, path):
+        from gan_aug.fileio import write_text
+
+        write_text(path, json.dumps(self.to_dict(), indent=1))
+
+
+def predicted_shares(metrics):
+    """(predicted, true) share of each class on one split, from its confusion matrix (rows: true class,
+    columns: predicted). A mix that moves these moves BMA without recognising any class better."""
+    matrix = np.asarray(metrics["confusion_matrix"], dtype=float)
+    total = max(matrix.sum(), 1.0)
+    names = metrics["class_names"]
+    return ({c: float(v) for c, v in zip(names, matrix.sum(axis=0) / total)},
+            {c: float(v) for c, v in zip(names, matrix.sum(axis=1) / total)})
+
+
+def summarize(config, records, splits, n_classes_by_split, predictions=None):
+    """Per split: each arm's seeds, mean/std/CI of BMA, mean per-class recall and predicted-class shares, and
+    each generative arm's paired-bootstrap gain over the baseline arm (best non-generative arm by mean val BMA).
+    `predictions(arm, seed, split)` gives a run's saved predictions (default: the npz under config.out).
 
     `selected` is the generative arm with the best mean val BMA: with several generative arms, one of
     them can clear a 95% CI on test by chance, so the claim is the arm chosen before looking at test."""
+    predictions = predictions or (lambda arm, seed, split: load_predictions(config.out, arm, seed, split))
     arms, seeds = list(config.arms), list(config.seeds)
     generative = [a for a in arms if is_generative(a)]
     val_bma = {}
@@ -38,9 +83,8 @@ def summarize(config, records, splits, n_classes_by_split):
     summary = {"baseline": baseline, "selected": selected, "selected_on": "mean val BMA", "splits": {},
                "val_bma": val_bma}
     for split in splits:
-        preds = {a: np.stack([load_predictions(config.out, a, s, split)["y_pred"] for s in seeds])
-                 for a in arms}
-        y_true = load_predictions(config.out, arms[0], seeds[0], split)["y_true"]
+        preds = {a: np.stack([predictions(a, s, split)["y_pred"] for s in seeds]) for a in arms}
+        y_true = predictions(arms[0], seeds[0], split)["y_true"]
         k = n_classes_by_split[split]
         rows = {}
         for a in arms:
@@ -51,6 +95,9 @@ def summarize(config, records, splits, n_classes_by_split):
                        "bma_ci": bootstrap_mean_ci(y_true, preds[a], k, max(200, config.bootstrap // 2)),
                        "bma_by_seed": values,
                        "recall": {c: float(np.mean([p[c]["recall"] for p in per_class])) for c in per_class[0]}}
+            shares = [predicted_shares(records[(a, s)]["splits"][split]) for s in seeds]
+            rows[a]["predicted_share"] = {c: float(np.mean([p[c] for p, _ in shares])) for c in shares[0][0]}
+            rows[a]["true_share"] = shares[0][1]
             for metric in ("accuracy", "macro_f1", "auc_macro"):
                 rows[a][metric] = float(np.mean([records[(a, s)]["splits"][split][metric] for s in seeds]))
             if baseline and is_generative(a):
