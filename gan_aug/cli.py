@@ -11,8 +11,8 @@ import click
 
 from classifier.config import ClassifierConfig
 from gan_aug.app.config import ServeConfig
+from gan_aug.cli_compare import COMMANDS
 from gan_aug.cli_config import build_or_print, echo_notes, options_from
-from gan_aug.compare.config import CompareConfig
 from gan_aug.config import check_device_name, fold_runs
 from gan_aug.data.config import ExportConfig, ImportConfig, PrepareConfig
 from gan_aug.errors import UserError, environment_error, require_extra
@@ -277,85 +277,6 @@ def score(config_path, sets, dry_run, **flags):
 
 
 @cli.command()
-@options_from(CompareConfig)
-def compare(config_path, sets, dry_run, **flags):
-    """Run every augmentation arm x seed and report gains with confidence intervals (resumable).
-
-    \b
-    Example:
-      gan-aug compare --config configs/compare_ham32.yaml --out results/ham32
-    """
-    config = build_or_print(CompareConfig, config_path, flags, sets, dry_run)
-    if config is None:
-        return
-    from gan_aug.compare.runner import compare as run_compare
-
-    summary = run_compare(config)
-    if summary is None:  # other shards still running
-        return
-    _echo_summary(summary)
-    click.echo(f"report: {Path(config.out) / 'report.md'}")
-
-
-def _echo_summary(summary, matches=None):
-    """Each split's arms, BMA and gains as lines; with `matches`, how many runs gave the bundle's predictions."""
-    from gan_aug.compare.stats import format_gain
-
-    for split, rows in summary["splits"].items():
-        for arm, row in rows.items():
-            gain = row.get("gain")
-            extra = f"  {format_gain(gain)}" if gain else ""
-            click.echo(f"{split:<8} {arm:<14} BMA {row['bma_mean']:.4f} ± {row['bma_std']:.4f}{extra}")
-        if matches and matches.get(split) is not None:
-            click.echo(f"{split}: {matches[split]} of {sum(len(r['bma_by_seed']) for r in rows.values())} runs "
-                       "predict every image as the bundle recorded")
-
-
-@cli.command()
-@click.argument("results_dir", type=str)
-@click.option("--out", required=True, help="The bundle folder to write.")
-@click.option("--external-predictions/--no-external-predictions", default=True, show_default=True,
-              help="Bundle the runs' predictions on the compare's external sets too (leave them out where the "
-                   "set's license forbids sharing anything derived from it).")
-@click.option("--force", is_flag=True, help="Replace an existing bundle folder.")
-def bundle(results_dir, out, external_predictions, force):
-    """Bundle a comparison's finished runs (best weights, configs, predictions, report) for re-scoring.
-
-    \b
-    Example:
-      gan-aug bundle results/ham64 --out results/ham64_bundle
-    """
-    from gan_aug.compare.bundle import write_bundle
-
-    manifest = write_bundle(results_dir, out, force, external_predictions)
-    size = sum(entry["size"] for entry in manifest["files"].values())
-    click.echo(f"wrote {out}: {len(manifest['runs'])} runs, {len(manifest['files'])} files, {size / 1e6:.1f} MB")
-
-
-@cli.command()
-@click.argument("bundle_dir", type=str)
-@click.option("--external", "externals", multiple=True, required=True,
-              help="A new external set NAME=SOURCE:ROOT (any reader: isic-csv, imagefolder, ham10000, ...); "
-                   "repeatable.")
-@click.option("--out", type=str, help="Report folder [rescore_<bundle name>].")
-@click.option("--tta", is_flag=True, help="Test-time augmentation: mean probabilities over the image and its flips.")
-@click.option("--device", default="auto", show_default=True)
-@click.option("--force", is_flag=True, help="Replace an existing report folder.")
-def rescore(bundle_dir, externals, out, tta, device, force):
-    """Re-score a bundle's runs on new external sets: the compare report's claim and CIs, no training.
-
-    \b
-    Example:
-      gan-aug rescore results/round10 --external isic2018dev=isic-csv:data/isic2018_test_dev --out rescore10
-    """
-    from gan_aug.compare.rescore import default_out, rescore as run_rescore
-
-    summary, matches = run_rescore(bundle_dir, externals, out, tta, device, force)
-    _echo_summary(summary, matches)
-    click.echo(f"report: {Path(out or default_out(bundle_dir)) / 'report.md'}")
-
-
-@cli.command()
 @options_from(TuneConfig)
 def tune(config_path, sets, dry_run, **flags):
     """Search the classifier recipe with Optuna (TPE, median pruning on val BMA); resumable, shareable.
@@ -430,6 +351,10 @@ def serve(config_path, sets, dry_run, **flags):
         from gan_aug.app.ui import serve as run_serve
 
         run_serve(config)
+
+
+for _command in COMMANDS:
+    cli.add_command(_command)
 
 
 def main():
