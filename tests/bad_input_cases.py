@@ -59,6 +59,38 @@ def compare(b, data=None, out=None, **config):
     return ["compare", "--config", b.file("compare.yaml", json.dumps(settings)), "--out", out or b.out]
 
 
+def rescore(b, *extra, bundle=None, external=None, out=None):
+    return ["rescore", bundle or b.copy("bundle"), "--external", external or f"isicx=isic-csv:{b.stock / 'isic'}",
+            "--out", out or b.out, "--device", "cpu", *extra]
+
+
+def edit_bundle(b, edit):
+    """A copy of the stock bundle after `edit(folder)`."""
+    folder = b.copy("bundle")
+    edit(folder)
+    return folder
+
+
+def flip_a_byte(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 1
+    path.write_bytes(bytes(data))
+
+
+def relink(path):
+    """`path` replaced by a link to a copy of itself outside the bundle."""
+    outside = path.parents[3] / f"outside_{path.name}"
+    outside.write_bytes(path.read_bytes())
+    path.unlink()
+    path.symlink_to(outside)
+
+
+def manifest_with(folder, name):
+    manifest = json.loads((folder / "MANIFEST.json").read_text())
+    manifest["files"][name] = {"sha256": "0" * 64, "size": 1}
+    (folder / "MANIFEST.json").write_text(json.dumps(manifest))
+
+
 def demo(b, *extra):
     return ["demo", "--out", b.out, *extra]
 
@@ -365,6 +397,42 @@ CASES = [
          lambda b: ["compare", "--config", b.file("c.yaml", NOISE), "--out", b.out], "is not valid YAML"),
     Case("compare-out-is-file", "compare", DAMAGED, "--out is a file",
          lambda b: b.file("out", "x") and compare(b), "a file stands where a folder is needed"),
+    # -- bundle and rescore -----------------------------------------------------------------------------------
+    Case("bundle-not-a-comparison", "bundle", DAMAGED, "RESULTS_DIR is not a compare folder",
+         lambda b: ["bundle", b.tmp, "--out", b.out], "is not a compare folder"),
+    Case("bundle-out-exists", "bundle", OVERWRITE, "--out exists",
+         lambda b: b.file("out/notes.txt", "mine") and ["bundle", b.copy("cmp"), "--out", b.out],
+         "already exists (use --force"),
+    Case("bundle-out-is-the-comparison", "bundle", OVERWRITE, "--out is the comparison it bundles (--force)",
+         lambda b: ["bundle", b.copy("cmp"), "--out", b.tmp / "cmp", "--force"], "would replace the comparison"),
+    Case("rescore-not-a-bundle", "rescore", DAMAGED, "BUNDLE_DIR holds no manifest",
+         lambda b: rescore(b, bundle=b.copy("clf")), "is not a gan-aug bundle"),
+    Case("rescore-manifest-binary", "rescore", DAMAGED, "MANIFEST.json is a binary file",
+         lambda b: rescore(b, bundle=edit_bundle(b, lambda f: (f / "MANIFEST.json").write_bytes(NOISE))),
+         "MANIFEST.json is damaged"),
+    Case("rescore-weights-changed", "rescore", WRONG, "a bundled best.pt changed since it was bundled",
+         lambda b: rescore(b, bundle=edit_bundle(b, lambda f: flip_a_byte(f / "runs/oversample_seed0/best.pt"))),
+         "does not match the bundle's manifest"),
+    Case("rescore-file-planted", "rescore", WRONG, "a file added to the bundle",
+         lambda b: rescore(b, bundle=edit_bundle(b, lambda f: (f / "runs/oversample_seed0/x.pt").write_bytes(b"x"))),
+         "is not in the bundle's manifest"),
+    Case("rescore-file-missing", "rescore", WRONG, "a bundled file deleted",
+         lambda b: rescore(b, bundle=edit_bundle(b, lambda f: (f / "runs/oversample_seed0/done.json").unlink())),
+         "is missing: the bundle does not match"),
+    Case("rescore-manifest-escape", "rescore", ESCAPE, "the manifest lists ../outside",
+         lambda b: rescore(b, bundle=edit_bundle(b, lambda f: manifest_with(f, "../outside.txt"))),
+         "lists a path outside the bundle"),
+    Case("rescore-weights-linked", "rescore", ESCAPE, "a bundled best.pt is a link to a file outside",
+         lambda b: rescore(b, bundle=edit_bundle(b, lambda f: relink(f / "runs/oversample_seed0/best.pt"))),
+         "is a link"),
+    Case("rescore-unknown-classes", "rescore", WRONG, "an external set with a class the models never learned",
+         lambda b: rescore(b, external=f"x=isic-csv:{b.stock / 'isic2019'}"), "never learned"),
+    Case("rescore-out-in-bundle", "rescore", ESCAPE, "--out inside the bundle",
+         lambda b: rescore(b, out=b.tmp / "bundle" / "report"), "rescore never writes to"),
+    Case("rescore-out-exists", "rescore", OVERWRITE, "--out exists",
+         lambda b: b.file("out/notes.txt", "mine") and rescore(b), "already exists (use --force"),
+    Case("rescore-external-name", "rescore", ESCAPE, "an external set named ../x",
+         lambda b: rescore(b, external=f"../x=isic-csv:{b.stock / 'isic'}"), "letters, digits, - or _"),
     # -- demo -------------------------------------------------------------------------------------------------
     Case("demo-out-not-empty", "demo", OVERWRITE, "--out holds files",
          lambda b: b.file("out/notes.txt", "mine") and demo(b), "is not empty (use --force"),

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from bad_input_cases import CASES, KINDS
-from conftest import HAM, write_jpeg
+from conftest import HAM, write_isic, write_jpeg
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "bad-inputs.md"
 MESSAGES = {}
@@ -47,6 +47,16 @@ def stock(toy16, toy_gan, tmp_path_factory):
     (ham / "HAM10000_metadata.csv").write_text("\n".join(rows) + "\n")
     for i in range(4):
         write_jpeg(root / "folder" / "nv" / f"img{i}.png", i, size=(16, 16))
+    write_isic(root / "isic", ("MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC"), 14)
+    write_isic(root / "isic2019", ("MEL", "NV", "BCC", "AK", "BKL", "DF", "VASC", "SCC", "UNK"), 9)
+    from gan_aug.compare.bundle import write_bundle
+    from gan_aug.compare.config import CompareConfig
+    from gan_aug.compare.runner import compare
+
+    compare(build_config(CompareConfig, None, {"data": str(toy16), "out": str(root / "cmp"), "arms": ("oversample",),
+                                               "seeds": (0,), "epochs": 1, "threads": 1, "bootstrap": 100}),
+            progress=False)
+    write_bundle(root / "cmp", root / "bundle", progress=False)
     return root
 
 
@@ -171,7 +181,7 @@ def test_bad_input(case, stock, tmp_path, run_cli, monkeypatch):
 def test_the_catalogue_covers_every_command_and_failure_class():
     commands = {case.command for case in CASES}
     assert commands == {"prepare", "info", "train-gan", "synthesize", "score", "train-classifier", "evaluate",
-                        "explain", "compare", "demo"}
+                        "explain", "compare", "bundle", "rescore", "demo"}
     assert {case.kind for case in CASES} == set(KINDS) and len(CASES) >= 60
     assert len({case.id for case in CASES}) == len(CASES)
 

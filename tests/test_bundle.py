@@ -139,3 +139,16 @@ def _edit_manifest(bundle, change):
     manifest = json.loads((bundle / MANIFEST).read_text())
     change(manifest)
     (bundle / MANIFEST).write_text(json.dumps(manifest))
+
+
+def test_force_replaces_a_linked_out_and_leaves_its_target_whole(toy_compare, tmp_path, run_cli):
+    work, _ = toy_compare
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (target / "keep.txt").write_text("mine")
+    link = tmp_path / "b"
+    link.symlink_to(target)
+    result = run_cli("bundle", work / "out", "--out", link, "--force")
+    assert result.exit_code == 0, result.output
+    assert not link.is_symlink() and (link / MANIFEST).is_file()
+    assert (target / "keep.txt").read_text() == "mine" and sorted(p.name for p in target.iterdir()) == ["keep.txt"]
