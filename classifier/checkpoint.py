@@ -9,6 +9,13 @@ from gan_aug.errors import UserError, first_line
 from gan_aug.fileio import load_checkpoint_file
 
 FORMAT = "gan-aug/classifier-checkpoint/1"
+# The slice of a checkpoint that evaluates, explains and serves a model (best.pt, bundles): no optimizer or
+# scheduler, no second (training) copy of the weights beside a weight average.
+INFERENCE_KEYS = ("format", "model_args", "model", "config", "data", "epoch", "best", "history")
+
+
+def inference_state(state):
+    return {k: state[k] for k in INFERENCE_KEYS if k in state}
 
 
 def build_from_args(model_args, pretrained=None):

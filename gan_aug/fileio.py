@@ -172,6 +172,20 @@ def remove_temp_files(folder, names=None):
             stray.unlink()
 
 
+def save_torch(obj, path):
+    """torch.save `obj` to `path` atomically. It is serialized in memory first: torch's zip writer turns a full
+    disk into "RuntimeError: ... unexpected pos", while a plain write raises the OSError (ENOSPC) that every
+    command reports in one line."""
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    with atomic_write(path) as handle:
+        handle.write(buffer.getbuffer())
+
+
 def write_text(path, text):
     """Write `text` to `path` atomically: a kill leaves the old file or the new one, never half of it."""
     with atomic_write(path, "w") as handle:

@@ -21,20 +21,18 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from classifier.checkpoint import FORMAT as CLASSIFIER_FORMAT
+from classifier.checkpoint import FORMAT as CLASSIFIER_FORMAT, inference_state
 from gan_aug.compare.config import CompareConfig
 from gan_aug.compare.summary import DATA_FACTS, PREDICTIONS, DataFacts, run_dir
 from gan_aug.config import build_config, to_yaml
 from gan_aug.errors import UserError, first_line
-from gan_aug.fileio import SCRATCH_MARKER, atomic_folder, load_checkpoint_file
+from gan_aug.fileio import SCRATCH_MARKER, atomic_folder, load_checkpoint_file, save_torch
 
 BUNDLE_FORMAT = "gan-aug/bundle/1"
 MANIFEST = "MANIFEST.json"
 COMPARE_CONFIG = "compare.yaml"
 # A publisher's notes beside the manifest (license, attribution); not hashed, never read by gan-aug.
 PUBLISHER_FILES = ("README.md", "LICENSE")
-# The slice of a classifier checkpoint that evaluates and explains it: no optimizer, no second (training) copy.
-KEPT_STATE = ("format", "model_args", "model", "config", "data", "epoch")
 BUNDLED_PREDICTIONS = "{split}_predictions.csv.gz"
 
 
@@ -92,8 +90,6 @@ def read_bundled_predictions(path):
 
 def write_bundle(results_dir, out, force=False, external_predictions=True, progress=True):
     """Bundle the finished runs of the comparison in `results_dir` into the folder `out`; its manifest."""
-    import torch
-
     results_dir, out = Path(results_dir), Path(out)
     config_file = results_dir / "config.yaml"
     if not config_file.is_file():
@@ -118,7 +114,7 @@ def write_bundle(results_dir, out, force=False, external_predictions=True, progr
             if state["data"]["fingerprint"] != facts.fingerprint:
                 raise UserError(f"{source} trained on another prepared set than the comparison's "
                                 f"({state['data']['fingerprint'][:12]}, not {facts.fingerprint[:12]})")
-            torch.save({k: state[k] for k in KEPT_STATE if k in state}, target / "best.pt")
+            save_torch(inference_state(state), target / "best.pt")
             for name in ("done.json", "config.yaml"):
                 if (source / name).is_file():
                     shutil.copyfile(source / name, target / name)

@@ -9,11 +9,9 @@ import os
 import shutil
 from pathlib import Path
 
-import torch
-
 from gan_aug.data.names import check_class_names
 from gan_aug.errors import UserError, first_line
-from gan_aug.fileio import atomic_write, load_checkpoint_file
+from gan_aug.fileio import load_checkpoint_file, save_torch
 from gan_aug.gan.networks import build_networks
 
 FORMAT = "gan-aug/gan-checkpoint/1"
@@ -30,8 +28,7 @@ def save_checkpoint(state, run_dir, step):
     """Write checkpoints/stepNNNNNNN.pt atomically and point latest.pt at it; returns its path."""
     run_dir = Path(run_dir)
     path = run_dir / "checkpoints" / f"step{step:07d}.pt"
-    with atomic_write(path) as handle:
-        torch.save({"format": FORMAT, **state}, handle)
+    save_torch({"format": FORMAT, **state}, path)
     latest = run_dir / LATEST
     tmp = run_dir / f".{LATEST}.tmp"
     if tmp.exists():

@@ -17,7 +17,7 @@ from gan_aug.data.folds import load_view
 from gan_aug.data.staging import StagedImages
 from gan_aug.distributed import average_gradients, global_batchnorm, sum_over_ranks
 from gan_aug.errors import UserError
-from gan_aug.fileio import atomic_write, start_run_dir, write_text
+from gan_aug.fileio import atomic_write, save_torch, start_run_dir, write_text
 from gan_aug.gan.augment import AdaptiveProbability, augment
 from gan_aug.gan.checkpoint import BEST, FORMAT, RESUMABLE, RUN_ARTIFACTS, load_checkpoint, resume_file, save_checkpoint
 from gan_aug.gan.ema import ema_beta, make_ema, refresh_standing_stats, update_ema
@@ -263,8 +263,7 @@ class GanTrainer:
         sinks.scalars(values, self.step, self.images_seen / 1000)
         if values[FD_KEY] < self.best_fd:
             self.best_fd = values[FD_KEY]
-            with atomic_write(self.run_dir / BEST) as handle:
-                torch.save({"format": FORMAT, **self.state_dict()}, handle)
+            save_torch({"format": FORMAT, **self.state_dict()}, self.run_dir / BEST)
 
     def checkpoint(self):
         if self.world.is_main:
