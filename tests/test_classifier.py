@@ -366,6 +366,8 @@ def test_keep_rule_decides_which_epoch_best_pt_holds(toy16, tmp_path, monkeypatc
     assert best["best"]["epoch"] == best["epoch"] == kept_epoch
     same_weights = all(torch.equal(v, latest["model"][k]) for k, v in best["model"].items())
     assert same_weights == (kept_epoch == 3)
+    # best.pt is what evaluates the model; what resumes training (optimizer, scheduler) is latest.pt's alone
+    assert "optimizer" in latest and not {"optimizer", "scheduler", "sampler_rng"} & set(best)
 
 
 def test_keep_rule_errors(toy16, tmp_path):
