@@ -8,12 +8,52 @@ which the command line builds its flags: a flag's help and default cannot drift 
 """
 
 import dataclasses
+import math
+import reprlib
 import typing
 from pathlib import Path
 
 import yaml
 
 from gan_aug.errors import UserError
+
+INT_LIMIT = 2 ** 63
+CONFIG_FILE_LIMIT = 1 << 20  # bytes: a config is a page of keys, never more
+EXPANDED_LIMIT = 100_000  # values in a config once its YAML aliases are expanded; a real config has a few hundred
+_brief = reprlib.Repr()  # attributes, not keywords: Python < 3.12 takes none
+_brief.maxstring = _brief.maxother = 80
+_brief.maxlist = _brief.maxtuple = _brief.maxdict = 6
+_brief.maxlevel = 2
+
+
+def brief(value):
+    """A value as an error message shows it: short however large the value is."""
+    return _brief.repr(value)
+
+
+def _expanded_size(value, sizes):
+    """How many values `value` holds once every shared (aliased) part is counted each time it appears; each
+    distinct list or mapping is measured once, so a "billion laughs" bomb is measured in microseconds."""
+    if not isinstance(value, (list, dict)):
+        return 1
+    if id(value) not in sizes:
+        children = list(value.keys()) + list(value.values()) if isinstance(value, dict) else value
+        sizes[id(value)] = 1 + sum(_expanded_size(child, sizes) for child in children)
+    return sizes[id(value)]
+
+
+def safe_load(text):
+    """yaml.safe_load, refusing a document whose aliases expand it past EXPANDED_LIMIT values: 421 bytes of
+    nested aliases are gigabytes to anything that walks them (coercion, an error message)."""
+    try:
+        data = yaml.safe_load(text)
+        size = _expanded_size(data, {})
+    except RecursionError:
+        raise UserError("the YAML is nested too deeply to be a config") from None
+    if size > EXPANDED_LIMIT:
+        raise UserError(f"the YAML expands to over {EXPANDED_LIMIT:,} values through its aliases (*name): "
+                        "not a config")
+    return data
 
 
 def _coerce(name, value, annotation):
@@ -29,13 +69,13 @@ def _coerce(name, value, annotation):
         raise UserError(f"config key '{name}' must not be empty")
     if origin is dict:  # a nested mapping (tune's search space), checked by its config's validate()
         if not isinstance(value, dict):
-            raise UserError(f"config key '{name}' must be a mapping of key: value, got {value!r}")
+            raise UserError(f"config key '{name}' must be a mapping of key: value, got {brief(value)}")
         return dict(value)
     if origin in (list, tuple):
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, (list, tuple)):
-            raise UserError(f"config key '{name}' must be a list, got {value!r}")
+            raise UserError(f"config key '{name}' must be a list, got {brief(value)}")
         # A repeatable flag may also take comma-separated items: --class mel,df is --class mel --class df.
         items = [part.strip() for v in value for part in v.split(",") if part.strip()] \
             if all(isinstance(v, str) for v in value) else value
@@ -45,20 +85,24 @@ def _coerce(name, value, annotation):
             return value
         if isinstance(value, str) and value.lower() in ("true", "yes", "1", "false", "no", "0"):
             return value.lower() in ("true", "yes", "1")
-        raise UserError(f"config key '{name}' must be true or false, got {value!r}")
+        raise UserError(f"config key '{name}' must be true or false, got {brief(value)}")
     if annotation in (int, float):
         if isinstance(value, bool):
-            raise UserError(f"config key '{name}' must be a number, got {value!r}")
+            raise UserError(f"config key '{name}' must be a number, got {brief(value)}")
         try:
             number = annotation(value)
-        except (TypeError, ValueError):
-            raise UserError(f"config key '{name}' must be {annotation.__name__}, got {value!r}") from None
-        if annotation is int and float(value) != number:
-            raise UserError(f"config key '{name}' must be an integer, got {value!r}")
+            whole = annotation is float or isinstance(value, int) or float(value) == number
+        except (TypeError, ValueError, OverflowError):  # int(inf) overflows; int('x') is a ValueError
+            number, whole = None, False
+        if number is None or not math.isfinite(number) or not whole:
+            kind = "an integer" if annotation is int else "a finite number"
+            raise UserError(f"config key '{name}' must be {kind}, got {brief(value)}")
+        if annotation is int and not -INT_LIMIT <= number < INT_LIMIT:  # seeds and counts: torch takes 64 bits
+            raise UserError(f"config key '{name}' must be within ±2^63, got {brief(value)}")
         return number
     if annotation is str:
         if isinstance(value, (dict, list)):
-            raise UserError(f"config key '{name}' must be a string, got {value!r}")
+            raise UserError(f"config key '{name}' must be a string, got {brief(value)}")
         return str(value)
     raise AssertionError(f"unsupported config type {annotation} for {name}")
 
@@ -71,7 +115,7 @@ def parse_set_options(pairs):
         if not sep or not key.strip():
             raise UserError(f"--set expects key=value, got '{pair}'")
         try:
-            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else None
+            out[key.strip()] = safe_load(raw) if raw.strip() else None
         except yaml.YAMLError:
             out[key.strip()] = raw
     return out
@@ -81,8 +125,10 @@ def read_yaml(path):
     path = Path(path)
     if not path.is_file():
         raise UserError(f"config file not found: {path}")
+    if path.stat().st_size > CONFIG_FILE_LIMIT:
+        raise UserError(f"config file {path} is over {CONFIG_FILE_LIMIT >> 20} MB: not a config")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = safe_load(path.read_text()) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as err:
         raise UserError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
     if not isinstance(data, dict):
@@ -107,7 +153,7 @@ def build_config(cls, config_path=None, flags=None, sets=(), base=None):
             key = key.replace("-", "_")
             if key not in fields:
                 known = ", ".join(sorted(fields))
-                raise UserError(f"unknown config key '{key}' (known: {known})")
+                raise UserError(f"unknown config key {brief(key)} (known: {known})")
             values[key] = _coerce(key, value, hints[key])
     try:
         config = cls(**values)

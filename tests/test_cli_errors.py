@@ -114,7 +114,7 @@ def test_output_exists_is_not_touched(run_cli, tmp_path):
     (["--source", "nope"], "unknown source 'nope'"),
     (["--source", "ham10000"], "--root is required"),
     (["--set", "bogus=1"], "unknown config key 'bogus'"),
-    (["--set", "size=big"], "config key 'size' must be int"),
+    (["--set", "size=big"], "config key 'size' must be an integer"),
     (["--set", "noequals"], "--set expects key=value"),
     (["--val-frac", "0.5", "--test-frac", "0.6"], "split fractions"),
     (["--config", "/no/such.yaml"], "config file not found"),

@@ -32,9 +32,35 @@ def test_layers_override_in_order(tmp_path):
 
 def test_types_are_coerced_and_checked():
     assert build_config(Example, None, {"name": "x"}, ["flag=yes", "steps=4.0"]).steps == 4
-    for bad, message in (("steps=4.5", "integer"), ("flag=maybe", "true or false"), ("rate=fast", "float")):
+    for bad, message in (("steps=4.5", "integer"), ("flag=maybe", "true or false"), ("rate=fast", "finite number")):
         with pytest.raises(UserError, match=message):
             build_config(Example, None, {"name": "x"}, [bad])
+
+
+def test_non_finite_and_huge_numbers_are_one_line_errors(tmp_path):
+    for bad, message in (("steps=.inf", "integer"), ("rate=.nan", "finite number"), ("rate=-.inf", "finite number"),
+                         (f"steps={2 ** 64 + 1}", "must be within"), ("steps=1e400", "integer")):
+        with pytest.raises(UserError, match=message):
+            build_config(Example, None, {"name": "x"}, [bad])
+
+
+def test_a_yaml_alias_bomb_is_refused_in_one_short_line(tmp_path):
+    bomb = tmp_path / "bomb.yaml"  # the classic: nine levels of ten aliases each, 10^9 strings once expanded
+    levels = ['a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    levels += [f'{chr(98 + i)}: &{chr(98 + i)} [{", ".join(["*" + chr(97 + i)] * 10)}]' for i in range(8)]
+    bomb.write_text("\n".join(levels) + "\nclasses: *i\n")
+    assert bomb.stat().st_size < 500
+    with pytest.raises(UserError, match="expands to over 100,000 values") as refused:
+        build_config(Example, bomb, {"name": "x"})
+    assert len(str(refused.value)) < 200
+    few = tmp_path / "few.yaml"
+    few.write_text('a: &a "mel"\nname: *a\n')  # a handful of aliases stays legal YAML
+    with pytest.raises(UserError, match="unknown config key 'a'"):
+        build_config(Example, few)
+    huge = [str(i) for i in range(50000)]
+    with pytest.raises(UserError, match="must be a string") as refused:
+        build_config(Example, None, {"name": "x"}, ["path=" + "[" + ",".join(huge) + "]"])
+    assert len(str(refused.value)) < 200
 
 
 def test_unknown_and_missing_keys():

@@ -133,7 +133,7 @@ def test_bad_inputs(toy_gan, tmp_path, run_cli):
     cases = [
         (["--checkpoint", tmp_path / "none", "-n", 5, "--out", out], "checkpoint not found"),
         (["-n", 5, "--out", out], "missing required setting(s): checkpoints"),
-        (["--checkpoint", toy_gan, "-n", 0, "--out", out], "-n must be >= 1"),
+        (["--checkpoint", toy_gan, "-n", 0, "--out", out], "-n must be in 1..10,000,000"),
         (["--checkpoint", toy_gan, "-n", 5, "--out", out, "--class", "wart"], "unknown class(es) wart"),
         (["--checkpoint", toy_gan, "-n", 5, "--out", out, "--format", "npz"], "--format npz writes a .npz"),
         (["--checkpoint", toy_gan, "-n", 5, "--out", out, "--truncation", 0], "--truncation"),

@@ -8,6 +8,9 @@ from gan_aug.data.names import check_class_names
 from gan_aug.errors import UserError
 
 DEFAULT_COUNT = 1000
+# 10 million 64 px PNGs are about 100 GB and days of CPU: past that a count is a typo (and planning it alone
+# would busy-loop before the first image).
+MAX_COUNT = 10_000_000
 FORMATS = ("png", "npz")
 
 
@@ -47,8 +50,8 @@ class SynthConfig:
                             f"({sum(explicit.values())} images): give one of them")
         if self.n is None:
             self.n = sum(explicit.values()) if explicit else DEFAULT_COUNT
-        if self.n < 1:
-            raise UserError(f"-n must be >= 1, got {self.n}")
+        if not 1 <= self.n <= MAX_COUNT:
+            raise UserError(f"-n must be in 1..{MAX_COUNT:,} images, got {self.n:,}")
         if not 0 < self.truncation <= 2:
             raise UserError(f"--truncation must be in (0, 2], got {self.truncation}")
         if self.format not in FORMATS:
