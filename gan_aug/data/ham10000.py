@@ -29,7 +29,7 @@ def read(config):
         image_ids=np.array(image_ids),
         groups=np.array([r["lesion_id"] or r["image_id"] for r in rows]),
         paths=paths,
-        age=np.array([parse_age(r.get("age")) for r in rows], dtype=np.float64),
+        age=np.array([parse_age(r.get("age"), r.get("image_id", "")) for r in rows], dtype=np.float64),
         sex=np.array([clean_text(r.get("sex")) for r in rows]),
         site=np.array([clean_text(r.get("localization")) for r in rows]),
         notices=notices,

@@ -153,11 +153,23 @@ def require_columns(header, required, path):
         raise UserError(f"{path} lacks column(s) {', '.join(missing)} (has: {', '.join(header)})")
 
 
-def parse_age(text):
-    try:
-        return float(text) if text not in ("", None) else float("nan")
-    except ValueError:
+MAX_AGE = 120
+
+
+def parse_age(text, image_id=""):
+    """An age in years from a CSV cell: nan where the table says nothing (empty, 'unknown', 'NA'); a value that
+    is no age (text, negative, past MAX_AGE) is refused, since a metadata model would learn from it as if true."""
+    text = clean_text(text)
+    if not text:
         return float("nan")
+    try:
+        age = float(text)
+    except ValueError:
+        age = float("nan")
+    if not 0 <= age <= MAX_AGE:  # nan fails too
+        where = f" of image {image_id}" if image_id else ""
+        raise UserError(f"age {text[:40]!r}{where} is not an age in years (0-{MAX_AGE}, or empty for unknown)")
+    return age
 
 
 def clean_text(value):

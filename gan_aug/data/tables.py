@@ -27,7 +27,15 @@ def read_table(path, what):
     if id_column is None:
         raise UserError(f"{path} has no image-id column (one of {', '.join(IMAGE_ID_COLUMNS)}; has: "
                         f"{', '.join(header)})")
-    return {row[id_column]: row for row in rows}, header, path
+    table = {row[id_column]: row for row in rows}
+    if len(table) < len(rows):  # a second row would win silently, e.g. a second lesion id that splits an image's group
+        seen, repeated = set(), None
+        for row in rows:
+            repeated = repeated or (row[id_column] if row[id_column] in seen else None)
+            seen.add(row[id_column])
+        raise UserError(f"{path} lists {len(rows) - len(table)} image id(s) more than once, e.g. {repeated}: give "
+                        "each image one row")
+    return table, header, path
 
 
 def lookup(table, image_id):
@@ -51,7 +59,7 @@ def table_metadata(table, header, image_ids, old=None):
             if row is None:
                 values.append(previous[i] if previous is not None else ("" if key != "age" else float("nan")))
             else:
-                values.append(parse_age(row[column]) if key == "age" else clean_text(row[column]))
+                values.append(parse_age(row[column], image_id) if key == "age" else clean_text(row[column]))
         out[key] = np.array(values, dtype=np.float64 if key == "age" else str)
     return out
 
