@@ -95,6 +95,9 @@ class ClassifierConfig:
         if self.lr <= 0:
             raise UserError(f"lr must be > 0, got {self.lr}")
         check_non_negative(self, "weight_decay", "patience", "ema_half_life", "freeze_epochs")
+        if self.freeze_epochs >= self.epochs and self.freeze_epochs:  # the backbone would never train
+            raise UserError(f"freeze_epochs ({self.freeze_epochs}) must be fewer than epochs ({self.epochs}): the "
+                            "backbone trains in the epochs after them")
         check_pretrained(self.model, self.pretrained)
         if (self.freeze_epochs or self.backbone_lr_mult != 1) and not self.pretrained:
             raise UserError("freeze_epochs and backbone_lr_mult tune a pretrained backbone: add --pretrained")

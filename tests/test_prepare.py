@@ -125,3 +125,16 @@ def test_dry_run_prints_config_and_writes_nothing(run_cli, tmp_path, extra):
     assert "toy_count: 77" in result.output
     assert ("size: 24" in result.output) == bool(extra)
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_a_set_edited_after_prepare_is_refused(toy16, tmp_path):
+    from gan_aug.errors import UserError
+
+    with np.load(toy16) as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    arrays["images"] = arrays["images"].copy()
+    arrays["images"][0, 0, 0, 0] ^= 1  # one bit of one pixel; the stored fingerprint kept
+    np.savez(tmp_path / "edited.npz", **arrays)
+    with pytest.raises(UserError, match="changed after prepare"):
+        load_prepared(tmp_path / "edited.npz")
+    assert load_prepared(toy16).fingerprint == str(arrays["fingerprint"])

@@ -99,6 +99,8 @@ def test_vgg16_keeps_its_fc_layers_and_trains_at_32_px():
     (["--model", "resnet18", "--freeze-epochs", 1], "add --pretrained"),
     (["--model", "resnet18", "--pretrained", "imagenet", "--backbone-lr-mult", 0], "backbone_lr_mult must be > 0"),
     (["--model", "inception_v3", "--pretrained", "x.pth"], "inception_v3 needs images of at least 75 px"),
+    (["--model", "resnet18", "--pretrained", "imagenet", "--freeze-epochs", 3, "--epochs", 2],
+     "freeze_epochs (3) must be fewer than epochs (2)"),
 ])
 def test_recipe_errors(args, message, toy16, tmp_path, run_cli):
     result = run_cli("train-classifier", "--data", toy16, "--out", tmp_path / "run", *args)

@@ -98,6 +98,11 @@ def prepared_from_arrays(path, data):
     if len(outside):
         raise UserError(f"{path}: {len(outside)} label(s) outside the {len(class_names)} classes "
                         f"(e.g. {int(outside[0])}; valid 0..{len(class_names) - 1})")
+    # The fingerprint is what provenance and receipts compare: one that no longer matches the arrays would let an
+    # edited set pass as the one a GAN or classifier learned from.
+    if fingerprint(images, labels, data["split"]) != str(data["fingerprint"]):
+        raise UserError(f"{path}: its images, labels or split were changed after prepare (the stored fingerprint "
+                        "does not match them): prepare it again")
     return PreparedSet(
         path=path, images=images, labels=labels.astype(np.int64), class_names=class_names, split=data["split"],
         group=data["group"], image_id=data["image_id"], source=str(data["source"]),
