@@ -129,6 +129,11 @@ def test_score_with_inception_online_cache_or_offline(inception_file, torch_home
         source = json.loads((tmp_path / out).read_text())["feature_source"]
         assert source["weights_sha256"] == sha256_file(inception_file) and source["extractor"] == "inception-v3-compat"
         assert source["resize"].startswith("16 px, bilinear to 299x299 px")
+        # the test's weights are not torch-fidelity's file: the record and the printed table say so
+        assert source["official_weights"] is False and "is not torch-fidelity's Inception file" in result.output
+    monkeypatch.setattr(fidelity, "INCEPTION_SHA256_PREFIX", sha256_file(inception_file)[:8])
+    result = run_cli(*args, "--fid-weights", inception_file, "--out", tmp_path / "d.json")
+    assert result.exit_code == 0 and "warning" not in result.output
 
 
 @pytest.mark.slow

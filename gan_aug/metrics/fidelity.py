@@ -28,6 +28,8 @@ from gan_aug.errors import UserError
 from gan_aug.runtime import hub_download
 
 INCEPTION_FILE = URL_INCEPTION_V3.rsplit("/", 1)[-1]
+# torch.hub's convention: the name ends in the first 8 hex digits of the file's sha256 (here 6726825d).
+INCEPTION_SHA256_PREFIX = INCEPTION_FILE.rsplit("-", 1)[-1].split(".")[0]
 # What torch-fidelity's inception-v3-compat does to every image before the network, for scores.json.
 INCEPTION_RESIZE = "bilinear to 299x299 px, TensorFlow 1.x compatible (torch-fidelity inception-v3-compat)"
 LESION_EXTRACTOR = "gan-aug-lesion"
@@ -119,8 +121,11 @@ def feature_record(features, fid_weights, image_size):
         weights = str(classifier_file(weights))
         size = load_classifier(weights)[2]["model_args"]["image_size"]
         resize = f"{image_size} px, bilinear antialiased to {size} px" if size != image_size else "none"
-    return {"extractor": name, "layer": layer, "weights": weights, "weights_sha256": sha256_file(weights),
-            "resize": resize}
+    digest = sha256_file(weights)
+    record = {"extractor": name, "layer": layer, "weights": weights, "weights_sha256": digest, "resize": resize}
+    if features == "inception":  # other weights load without complaint and give FDs of 1e-44 or 1e4
+        record["official_weights"] = digest.startswith(INCEPTION_SHA256_PREFIX)
+    return record
 
 
 def extractor_spec(features, fid_weights=None):

@@ -127,6 +127,11 @@ def write_tensorboard(logdir, results, prepared, syn_images, syn_labels, syn_fea
 
 def scores_table(results):
     lines = ["class       n_syn  n_real  FD        KID       precision  recall"]
+    source = results.get("feature_source", {})
+    if source.get("official_weights") is False:
+        lines.insert(0, f"warning: {source['weights']} is not torch-fidelity's Inception file (sha256 "
+                        f"{source['weights_sha256'][:8]}..., not {fidelity.INCEPTION_SHA256_PREFIX}...): these FD and "
+                        "KID are not comparable with published ones, and may mean nothing")
     for name, row in results["per_class"].items():
         lines.append(f"{name:<10} {row['n_synthetic']:>6} {row['n_real']:>7}  {row[fidelity.FD]:<9.4g} "
                      f"{row[fidelity.KID]:<9.4g} {row[fidelity.PRECISION]:<10.3f} {row[fidelity.RECALL]:.3f}")
