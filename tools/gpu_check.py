@@ -20,6 +20,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from gan_aug.data.prepared import fingerprint  # noqa: E402 -- after the path, for a checkout not installed
 
 from classifier.config import ClassifierConfig  # noqa: E402
 from classifier.train import ClassifierTrainer  # noqa: E402
@@ -43,7 +44,7 @@ def random_set(path, size, n, classes=7, seed=0):
     images = rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8)
     np.savez(path, images=images, labels=labels, class_names=np.array([f"c{i}" for i in range(classes)]),
              split=split, group=np.arange(n).astype(str), image_id=np.arange(n).astype(str),
-             source=np.array("random"), fingerprint=np.array(f"random-{size}-{n}"))
+             source=np.array("random"), fingerprint=np.array(fingerprint(images, labels, split)))
     return path
 
 
