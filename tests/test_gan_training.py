@@ -12,7 +12,7 @@ from gan_aug.data.config import PrepareConfig
 
 from gan_aug.gan.config import GanConfig
 from gan_aug.data.prepare import prepare
-from gan_aug.data.prepared import load_prepared
+from gan_aug.data.prepared import fingerprint, load_prepared
 from gan_aug.gan.checkpoint import load_checkpoint
 from gan_aug.gan.ema import refresh_standing_stats
 from gan_aug.gan.networks import build_networks
@@ -33,6 +33,7 @@ def test_discriminator_learns_a_trivial_set(tmp_path):
     with np.load(out) as data:
         arrays = dict(data)
     arrays["images"][:] = (200, 60, 40)  # every real image one flat colour
+    arrays["fingerprint"] = np.array(fingerprint(arrays["images"], arrays["labels"], arrays["split"]))
     np.savez(out, **arrays)
     trainer = GanTrainer(tiny_config(out, tmp_path / "run", diffaugment=(), lr_g=1e-5), progress=False)
     stats = StatsCollector()
@@ -241,3 +242,17 @@ def test_256_px_trains_a_few_steps(tmp_path, arch):
     G, _ = build_networks(state["model_args"])
     G.load_state_dict(state["G_ema"])
     assert G(torch.randn(1, 16), torch.tensor([0])).shape == (1, 3, 256, 256)
+
+
+def test_standing_statistics_are_estimated_once_per_step(toy16, tmp_path, monkeypatch):
+    """The snapshot and the checkpoint of one step share one re-estimate (each is 1,024 samples of G)."""
+    import gan_aug.gan.train as loop
+
+    steps = []
+    real = loop.refresh_standing_stats
+    monkeypatch.setattr(loop, "refresh_standing_stats", lambda G, *a, **k: (steps.append(trainer.step), real(G, *a, **k)))
+    trainer = GanTrainer(tiny_config(toy16, tmp_path / "run", kimg=0.064, snapshot_every=0.032, ckpt_every=0.032),
+                         progress=False)
+    trainer.run()
+    assert steps and len(steps) == len(set(steps)), steps
+    assert len(list((tmp_path / "run" / "samples").glob("*.png"))) >= 2
