@@ -8,6 +8,12 @@ from gan_aug.config import (DEVICE_HELP, FOLD_HELP, FOLDS_HELP, check_choice, ch
 from gan_aug.errors import UserError
 
 BALANCES = ("none", "oversample", "class-weight", "focal")
+# ce: cross-entropy; the other two add tau * log(train prior) to the logits inside the loss only (prediction uses
+# the raw logits), so a rare class must win by a larger margin in training: balanced softmax (Ren et al. 2020) is
+# tau 1, the logit-adjusted loss (Menon et al. 2021) any tau.
+LOSSES = ("ce", "balanced-softmax", "logit-adjust")
+# Batch mixing of images and their (soft) labels, torchvision.transforms.v2's MixUp / CutMix.
+MIXINGS = ("none", "mixup", "cutmix")
 KEEP_RULES = ("best-val", "last")
 
 
@@ -41,6 +47,12 @@ class ClassifierConfig:
     folds: int = setting(0, help=FOLDS_HELP)
     fold: typing.Optional[int] = setting(None, help=FOLD_HELP)
     focal_gamma: float = setting(2.0, help="Focal loss gamma (balance focal).")
+    loss: str = setting("ce", help="ce, balanced-softmax or logit-adjust (logits + logit_tau * log(train prior) in "
+                                   "the loss only; multiclass).")
+    logit_tau: float = setting(1.0, help="logit-adjust's tau (balanced-softmax is tau 1).")
+    mixing: str = setting("none", help="none, mixup or cutmix: mix pairs of images and their labels in each batch "
+                                       "(multiclass).")
+    mixing_alpha: float = setting(1.0, help="Beta(alpha, alpha) of the mixing share.")
     dropout: float = setting(0.2, help="Dropout before the classification heads.")
     # A GAN sample's intended class is only what G was asked for: teachers relabel real and synthetic alike.
     teachers: typing.Tuple[str, ...] = setting((), flag="--teacher", help=(
@@ -74,6 +86,17 @@ class ClassifierConfig:
         check_choice("balance", self.balance, BALANCES)
         check_choice("mix policy", self.mix_policy, POLICIES)
         check_choice("keep rule", self.keep, KEEP_RULES)
+        check_choice("loss", self.loss, LOSSES)
+        check_choice("mixing", self.mixing, MIXINGS)
+        if (self.loss != "ce" or self.mixing != "none") and self.task != "multiclass":
+            raise UserError(f"--loss {self.loss} and --mixing {self.mixing} are for --task multiclass")
+        if self.loss != "ce" and self.balance in ("class-weight", "focal"):
+            raise UserError(f"--loss {self.loss} already re-weights the classes: use --balance none or oversample")
+        if self.mixing != "none" and self.balance == "focal":
+            raise UserError("mixed (soft) labels and focal loss do not go together: use another --balance")
+        if not (0 <= self.logit_tau <= 10 and self.mixing_alpha > 0):
+            raise UserError(f"logit_tau must be in [0, 10] and mixing_alpha > 0, got {self.logit_tau} and "
+                            f"{self.mixing_alpha}")
         if not 0 <= self.dropout < 1:
             raise UserError(f"dropout must be in [0, 1), got {self.dropout}")
         if not 0 <= self.mix <= 1:

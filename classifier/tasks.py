@@ -25,9 +25,12 @@ def malignant_mask(class_names):
     return mask
 
 
-def class_loss(logits, targets, weight=None, focal_gamma=0.0, label_smoothing=0.0):
+def class_loss(logits, targets, weight=None, focal_gamma=0.0, label_smoothing=0.0, logit_offset=None):
     """Cross-entropy, optionally class-weighted and/or focal (Lin et al. 2017). `targets`: (B,) class indices,
-    or (B, K) class probabilities (distillation; not with focal)."""
+    or (B, K) class probabilities (distillation, batch mixing; not with focal). `logit_offset` (K,) is added to
+    the logits first: tau * log(prior) makes the loss balanced softmax / logit-adjusted."""
+    if logit_offset is not None:
+        logits = logits + logit_offset
     if focal_gamma <= 0:
         return F.cross_entropy(logits, targets, weight=weight, label_smoothing=label_smoothing)
     log_p = F.log_softmax(logits, dim=1).gather(1, targets[:, None]).squeeze(1)

@@ -47,6 +47,16 @@ def weight_average(model, half_life_steps):
     return torch.optim.swa_utils.AveragedModel(model, avg_fn=average, use_buffers=True)
 
 
+def batch_mixer(kind, alpha, n_classes):
+    """torchvision's MixUp or CutMix for (images, labels) batches, labels as indices or probabilities; None for
+    none. They draw from torch's global RNG, which train_one_epoch seeds per seed, rank and epoch."""
+    if kind == "none":
+        return None
+    from torchvision.transforms import v2
+
+    return {"mixup": v2.MixUp, "cutmix": v2.CutMix}[kind](alpha=alpha, num_classes=n_classes)
+
+
 class ClassifierTrainer:
     def __init__(self, config, progress=True, prepared=None, synthetic=None, teachers=None):
         self.config, self.progress = config, progress
@@ -96,6 +106,10 @@ class ClassifierTrainer:
         if config.balance == "class-weight" or config.balance == "focal":
             self.class_weight = (counts.sum() / (len(counts) * counts.clamp(min=1))).to(self.device)
         self.loss_kw = {"focal_gamma": config.focal_gamma if config.balance == "focal" else 0.0}
+        if config.loss != "ce":  # the train split's prior, whatever the sampler draws
+            tau = 1.0 if config.loss == "balanced-softmax" else config.logit_tau
+            self.loss_kw["logit_offset"] = (tau * torch.log(counts.clamp(min=1) / counts.sum())).to(self.device)
+        self.mixer = batch_mixer(config.mixing, config.mixing_alpha, len(task.output_names))
 
         self.steps_per_epoch = math.ceil(len(train.labels) / config.batch_size)
         # One AdamW group per learning rate: [heads and metadata branch, backbone] (one group at multiplier 1,
@@ -190,10 +204,13 @@ class ClassifierTrainer:
             x = augment_batch(to_float(self.pool_images[idx]), self.generator, rows, len(batch))
             x = x.contiguous(memory_format=torch.channels_last)
             meta = None if self.pool_meta is None else self.pool_meta[idx]
+            targets = self.pool_targets[idx]
+            if self.mixer is not None:  # pairs each image with the next one of the batch (shuffled by the sampler)
+                x, targets = self.mixer(x, targets)
             with self.autocast:
                 outputs = self.train_model(x, meta)
             outputs = {k: v.float() for k, v in outputs.items()}
-            loss = self.task.loss(outputs, self.pool_targets[idx], self.class_weight, **self.loss_kw)
+            loss = self.task.loss(outputs, targets, self.class_weight, **self.loss_kw)
             # DDP averages the ranks' gradients; weighting by each rank's share of the global batch makes
             # that the gradient of the global batch's mean loss even when the last batch splits unevenly.
             share = len(idx) * self.world.size / len(batch)
