@@ -73,8 +73,10 @@ def bundle(results_dir, out, external_predictions, force):
 @click.option("--out", type=str, help="Report folder [rescore_<bundle name>].")
 @click.option("--tta", is_flag=True, help="Test-time augmentation: mean probabilities over the image and its flips.")
 @click.option("--device", default="auto", show_default=True)
+@click.option("--posthoc", multiple=True, help="Post-hoc corrections to report (bias, label-shift; repeatable) "
+                                               "[the comparison's own].")
 @click.option("--force", is_flag=True, help="Replace an existing report folder.")
-def rescore(bundle_dir, externals, out, tta, device, force):
+def rescore(bundle_dir, externals, out, tta, device, posthoc, force):
     """Re-score a bundle's runs on new external sets: the compare report's claim and CIs, no training.
 
     \b
@@ -83,7 +85,7 @@ def rescore(bundle_dir, externals, out, tta, device, force):
     """
     from gan_aug.compare.rescore import default_out, rescore as run_rescore
 
-    summary, matches = run_rescore(bundle_dir, externals, out, tta, device, force)
+    summary, matches = run_rescore(bundle_dir, externals, out, tta, device, force, posthoc=posthoc or None)
     _echo_summary(summary, matches)
     click.echo(f"report: {Path(out or default_out(bundle_dir)) / 'report.md'}")
 

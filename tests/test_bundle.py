@@ -34,7 +34,8 @@ def toy_compare(toy16, toy_gan, tmp_path_factory):
     assert run("synthesize", "--checkpoint", toy_gan, "-n", 60, "--out", work / "syn").exit_code == 0
     cfg = work / "compare.yaml"
     cfg.write_text(f"data: {toy16}\nsynthetic: {work / 'syn'}\narms: [oversample, mix:0.5]\nseeds: [0, 1]\n"
-                   f"epochs: 1\nbatch_size: 32\nbootstrap: 200\nexternal: [isicx=isic-csv:{isic}]\nbundle: true\n")
+                   f"epochs: 1\nbatch_size: 32\nbootstrap: 200\nexternal: [isicx=isic-csv:{isic}]\nbundle: true\n"
+                   "posthoc: [bias, label-shift]\n")
     result = run("compare", "--config", cfg, "--out", work / "out")
     assert result.exit_code == 0, result.output
     return work, isic
@@ -71,6 +72,10 @@ def test_rescore_on_the_compares_own_external_set_gives_identical_numbers(toy_co
         claim_lines(text.split("## isicx")[1].split("## ")[0])
     assert isic_lines(rescored) and isic_lines(rescored) == isic_lines(original)
     assert "## Predicted-class shares" in rescored and "| true |" in rescored
+    # the post-hoc fits read the bundle's val predictions: the corrected gains match compare's too
+    posthoc = lambda text: [l for l in text.split("## Post-hoc class corrections")[1].splitlines()
+                            if l.startswith("- isicx")]
+    assert posthoc(rescored) and posthoc(rescored) == posthoc(original)
     assert "gan-aug rescore" in rescored.splitlines()[0]
 
 

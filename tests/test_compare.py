@@ -264,3 +264,31 @@ def test_recipe_gain_pairs_two_compares_on_their_common_seeds(tmp_path):
     write_run(tmp_path / "c", 1, 0.8, labels=np.roll(y_true, 1))
     result = subprocess.run(tool[:-4] + ["--b", str(tmp_path / "c")], capture_output=True, text=True)
     assert result.returncode == 1 and "different test images" in result.stderr
+
+
+@pytest.mark.slow
+def test_loss_and_mixing_arms_twins_and_posthoc_in_one_compare(toy16, toy_gan, tmp_path, run_cli):
+    """balanced-softmax and a generative arm with cutmix: the generative arm's twin (oversample+cutmix) runs
+    without being listed, the claim against a control of another recipe is marked confounded, and every arm is
+    reported raw and after both post-hoc corrections, with predicted-class shares."""
+    syn = tmp_path / "syn"
+    assert run_cli("synthesize", "--checkpoint", toy_gan, "-n", 60, "--out", syn).exit_code == 0
+    cfg = tmp_path / "compare.yaml"
+    cfg.write_text(f"data: {toy16}\nsynthetic: {syn}\narms: [balanced-softmax, mix:0.5+cutmix]\nseeds: [0]\n"
+                   "epochs: 1\nbatch_size: 32\nbootstrap: 100\nposthoc: [bias, label-shift]\n")
+    out = tmp_path / "cmp"
+    result = run_cli("compare", "--config", cfg, "--out", out)
+    assert result.exit_code == 0, result.output
+    twin_run = run_dir(out, "oversample+cutmix", 0)
+    assert (twin_run / "done.json").is_file() and "mixing: cutmix" in (twin_run / "config.yaml").read_text()
+    assert "loss: balanced-softmax" in (run_dir(out, "balanced-softmax", 0) / "config.yaml").read_text()
+    report = (out / "report.md").read_text()
+    assert "Baseline: **balanced-softmax**" in report  # the twin was added, never chosen as the baseline
+    assert "vs its twin oversample+cutmix" in report and "**Confounded**: mix:0.5+cutmix" in report
+    assert "## Post-hoc class corrections" in report and "both after bias" in report and "both after label-shift" in report
+    assert "## Predicted-class shares" in report
+    with open(out / "results.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {r["arm"] for r in rows} == {"balanced-softmax", "mix:0.5+cutmix", "oversample+cutmix"}
+    shares = [float(rows[0][f"predicted_share_{c}"]) for c in ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")]
+    assert sum(shares) == pytest.approx(1.0, abs=1e-5)

@@ -5,7 +5,7 @@ import typing
 from pathlib import Path
 
 from classifier.config import ClassifierConfig
-from gan_aug.compare.arms import is_generative, parse_arm, split_distill, synthetic_set_name
+from gan_aug.compare.arms import is_generative, parse_arm, split_distill, synthetic_set_name, twin
 from gan_aug.config import DEVICE_HELP, check_folds, setting
 from gan_aug.errors import UserError
 
@@ -56,6 +56,13 @@ class CompareConfig:
     threads: int = setting(0, flag=False)
     device: str = setting("auto", flag=False, help=DEVICE_HELP)
     bootstrap: int = setting(2000, flag=False, help="Bootstrap resamples of each CI.")
+    twins: bool = setting(True, flag=False, help="Run each generative arm's twin too (the same arm without its "
+                                                 "synthetic draws, e.g. oversample+kd for mix:0.3+kd) and report "
+                                                 "the gain over it; twins added so never become the baseline.")
+    posthoc: typing.Tuple[str, ...] = setting((), flag=False, help="Post-hoc corrections reported beside the raw "
+                                                                   "figures: bias (fitted on val), label-shift.")
+    posthoc_per_class: int = setting(0, flag=False, help="bias: also a shift per class with at least this many val "
+                                                         "images (0: tau only).")
     bundle: bool = setting(False, flag=False, help="When every run has finished, write OUT/bundle: the runs' "
                                                    "weights, configs and predictions (gan-aug bundle).")
     # A scheduler (a SLURM job array, several torchrun jobs or machines on one shared filesystem) starts one
@@ -85,6 +92,12 @@ class CompareConfig:
             raise UserError("+kd arms distil from `teachers: [CLASSIFIER, ...]`, which the config does not give")
         for entry in self.external:
             parse_external(entry)
+        from gan_aug.compare.posthoc import CORRECTIONS
+
+        unknown = [p for p in self.posthoc if p not in CORRECTIONS]
+        if unknown or self.posthoc_per_class < 0:
+            raise UserError(f"posthoc takes {', '.join(CORRECTIONS)} (got {', '.join(unknown) or self.posthoc}) and "
+                            "posthoc_per_class >= 0")
         self.shard_index()
         self._check_folds(generative)
         if self.synth_n < 1 or self.bootstrap < 100:
@@ -109,6 +122,13 @@ class CompareConfig:
                             f"validation images: one GAN per fold (train-gan --folds {self.folds}), named with "
                             f"{{fold}}, e.g. gan_run: runs/gan_cv/fold_{{fold}} or synthetic: syn_fold{{fold}} "
                             f"(not so: {', '.join(shared)})")
+
+    def run_arms(self):
+        """The arms that train: the config's, then each generative arm's twin that the config does not list."""
+        if not self.twins:
+            return tuple(self.arms)
+        extra = [twin(a) for a in self.arms if twin(a) not in self.arms]
+        return tuple(self.arms) + tuple(dict.fromkeys(extra))
 
     def shard_index(self):
         """(k, n) of shard 'k/n', 1 <= k <= n."""

@@ -41,12 +41,12 @@ def subgroup_table(config, records, split):
     first = subgroups(config.arms[0], config.seeds[0])
     if not first:
         return []
-    lines = [f"## Subgroups ({split} BMA, mean over seeds)", "", "| subgroup | n | " + " | ".join(config.arms) + " |",
-             "|" + " --- |" * (2 + len(config.arms))]
+    lines = [f"## Subgroups ({split} BMA, mean over seeds)", "", "| subgroup | n | " + " | ".join(config.run_arms()) + " |",
+             "|" + " --- |" * (2 + len(config.run_arms()))]
     for attribute, rows in first.items():
         for value, row in rows.items():
             means = [np.mean([subgroups(a, s).get(attribute, {}).get(value, {}).get("bma", np.nan)
-                              for s in config.seeds]) for a in config.arms]
+                              for s in config.seeds]) for a in config.run_arms()]
             lines.append(f"| {attribute}={value} | {row['n']} | " + " | ".join(f"{m:.3f}" for m in means) + " |")
     return lines + [""]
 
@@ -116,7 +116,7 @@ def plot_recall(rows, path, split):
 
 def plot_confusions(config, records, out, split):
     files = {}
-    for arm in config.arms:
+    for arm in config.run_arms():
         first = records[(arm, config.seeds[0])]["splits"][split]
         total = sum(np.array(records[(arm, s)]["splits"][split]["confusion_matrix"]) for s in config.seeds)
         name = f"confusion_{arm.replace(':', '_')}.png"
@@ -149,6 +149,47 @@ def synthetic_line(config):
     return line
 
 
+def gain_line(split, arm, other, g, mark):
+    verdict = "CI excludes 0" if g["ci_low"] > 0 or g["ci_high"] < 0 else "CI includes 0"
+    return (f"- {split}: **{arm}** vs {other}: {'+' if g['mean'] >= 0 else ''}{_pct(g['mean'])} "
+            f"BMA points, 95% CI [{_pct(g['ci_low'])}, {_pct(g['ci_high'])}] ({verdict}{mark}); "
+            f"stricter CI [{_pct(g['strict_ci_low'])}, {_pct(g['strict_ci_high'])}]")
+
+
+def posthoc_lines(summary, splits):
+    """The post-hoc section: each arm's BMA raw and after each correction, and the gains after them. A gain that
+    vanishes once both arms are corrected came from a shift of the class prior, not from recognising more."""
+    first = next(iter(summary["splits"][splits[0]].values()))
+    names = list(first.get("posthoc", {}))
+    if not names:
+        return []
+    lines = ["## Post-hoc class corrections", "",
+             "bias: log-probabilities + tau * -log(train prior), tau (and with posthoc_per_class, shrunk per-class "
+             "shifts) fitted on val per run; label-shift: the split's class prior estimated from its unlabelled "
+             "predictions (EM on val-calibrated probabilities) and the probabilities re-weighted to it. Val BMA "
+             "after the bias fit is optimistic (fitted there): read it beside test.", ""]
+    for split in splits:
+        rows = summary["splits"][split]
+        lines += [f"| {split}: BMA | raw | " + " | ".join(names) + " |", "|" + " --- |" * (2 + len(names))]
+        lines += [f"| {arm} | {row['bma_mean']:.4f} | " + " | ".join(f"{row['posthoc'][n]['bma_mean']:.4f}"
+                                                                   for n in names) + " |" for arm, row in rows.items()]
+        lines.append("")
+        for arm, row in rows.items():
+            for n in names:
+                corrected = row["posthoc"][n]
+                if "gain" in corrected:
+                    lines.append(gain_line(split, arm, summary["baseline"], corrected["gain"], f", both after {n}"))
+                if "gain_twin" in corrected:
+                    lines.append(gain_line(split, arm, f"its twin {summary['twins'][arm]}", corrected["gain_twin"],
+                                           f", both after {n}"))
+        lines.append("")
+    bias_rows = {a: r["posthoc"]["bias"] for a, r in summary["splits"][splits[0]].items() if "bias" in r["posthoc"]}
+    if bias_rows:
+        lines += ["Val BMA before -> after the bias fit (mean over seeds): " + "; ".join(
+            f"{a} {r['val_bma_raw']:.4f} -> {r['val_bma']:.4f}" for a, r in bias_rows.items()) + ".", ""]
+    return lines
+
+
 def report_markdown(config, facts, summary, splits, plots, confusions, subgroups=(), heading=None):
     """report.md's text; `heading` (lines) replaces the title line (rescore names its bundle there)."""
     baseline = summary["baseline"]
@@ -157,7 +198,7 @@ def report_markdown(config, facts, summary, splits, plots, confusions, subgroups
     kept = "the last epoch kept" if config.keep == "last" else "best epoch chosen on val BMA"
     lines = list(heading or [f"# gan-aug compare: {Path(config.data).name}"]) + ["",
              f"Prepared set `{config.data}` (fingerprint `{facts.fingerprint[:16]}`), {facts.image_size} px, "
-             f"classes {', '.join(facts.class_names)}. Arms x seeds: {len(config.arms)} x {len(config.seeds)} "
+             f"classes {', '.join(facts.class_names)}. Arms x seeds: {len(config.run_arms())} x {len(config.seeds)} "
              f"(seeds {', '.join(map(str, config.seeds))}); classifier `{config.model}`, task `{config.task}`, "
              f"{config.epochs} epochs, batch {config.batch_size}, lr {config.lr}; {kept}{averaged}.",
              synthetic_line(config), ""]
@@ -176,17 +217,22 @@ def report_markdown(config, facts, summary, splits, plots, confusions, subgroups
             lines += ["", f"The claim is **{selected}**, the generative arm with the best mean val BMA; "
                       "with several generative arms, the other lines are exploratory (one of many can clear "
                       "a 95% CI by chance)."]
+        if summary.get("confounded"):
+            lines += ["", f"**Confounded**: {', '.join(summary['confounded'])} and {baseline} differ in more than the "
+                      "synthetic images (distillation, loss, mixing or schedule), so that gain measures more than "
+                      "the generator; the gain over each arm's twin (the same recipe without synthetic draws) "
+                      "measures the synthetic images alone."]
         lines.append("")
         for split in splits:
             for arm, row in summary["splits"][split].items():
                 if "gain" in row:
-                    g = row["gain"]
-                    verdict = "CI excludes 0" if g["ci_low"] > 0 or g["ci_high"] < 0 else "CI includes 0"
                     mark = ", selected on val" if arm == selected else ""
-                    lines.append(f"- {split}: **{arm}** vs {baseline}: {'+' if g['mean'] >= 0 else ''}{_pct(g['mean'])} "
-                                 f"BMA points, 95% CI [{_pct(g['ci_low'])}, {_pct(g['ci_high'])}] ({verdict}{mark}); "
-                                 f"stricter CI [{_pct(g['strict_ci_low'])}, {_pct(g['strict_ci_high'])}]")
+                    mark += ", confounded" if arm in summary.get("confounded", ()) else ""
+                    lines.append(gain_line(split, arm, baseline, row["gain"], mark))
+                if "gain_twin" in row:
+                    lines.append(gain_line(split, arm, f"its twin {summary['twins'][arm]}", row["gain_twin"], ""))
         lines.append("")
+    lines += posthoc_lines(summary, splits)
     lines += ["## val (selection only)", "", "| arm | BMA mean ± std |", "| --- | --- |"]
     lines += [f"| {arm} | {v['mean']:.4f} ± {v['std']:.4f} |" for arm, v in summary["val_bma"].items()]
     lines.append("")

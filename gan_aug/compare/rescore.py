@@ -35,11 +35,16 @@ def check_out(bundle_dir, out, force):
         raise UserError(f"{out} already exists (use --force to replace it)")
 
 
-def rescore(bundle_dir, externals, out=None, tta=False, device="auto", force=False, progress=True):
+def rescore(bundle_dir, externals, out=None, tta=False, device="auto", force=False, progress=True, posthoc=None):
     """Evaluate every run of the bundle on each `externals` entry (NAME=SOURCE:ROOT) and write the report into
     `out`; returns (summary, matches): matches[name] counts the runs whose predictions on a set the bundle
-    was also scored on are identical to the bundled ones (None where the bundle has none of that name)."""
+    was also scored on are identical to the bundled ones (None where the bundle has none of that name).
+    `posthoc`: the corrections to report (default: the comparison's own), fitted on the bundle's val predictions."""
     check_device_name(device)
+    from gan_aug.compare.posthoc import CORRECTIONS
+
+    if any(p not in CORRECTIONS for p in posthoc or ()):
+        raise UserError(f"--posthoc takes {', '.join(CORRECTIONS)}, got {', '.join(posthoc)}")
     out = Path(out) if out else default_out(bundle_dir)
     check_out(bundle_dir, out, force)
     names = [parse_external(entry)[0] for entry in externals]
@@ -47,7 +52,7 @@ def rescore(bundle_dir, externals, out=None, tta=False, device="auto", force=Fal
         raise UserError("give at least one --external NAME=SOURCE:ROOT")
     bundle = read_bundle(bundle_dir)
     config, facts = bundle.config, bundle.facts
-    seeds = tuple(s for s in config.seeds if all((a, s) in bundle.runs for a in config.arms))
+    seeds = tuple(s for s in config.seeds if all((a, s) in bundle.runs for a in config.run_arms()))
     if not seeds:
         raise UserError(f"{bundle_dir} holds no seed that every arm finished")
     sets = load_externals(externals, facts.image_size)
@@ -57,7 +62,7 @@ def rescore(bundle_dir, externals, out=None, tta=False, device="auto", force=Fal
             raise UserError(f"{name} has class(es) {', '.join(unknown)}, which the bundle's models never learned "
                             f"(they know {', '.join(facts.class_names)})")
     records, predictions = {}, {}
-    runs = [(a, s) for a in config.arms for s in seeds]
+    runs = [(a, s) for a in config.run_arms() for s in seeds]
     for i, (arm, seed) in enumerate(runs):
         if progress:
             print(f"[{i + 1}/{len(runs)}] scoring {arm}, seed {seed}", flush=True)
@@ -69,9 +74,13 @@ def rescore(bundle_dir, externals, out=None, tta=False, device="auto", force=Fal
             predictions[(arm, seed, name)] = {"y_true": targets, "y_pred": probs.argmax(axis=1), "probs": probs,
                                               "image_id": dataset.image_id[dataset.indices(split)]}
         records[(arm, seed)] = record
-    rescored = dataclasses.replace(config, seeds=seeds, out=str(out), external=tuple(externals))
+    rescored = dataclasses.replace(config, seeds=seeds, out=str(out), external=tuple(externals),
+                                   posthoc=config.posthoc if posthoc is None else tuple(posthoc))
     n_classes = {name: len(records[runs[0]]["splits"][name]["class_names"]) for name in names}
-    summary = summarize(rescored, records, names, n_classes, predictions=lambda a, s, split: predictions[(a, s, split)])
+    def saved(arm, seed, split):  # the new sets' predictions; val's, for the post-hoc fits, from the bundle
+        return predictions[(arm, seed, split)] if split in names else bundle.predictions(arm, seed, split)
+
+    summary = summarize(rescored, records, names, n_classes, predictions=saved, train_prior=facts.train_counts)
     matches = {name: _matching_runs(bundle, runs, predictions, name) for name in names}
     heading = [f"# gan-aug rescore: {Path(bundle_dir).resolve().name}", "",
                f"The runs of bundle `{bundle_dir}` re-scored, without training, on "

@@ -162,7 +162,7 @@ def compare(config, progress=True):
         synthetics = load_synthetic_sets(config, prepared, progress)  # one shard synthesizes, the others wait for it
     externals = load_externals(config.external, prepared.image_size)
     k, n = config.shard_index()
-    runs = [(a, s) for a in config.arms for s in config.seeds][k - 1::n]
+    runs = [(a, s) for a in config.run_arms() for s in config.seeds][k - 1::n]
     for i, (arm, seed) in enumerate(runs):
         if progress:
             print(f"[{i + 1}/{len(runs)}{f' of shard {k}/{n}' if n > 1 else ''}] arm {arm}, seed {seed}", flush=True)
@@ -180,25 +180,27 @@ def report_finished(config, prepared, externals):
     """The report over the seeds every arm has finished (other shards may still be running); None when no
     seed is complete yet. Paired gains need every arm on the same seeds, so a half-done seed waits."""
     records = {}
-    for arm in config.arms:
+    for arm in config.run_arms():
         for seed in config.seeds:
             done = run_dir(config.out, arm, seed) / "done.json"
             if done.is_file():
                 records[(arm, seed)] = read_done(done)
-    seeds = tuple(s for s in config.seeds if all((a, s) in records for a in config.arms))
+    seeds = tuple(s for s in config.seeds if all((a, s) in records for a in config.run_arms()))
     if not seeds:
-        print(f"no seed finished by every arm yet ({len(records)} of {len(config.arms) * len(config.seeds)} "
+        print(f"no seed finished by every arm yet ({len(records)} of {len(config.run_arms()) * len(config.seeds)} "
               "runs done): the report waits for the other shards", flush=True)
         return None
     finished = dataclasses.replace(config, seeds=seeds)
-    missing = [f"{a} seed {s}" for a in config.arms for s in config.seeds if s not in seeds]
+    missing = [f"{a} seed {s}" for a in config.run_arms() for s in config.seeds if s not in seeds]
     splits = ["test"] + list(externals)
     n_classes = {s: len(records[(config.arms[0], seeds[0])]["splits"][s]["class_names"]) for s in splits}
-    summary = summarize(finished, {key: records[key] for key in records if key[1] in seeds}, splits, n_classes)
+    facts = DataFacts.of(prepared)
+    summary = summarize(finished, {key: records[key] for key in records if key[1] in seeds}, splits, n_classes,
+                        train_prior=facts.train_counts)
     summary["unfinished_seeds"] = [s for s in config.seeds if s not in seeds]
     with locked(Path(config.out) / "report.lock"):  # two shards finishing at once write one report each in turn
         remove_temp_files(config.out, ("results.csv",))
-        write_report(finished, DataFacts.of(prepared), {key: records[key] for key in records if key[1] in seeds},
+        write_report(finished, facts, {key: records[key] for key in records if key[1] in seeds},
                      summary, splits)
     if missing and len(missing) < 20:
         print(f"not yet in the report: {', '.join(missing)}", flush=True)

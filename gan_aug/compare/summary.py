@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from gan_aug.compare.arms import is_generative
-from gan_aug.compare.stats import baseline_arm, bootstrap_mean_ci, gain_with_cis, mean_std
+from gan_aug.compare.arms import is_generative, same_recipe_but_synthetic, twin
+from gan_aug.compare.stats import baseline_arm, bma, bootstrap_mean_ci, gain_with_cis, mean_std
 
 PREDICTIONS = "{split}_predictions.npz"
 DATA_FACTS = "data.json"
@@ -64,24 +64,28 @@ def predicted_shares(metrics):
             {c: float(v) for c, v in zip(names, matrix.sum(axis=1) / total)})
 
 
-def summarize(config, records, splits, n_classes_by_split, predictions=None):
+def summarize(config, records, splits, n_classes_by_split, predictions=None, train_prior=None):
     """Per split: each arm's seeds, mean/std/CI of BMA, mean per-class recall and predicted-class shares, and
-    each generative arm's paired-bootstrap gain over the baseline arm (best non-generative arm by mean val BMA).
+    each generative arm's paired-bootstrap gain over the baseline arm (best non-generative arm by mean val BMA)
+    and over its twin; with config.posthoc (and the train split's class prior), the same after each correction.
     `predictions(arm, seed, split)` gives a run's saved predictions (default: the npz under config.out).
 
     `selected` is the generative arm with the best mean val BMA: with several generative arms, one of
-    them can clear a 95% CI on test by chance, so the claim is the arm chosen before looking at test."""
+    them can clear a 95% CI on test by chance, so the claim is the arm chosen before looking at test. Twins
+    that compare added itself are reported but never chosen as the baseline."""
     predictions = predictions or (lambda arm, seed, split: load_predictions(config.out, arm, seed, split))
-    arms, seeds = list(config.arms), list(config.seeds)
-    generative = [a for a in arms if is_generative(a)]
+    arms, seeds = list(config.run_arms()), list(config.seeds)
+    generative = [a for a in config.arms if is_generative(a)]
     val_bma = {}
     for a in arms:
         mean, std = mean_std([records[(a, s)]["splits"]["val"]["bma"] for s in seeds])
         val_bma[a] = {"mean": mean, "std": std}
-    baseline = baseline_arm(arms, lambda a: val_bma[a]["mean"])
+    baseline = baseline_arm(config.arms, lambda a: val_bma[a]["mean"])
     selected = max(generative, key=lambda a: val_bma[a]["mean"]) if generative else None
     summary = {"baseline": baseline, "selected": selected, "selected_on": "mean val BMA", "splits": {},
-               "val_bma": val_bma}
+               "val_bma": val_bma, "twins": {a: twin(a) for a in generative if twin(a) in arms},
+               "confounded": [a for a in generative if baseline and not same_recipe_but_synthetic(a, baseline)]}
+    corrections = list(config.posthoc) if train_prior is not None else []
     for split in splits:
         preds = {a: np.stack([predictions(a, s, split)["y_pred"] for s in seeds]) for a in arms}
         y_true = predictions(arms[0], seeds[0], split)["y_true"]
@@ -100,7 +104,51 @@ def summarize(config, records, splits, n_classes_by_split, predictions=None):
             rows[a]["true_share"] = shares[0][1]
             for metric in ("accuracy", "macro_f1", "auc_macro"):
                 rows[a][metric] = float(np.mean([records[(a, s)]["splits"][split][metric] for s in seeds]))
-            if baseline and is_generative(a):
-                rows[a]["gain"] = gain_with_cis(y_true, preds[a], preds[baseline], k, config.bootstrap)
+        _add_gains(rows, summary, y_true, preds, k, config.bootstrap)
+        for name in corrections:
+            corrected = _posthoc_rows(config, name, split, arms, seeds, predictions, train_prior, y_true, k)
+            if corrected is None:  # binary / two-stage outputs: no class prior to correct
+                continue
+            for a, (row, corrected_preds) in corrected.items():
+                rows[a].setdefault("posthoc", {})[name] = row
+            posthoc_rows = {a: rows[a]["posthoc"][name] for a in arms}
+            _add_gains(posthoc_rows, summary, y_true, {a: p for a, (_, p) in corrected.items()}, k, config.bootstrap)
         summary["splits"][split] = rows
     return summary
+
+
+def _add_gains(rows, summary, y_true, preds, k, iterations):
+    """Each claimed (generative) arm's paired gain over the baseline and over its twin, into its row."""
+    for a, twin_arm in [(a, summary["twins"].get(a)) for a in rows if is_generative(a)]:
+        if summary["baseline"]:
+            rows[a]["gain"] = gain_with_cis(y_true, preds[a], preds[summary["baseline"]], k, iterations)
+        if twin_arm and twin_arm != summary["baseline"]:
+            rows[a]["gain_twin"] = gain_with_cis(y_true, preds[a], preds[twin_arm], k, iterations)
+
+
+def _posthoc_rows(config, name, split, arms, seeds, predictions, train_prior, y_true, k):
+    """arm -> (its row after correction `name`, its corrected predictions (S, N)); None where the outputs are
+    not the prepared set's classes."""
+    from gan_aug.compare.posthoc import correct
+
+    if len(train_prior) != k:
+        return None
+    out = {}
+    for a in arms:
+        facts, corrected = [], []
+        for s in seeds:
+            val = predictions(a, s, "val")
+            probs, fact = correct(name, (val["probs"], val["y_true"]), (predictions(a, s, split)["probs"], y_true),
+                                  np.asarray(train_prior, dtype=float) / np.sum(train_prior), config.posthoc_per_class)
+            facts.append(fact)
+            corrected.append(probs.argmax(axis=1))
+        values = [bma(y_true, p, k) for p in corrected]
+        bma_mean, bma_std = mean_std(values)
+        row = {"bma_mean": bma_mean, "bma_std": bma_std, "bma_by_seed": values}
+        if name == "bias":
+            row["val_bma_raw"] = float(np.mean([f["val_bma_raw"] for f in facts]))
+            row["val_bma"] = float(np.mean([f["val_bma"] for f in facts]))
+        else:
+            row["prior"] = np.mean([f["prior"] for f in facts], axis=0).tolist()
+        out[a] = (row, np.stack(corrected))
+    return out
