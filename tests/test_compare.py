@@ -268,13 +268,14 @@ def test_recipe_gain_pairs_two_compares_on_their_common_seeds(tmp_path):
 
 @pytest.mark.slow
 def test_loss_and_mixing_arms_twins_and_posthoc_in_one_compare(toy16, toy_gan, tmp_path, run_cli):
-    """balanced-softmax and a generative arm with cutmix: the generative arm's twin (oversample+cutmix) runs
+    """balanced-softmax, a generative arm with cutmix and two placebos: the generative arm's twin (oversample+cutmix) runs
     without being listed, the claim against a control of another recipe is marked confounded, and every arm is
     reported raw and after both post-hoc corrections, with predicted-class shares."""
     syn = tmp_path / "syn"
     assert run_cli("synthesize", "--checkpoint", toy_gan, "-n", 60, "--out", syn).exit_code == 0
     cfg = tmp_path / "compare.yaml"
-    cfg.write_text(f"data: {toy16}\nsynthetic: {syn}\narms: [balanced-softmax, mix:0.5+cutmix]\nseeds: [0]\n"
+    cfg.write_text(f"data: {toy16}\nsynthetic: {syn}\narms: [balanced-softmax, mix:0.5+cutmix, placebo-aug:0.5, "
+                   "placebo-shuffle:0.5]\nseeds: [0]\n"
                    "epochs: 1\nbatch_size: 32\nbootstrap: 100\nposthoc: [bias, label-shift]\n")
     out = tmp_path / "cmp"
     result = run_cli("compare", "--config", cfg, "--out", out)
@@ -287,8 +288,11 @@ def test_loss_and_mixing_arms_twins_and_posthoc_in_one_compare(toy16, toy_gan, t
     assert "vs its twin oversample+cutmix" in report and "**Confounded**: mix:0.5+cutmix" in report
     assert "## Post-hoc class corrections" in report and "both after bias" in report and "both after label-shift" in report
     assert "## Predicted-class shares" in report
+    assert "The claim is **mix:0.5+cutmix**" in report  # placebos are reported, never the claim or the baseline
+    assert "**placebo-aug:0.5** vs balanced-softmax" in report and "**placebo-shuffle:0.5** vs its twin oversample" in report
     with open(out / "results.csv") as handle:
         rows = list(csv.DictReader(handle))
-    assert {r["arm"] for r in rows} == {"balanced-softmax", "mix:0.5+cutmix", "oversample+cutmix"}
+    assert {r["arm"] for r in rows} == {"balanced-softmax", "mix:0.5+cutmix", "oversample+cutmix", "placebo-aug:0.5",
+                                        "placebo-shuffle:0.5", "oversample"}
     shares = [float(rows[0][f"predicted_share_{c}"]) for c in ("akiec", "bcc", "bkl", "df", "mel", "nv", "vasc")]
     assert sum(shares) == pytest.approx(1.0, abs=1e-5)

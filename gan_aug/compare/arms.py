@@ -2,7 +2,8 @@
 
 Bases: none, oversample, class-weight, focal, balanced-softmax, logit-adjust[:TAU] (non-generative controls);
 mix:R / topup:R (generative; mix:R@NAME uses the synthetic set NAME of `synthetic_sets`, so several sets
-compete in one report). Modifiers: +kd trains on the config's `teachers`' probabilities (distillation);
+compete in one report); placebo-aug:R, placebo-shuffle:R, placebo-early:R (mix:R's sampler and schedule with
+other draws in place of the synthetic images). Modifiers: +kd trains on the config's `teachers`' probabilities (distillation);
 +mixup / +cutmix mix pairs of images and labels in each batch; +balanced-softmax / +logit-adjust[:TAU] change
 the loss. So oversample+kd is the non-generative control of mix:R+kd, and every generative arm has a twin:
 the same arm with its synthetic draws off (`twin`).
@@ -16,8 +17,10 @@ PRETRAIN = "pretrain"  # pretrain:U = mix:1:U, synthetic pretraining (issue #24'
 DISTILL_SUFFIX = "+kd"
 LOSS_ARMS = ("balanced-softmax", "logit-adjust")  # as a base: natural sampling (balance none) with that loss
 MIXINGS = ("mixup", "cutmix")
+# Same sampler and schedule as mix:R, other draws in place of the synthetic images (gan_aug/compare/placebo.py).
+PLACEBO_ARMS = ("placebo-aug", "placebo-shuffle", "placebo-early")
 # The overrides that the synthetic draws are: a twin is the arm without them.
-SYNTHETIC_KEYS = ("mix", "mix_policy", "mix_until")
+SYNTHETIC_KEYS = ("mix", "mix_policy", "mix_until", "placebo")
 
 
 def split_distill(arm):
@@ -81,6 +84,8 @@ def _parse_base(arm, base):
     kind, *numbers = kind_and_numbers.split(":")
     if kind == PRETRAIN and len(numbers) == 1:
         kind, numbers = "mix", ["1", numbers[0]]
+    if kind in PLACEBO_ARMS and len(numbers) == 1:
+        return {**_parse_base(arm, base.replace(kind, "mix", 1)), "placebo": kind}
     if kind in MIX_POLICIES and (set_name or not at) and len(numbers) in (1, 2):  # 'mix:0.3@' names no set
         try:
             mix, until = float(numbers[0]), float(numbers[1]) if len(numbers) == 2 else 1.0
@@ -89,13 +94,24 @@ def _parse_base(arm, base):
         if 0 <= mix <= 1 and 0 < until <= 1:
             return {"balance": "oversample", "mix": mix, "mix_policy": MIX_POLICIES[kind], "mix_until": until}
     raise UserError(f"unknown arm '{arm}' (use {', '.join(BASELINE_ARMS + LOSS_ARMS)}, logit-adjust:TAU, mix:R or "
-                    "topup:R with R in [0, 1], optionally :U, the share of epochs that draw synthetic images, or "
-                    "pretrain:U; then any of +kd (not with focal), +mixup, +cutmix, +balanced-softmax, "
+                    "topup:R with R in [0, 1], optionally :U, the share of epochs that draw synthetic images, "
+                    "pretrain:U, or placebo-aug:R, placebo-shuffle:R, placebo-early:R; then any of +kd (not with focal), +mixup, +cutmix, +balanced-softmax, "
                     "+logit-adjust:TAU)")
 
 
-def is_generative(arm):
+def draws_synthetic(arm):
+    """Whether the arm draws from a synthetic set (a generative arm, or a placebo in its place)."""
     return "mix" in parse_arm(arm)
+
+
+def is_generative(arm):
+    """A generative arm: its draws are the generator's (placebos and controls are not)."""
+    overrides = parse_arm(arm)
+    return "mix" in overrides and "placebo" not in overrides
+
+
+def placebo_of(arm):
+    return parse_arm(arm).get("placebo")
 
 
 def synthetic_set_name(arm):
@@ -106,7 +122,7 @@ def synthetic_set_name(arm):
 def twin(arm):
     """The arm's twin: the same recipe with the synthetic draws turned off, e.g. 'mix:0.3+kd' -> 'oversample+kd'
     (PROTOCOL rule 4); a non-generative arm is its own twin."""
-    if not is_generative(arm):
+    if not draws_synthetic(arm):
         return arm
     return "+".join(["oversample"] + arm.split("+")[1:])
 

@@ -5,7 +5,7 @@ import typing
 from pathlib import Path
 
 from classifier.config import ClassifierConfig
-from gan_aug.compare.arms import is_generative, parse_arm, split_distill, synthetic_set_name, twin
+from gan_aug.compare.arms import draws_synthetic, parse_arm, placebo_of, split_distill, synthetic_set_name, twin
 from gan_aug.config import DEVICE_HELP, check_folds, setting
 from gan_aug.errors import UserError
 
@@ -80,7 +80,7 @@ class CompareConfig:
             if not sep or not name or not path or not name.replace("_", "").replace("-", "").isalnum():
                 raise UserError(f"synthetic_sets entries look like NAME=PATH (NAME: letters, digits, - or _), "
                                 f"got '{entry}'")
-        generative = {synthetic_set_name(a) for a in self.arms if is_generative(a)}
+        generative = {synthetic_set_name(a) for a in self.arms if draws_synthetic(a)}
         if "" in generative and not (self.synthetic or self.gan_run):
             raise UserError("mix/topup arms need `synthetic: SYN` or `gan_run: RUN` in the config")
         unknown = sorted(generative - {""} - set(self.synthetic_paths()))
@@ -112,6 +112,8 @@ class CompareConfig:
         check_folds(self)
         if not self.folds:
             return
+        if any(placebo_of(a) for a in self.arms):
+            raise UserError("placebo arms cannot run with folds: their sets are built from the prepared train split")
         if any(split_distill(a)[1] for a in self.arms):
             raise UserError("+kd arms cannot run with folds: the teachers trained on every fold's validation images")
         paths = self.synthetic_paths()

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from classifier.metrics import save_confusion_png
-from gan_aug.compare.arms import is_generative, split_distill, synthetic_set_name
+from gan_aug.compare.arms import draws_synthetic, is_generative, split_distill, synthetic_set_name
 from gan_aug.compare.summary import predicted_shares
 from gan_aug.fileio import atomic_write, write_text
 from gan_aug.sinks import TensorBoardSink
@@ -87,7 +87,8 @@ def plot_bma(summary, splits, path):
         means = np.array([rows[a]["bma_mean"] for a in arms])
         lows = means - np.array([rows[a]["bma_ci"][0] for a in arms])
         highs = np.array([rows[a]["bma_ci"][1] for a in arms]) - means
-        colours = ["tab:orange" if is_generative(a) else "tab:blue" for a in arms]
+        colours = ["tab:orange" if is_generative(a) else "tab:grey" if draws_synthetic(a) else "tab:blue"
+                   for a in arms]
         ax.bar(range(len(arms)), means, yerr=[lows, highs], color=colours, capsize=3)
         ax.set_xticks(range(len(arms)), arms, rotation=40, ha="right")
         ax.set_ylabel("BMA, mean over seeds (95% CI)")
@@ -140,7 +141,7 @@ def _pct(x):
 
 def synthetic_line(config):
     """Which synthetic set each generative arm used, and the teachers of +kd arms ('' when neither)."""
-    used = sorted({synthetic_set_name(a) for a in config.arms if is_generative(a)})
+    used = sorted({synthetic_set_name(a) for a in config.arms if draws_synthetic(a)})
     paths = config.synthetic_paths()
     line = "; ".join(f"Synthetic set{' ' + name if name else ''}: `{paths[name]}`" for name in used) + ("." if used else "")
     if config.teachers and any(split_distill(a)[1] for a in config.arms):

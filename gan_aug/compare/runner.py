@@ -19,8 +19,9 @@ from classifier.evaluate import evaluate_checkpoint, external_set
 from classifier.teachers import TeacherEnsemble
 from classifier.train import train_classifier
 from classifier.crossval import FOLD_MARK
-from gan_aug.compare.arms import is_generative, parse_arm, synthetic_set_name
+from gan_aug.compare.arms import draws_synthetic, parse_arm, placebo_of, synthetic_set_name
 from gan_aug.compare.config import parse_external
+from gan_aug.compare.placebo import PLACEBOS
 from gan_aug.compare.folds import fold_synthetic_sets, gan_runs, train_and_evaluate_folds
 from gan_aug.compare.report import write_report
 from gan_aug.compare.summary import DATA_FACTS, PREDICTIONS, DataFacts, run_dir, summarize
@@ -79,6 +80,7 @@ def _train_and_evaluate(config, arm, seed, directory, prepared, synthetics, exte
     """Train one arm x seed into `directory`, evaluate its best checkpoint on every split; the record."""
     overrides = parse_arm(arm)
     distil = overrides.pop("distil", False)
+    overrides.pop("placebo", None)  # not a classifier setting: the runner hands the placebo set over itself
     if distil:
         overrides["teachers"] = config.teachers
     flags = {"data": config.data, "out": str(directory), "seed": seed, "force": True, **config.classifier_flags(),
@@ -86,7 +88,7 @@ def _train_and_evaluate(config, arm, seed, directory, prepared, synthetics, exte
     if "mix" in overrides:
         flags["synthetic"] = config.synthetic_paths()[synthetic_set_name(arm)]
     clf_config = build_config(ClassifierConfig, None, flags)
-    synthetic = synthetics[synthetic_set_name(arm)] if "mix" in overrides else None
+    synthetic = synthetics[synthetic_key(arm)] if "mix" in overrides else None
     record = {"arm": arm, "seed": seed, "splits": {}}
 
     splits = {"test": (prepared, "test"), **externals}
@@ -121,7 +123,7 @@ def load_synthetic_sets(config, prepared, progress):
     """Set name -> loaded synthetic set (with folds: the list of its folds' sets), for the sets the arms use.
     The default set ('') is the given `synthetic`, or one synthesized once from `gan_run` (with folds, one per
     fold from that fold's GAN)."""
-    paths, used = config.synthetic_paths(), {synthetic_set_name(a) for a in config.arms if is_generative(a)}
+    paths, used = config.synthetic_paths(), {synthetic_set_name(a) for a in config.arms if draws_synthetic(a)}
     folds = range(config.folds) if config.folds else [None]
     for fold, gan_run in zip(folds, gan_runs(config.gan_run, len(folds)) if config.gan_run else []):
         out = paths[""].replace(FOLD_MARK, str(fold))
@@ -131,7 +133,19 @@ def load_synthetic_sets(config, prepared, progress):
                 "distribution": config.synth_distribution, "force": True}), progress=progress)
     if config.folds:
         return fold_synthetic_sets(paths, sorted(used), prepared, config.folds)
-    return {name: load_synthetic(paths[name]) for name in sorted(used)}
+    sets = {name: load_synthetic(paths[name]) for name in sorted(used)}
+    for arm in config.arms:  # each placebo once, from the set its arm names
+        if placebo_of(arm) and synthetic_key(arm) not in sets:
+            name = synthetic_set_name(arm)
+            context = {"gan_run": config.gan_run, "out": Path(config.out) / f"{placebo_of(arm)}_{name or 'synthetic'}"}
+            sets[synthetic_key(arm)] = PLACEBOS[placebo_of(arm)](sets[name], prepared, context)
+    return sets
+
+
+def synthetic_key(arm):
+    """Which loaded set an arm draws from: its synthetic set's name, or 'placebo@name' for a placebo."""
+    name = synthetic_set_name(arm)
+    return f"{placebo_of(arm)}@{name}" if placebo_of(arm) else name
 
 
 def load_externals(entries, image_size):

@@ -3,7 +3,7 @@ and the baseline rule. Pure numpy: the report and the tools recompute every numb
 
 import numpy as np
 
-from gan_aug.compare.arms import is_generative
+from gan_aug.compare.arms import draws_synthetic
 
 def bma(y_true, y_pred, n_classes):
     """Balanced accuracy over the classes present in y_true (numpy, fast for bootstrap)."""
@@ -70,6 +70,7 @@ def mean_std(values):
 
 
 def baseline_arm(arms, mean_val_bma):
-    """The headline's baseline: the non-generative arm with the best mean val BMA (None without one)."""
-    baselines = [a for a in arms if not is_generative(a)]
+    """The headline's baseline: the arm with the best mean val BMA of those that draw no synthetic images (no
+    generative arm, no placebo; None without one)."""
+    baselines = [a for a in arms if not draws_synthetic(a)]
     return max(baselines, key=mean_val_bma) if baselines else None

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gan_aug.compare.arms import is_generative, same_recipe_but_synthetic, twin
+from gan_aug.compare.arms import draws_synthetic, is_generative, same_recipe_but_synthetic, twin
 from gan_aug.compare.stats import baseline_arm, bma, bootstrap_mean_ci, gain_with_cis, mean_std
 
 PREDICTIONS = "{split}_predictions.npz"
@@ -19,8 +19,19 @@ def run_dir(out, arm, seed):
 
 
 def load_predictions(out, arm, seed, split):
-    """The saved per-image predictions of one run on one split: an npz with y_true, y_pred and probs."""
-    return np.load(run_dir(out, arm, seed) / PREDICTIONS.format(split=split))
+    """The saved per-image predictions of one run on one split (y_true, y_pred, probs, image_id), read whole now:
+    a file cut short since would otherwise fail with a traceback when the report first reads it."""
+    from gan_aug.data.prepared import read_npz
+    from gan_aug.errors import UserError
+
+    path = run_dir(out, arm, seed) / PREDICTIONS.format(split=split)
+    try:
+        arrays = read_npz(path, "predictions file")
+        if any(key not in arrays for key in ("y_true", "y_pred", "probs")):
+            raise UserError(f"{path} is not a readable predictions file: it lacks y_true, y_pred or probs")
+    except UserError as err:
+        raise UserError(f"{err}; delete {path.parent / 'done.json'} to run that arm x seed again") from None
+    return arrays
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,7 +94,8 @@ def summarize(config, records, splits, n_classes_by_split, predictions=None, tra
     baseline = baseline_arm(config.arms, lambda a: val_bma[a]["mean"])
     selected = max(generative, key=lambda a: val_bma[a]["mean"]) if generative else None
     summary = {"baseline": baseline, "selected": selected, "selected_on": "mean val BMA", "splits": {},
-               "val_bma": val_bma, "twins": {a: twin(a) for a in generative if twin(a) in arms},
+               "val_bma": val_bma,
+               "twins": {a: twin(a) for a in config.arms if draws_synthetic(a) and twin(a) in arms},
                "confounded": [a for a in generative if baseline and not same_recipe_but_synthetic(a, baseline)]}
     corrections = list(config.posthoc) if train_prior is not None else []
     for split in splits:
@@ -118,8 +130,8 @@ def summarize(config, records, splits, n_classes_by_split, predictions=None, tra
 
 
 def _add_gains(rows, summary, y_true, preds, k, iterations):
-    """Each claimed (generative) arm's paired gain over the baseline and over its twin, into its row."""
-    for a, twin_arm in [(a, summary["twins"].get(a)) for a in rows if is_generative(a)]:
+    """Each arm that draws synthetic (or placebo) images: its paired gain over the baseline and over its twin."""
+    for a, twin_arm in [(a, summary["twins"].get(a)) for a in rows if draws_synthetic(a)]:
         if summary["baseline"]:
             rows[a]["gain"] = gain_with_cis(y_true, preds[a], preds[summary["baseline"]], k, iterations)
         if twin_arm and twin_arm != summary["baseline"]:
