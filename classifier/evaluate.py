@@ -64,12 +64,13 @@ def split_targets(task, prepared, idx, model_classes):
     return task.targets(torch.from_numpy(relabel_to_model(prepared, model_classes)[idx])).numpy()
 
 
-def evaluate_checkpoint(checkpoint, prepared, split, out=None, device="auto", amp=True, tta=False):
+def evaluate_checkpoint(checkpoint, prepared, split, out=None, device="auto", amp=True, tta=False, extra=None):
     """(metrics, targets, probabilities) of `checkpoint` on one split of `prepared`, with calibration and, where
     the set has metadata, subgroup results; with `out`, also writes the metrics JSON and the confusion-matrix, ROC
     and reliability PNGs. A list of checkpoints is evaluated as an ensemble: the mean of their class
     probabilities (they must predict the same classes at the same size). `tta`: each model's probabilities are
-    the mean over the image and its flips."""
+    the mean over the image and its flips. `extra(targets, probs)`: more entries for the metrics, e.g. evaluate's post-hoc results, computed before anything
+    is written."""
     device = resolve_device(device)
     checkpoints = [c for path in ([checkpoint] if isinstance(checkpoint, (str, Path)) else checkpoint)
                    for c in run_files(path)]
@@ -106,6 +107,8 @@ def evaluate_checkpoint(checkpoint, prepared, split, out=None, device="auto", am
     metrics.update({"checkpoint": str(checkpoints[0]) if len(checkpoints) == 1 else [str(c) for c in checkpoints],
                     "data": str(prepared.path), "split": split, "task": first["task"], "model": first["model"],
                     "tta": list(TTA_VIEWS) if tta else []})
+    if extra is not None:
+        metrics.update(extra(targets, probs))
     if out is None:
         return metrics, targets, probs
     out, confusion_png, roc_png, reliability_png = output_paths(out)
@@ -115,6 +118,23 @@ def evaluate_checkpoint(checkpoint, prepared, split, out=None, device="auto", am
     save_roc_png(positives, probs, task.output_names, roc_png)
     save_reliability_png(metrics["calibration"], reliability_png)
     return metrics, targets, probs
+
+
+def posthoc_metrics(checkpoints, probs, targets, val_prepared, names, device="auto", tta=False):
+    """{correction: metrics of `probs` after it}, each fitted on the val split of `val_prepared` (the set the model
+    was selected on), with that set's train split as the train prior. Multiclass models only."""
+    from classifier.metrics import compute_metrics
+    from classifier.posthoc import correct
+
+    val_metrics, val_targets, val_probs = evaluate_checkpoint(checkpoints, val_prepared, "val", device=device, tta=tta)
+    if list(val_metrics["class_names"]) != list(val_prepared.class_names):
+        raise UserError("--posthoc corrects the class prior of multiclass models of the --val-data set's classes only")
+    prior = val_prepared.class_counts("train").astype(float)
+    out = {}
+    for name in names:
+        corrected, facts = correct(name, (val_probs, val_targets), (probs, targets), prior / prior.sum())
+        out[name] = {**compute_metrics(targets, corrected, list(val_prepared.class_names)), **facts}
+    return out
 
 
 def metrics_table(metrics):
@@ -127,6 +147,9 @@ def metrics_table(metrics):
                      f"{row['auc']:.3f}   {row['support']}")
     for key in sorted(k for k in metrics if "sensitivity_at_spec" in k):
         lines.append(f"{key}: {metrics[key]:.3f}")
+    for name, corrected in metrics.get("posthoc", {}).items():
+        fitted = f" (val {corrected['val_bma_raw']:.4f} -> {corrected['val_bma']:.4f})" if "val_bma" in corrected else ""
+        lines.append(f"after post-hoc {name}: BMA {corrected['bma']:.4f}  accuracy {corrected['accuracy']:.4f}{fitted}")
     if "ece" in metrics:
         lines.append(f"expected calibration error ({metrics['calibration']['kind']}): {metrics['ece']:.4f}")
     return "\n".join(lines + subgroup_lines(metrics.get("subgroups", {})))

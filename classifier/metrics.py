@@ -12,6 +12,14 @@ from gan_aug.data.domain import MELANOMA
 SPECIFICITIES = (0.8, 0.9)
 
 
+def bma(y_true, y_pred, n_classes):
+    """Balanced accuracy over the classes present in y_true (numpy, fast for bootstrap)."""
+    support = np.bincount(y_true, minlength=n_classes)
+    hits = np.bincount(y_true[y_true == y_pred], minlength=n_classes)
+    present = support > 0
+    return float((hits[present] / support[present]).mean())
+
+
 def sensitivity_at_specificity(is_positive, score, specificity):
     """Highest sensitivity reachable with specificity >= the target (from the ROC curve)."""
     if is_positive.all() or not is_positive.any():

@@ -223,8 +223,11 @@ def train_classifier(config_path, sets, dry_run, **flags):
 @click.option("--tta", is_flag=True, help="Test-time augmentation: mean probabilities over the image and its flips.")
 @click.option("--out", default="metrics.json", show_default=True, help="metrics.json path; PNGs go beside it.")
 @click.option("--device", default="auto", show_default=True)
+@click.option("--posthoc", multiple=True, type=click.Choice(["bias", "label-shift"]),
+              help="Also report the metrics after a post-hoc class correction fitted on val (repeatable).")
+@click.option("--val-data", type=str, help="The prepared set whose val split --posthoc fits on [--data].")
 @click.option("--force", is_flag=True, help="Overwrite --out and the PNGs beside it.")
-def evaluate(checkpoints, data, split, source, root, csv, metadata_csv, tta, out, device, force):
+def evaluate(checkpoints, data, split, source, root, csv, metadata_csv, tta, out, device, posthoc, val_data, force):
     """Evaluate a classifier on a test split or an external set (classes matched by name).
 
     \b
@@ -233,9 +236,10 @@ def evaluate(checkpoints, data, split, source, root, csv, metadata_csv, tta, out
       gan-aug evaluate --checkpoint runs/clf/best.pt --source isic-csv --root ISIC2018_Test --out isic.json
       gan-aug evaluate --checkpoint runs/meta --source isic-csv --root ISIC2020 --metadata-csv meta.csv --tta
       gan-aug evaluate --checkpoint runs/clf_s0 --checkpoint runs/clf_s1 --data ham32.npz --split val --out ens.json
+      gan-aug evaluate --checkpoint runs/clf --source isic-csv --root ISIC2018_Test --val-data ham32.npz --posthoc bias
     """
     from classifier.checkpoint import load_classifier, run_files
-    from classifier.evaluate import evaluate_checkpoint, external_set, metrics_table, output_paths
+    from classifier.evaluate import evaluate_checkpoint, external_set, metrics_table, output_paths, posthoc_metrics
     from gan_aug.data.prepared import load_prepared
     from gan_aug.fileio import check_new_outputs
 
@@ -251,7 +255,12 @@ def evaluate(checkpoints, data, split, source, root, csv, metadata_csv, tta, out
         split = "test"
     else:
         prepared = load_prepared(data)
-    metrics, _, _ = evaluate_checkpoint(checkpoints, prepared, split, out, device, tta=tta)
+    if posthoc and not (val_data or data):
+        raise UserError("--posthoc fits on the val split of the model's prepared set: give --val-data PREPARED.npz")
+    val_prepared = load_prepared(val_data) if val_data else prepared
+    corrections = (lambda targets, probs: {"posthoc": posthoc_metrics(
+        checkpoints, probs, targets, val_prepared, posthoc, device, tta)}) if posthoc else None
+    metrics, _, _ = evaluate_checkpoint(checkpoints, prepared, split, out, device, tta=tta, extra=corrections)
     click.echo(metrics_table(metrics))
     click.echo(f"wrote {out}")
 

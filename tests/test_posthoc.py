@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from classifier.tasks import class_loss
-from gan_aug.compare.posthoc import apply_offset, bbse_prior, em_prior, fit_bias, label_shift
+from classifier.posthoc import apply_offset, bbse_prior, em_prior, fit_bias, label_shift
 from gan_aug.compare.stats import bma
 
 
@@ -66,3 +66,20 @@ def test_the_bias_fit_undoes_a_known_prior_shift_on_val():
         bma(test_labels, test_probs.argmax(axis=1), 3) + 0.05
     per_class = fit_bias(val_probs, val_labels, train_prior, per_class_min=500)
     assert bma(val_labels, apply_offset(val_probs, per_class).argmax(axis=1), 3) >= corrected - 1e-9
+
+
+@pytest.mark.slow
+def test_evaluate_reports_metrics_after_each_correction(toy16, isic2018_root, tmp_path, run_cli):
+    import json
+
+    run = tmp_path / "clf"
+    assert run_cli("train-classifier", "--data", toy16, "--out", run, "--epochs", 1, "--set", "threads=1").exit_code == 0
+    result = run_cli("evaluate", "--checkpoint", run, "--source", "isic-csv", "--root", isic2018_root, "--val-data",
+                     toy16, "--posthoc", "bias", "--posthoc", "label-shift", "--out", tmp_path / "m.json")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert set(metrics["posthoc"]) == {"bias", "label-shift"} and 0 <= metrics["posthoc"]["bias"]["bma"] <= 1
+    assert len(metrics["posthoc"]["label-shift"]["prior"]) == 7 and "after post-hoc bias: BMA" in result.output
+    result = run_cli("evaluate", "--checkpoint", run, "--source", "isic-csv", "--root", isic2018_root, "--posthoc",
+                     "bias", "--out", tmp_path / "n.json")
+    assert result.exit_code == 1 and "give --val-data" in result.output and not (tmp_path / "n.json").exists()

@@ -1,12 +1,13 @@
 """The config of `gan-aug compare`: arms x seeds of one classifier recipe on one prepared set."""
 
 import dataclasses
+import re
 import typing
 from pathlib import Path
 
 from classifier.config import ClassifierConfig
 from gan_aug.compare.arms import draws_synthetic, parse_arm, placebo_of, split_distill, synthetic_set_name, twin
-from gan_aug.config import DEVICE_HELP, check_folds, setting
+from gan_aug.config import DEVICE_HELP, brief, check_folds, setting
 from gan_aug.errors import UserError
 
 # The ClassifierConfig settings every arm shares (the recipe); the arms change only balance/mix/teachers.
@@ -69,6 +70,9 @@ class CompareConfig:
     # process per shard; the per-run locks keep shards apart and each writes the report of what has finished.
     shard: str = setting("1/1", help="Run only share K of N of the arm x seed runs (K/N, e.g. "
                                      "$SLURM_ARRAY_TASK_ID/4).")
+    force: bool = setting(False, help="Train again the finished runs that another recipe trained, synthesize "
+                                      "again from a changed gan_run, and write over report.md, results.csv or "
+                                      "config.yaml in a folder compare did not make.")
 
     def validate(self):
         for arm in self.arms:
@@ -92,7 +96,7 @@ class CompareConfig:
             raise UserError("+kd arms distil from `teachers: [CLASSIFIER, ...]`, which the config does not give")
         for entry in self.external:
             parse_external(entry)
-        from gan_aug.compare.posthoc import CORRECTIONS
+        from classifier.posthoc import CORRECTIONS
 
         unknown = [p for p in self.posthoc if p not in CORRECTIONS]
         if unknown or self.posthoc_per_class < 0:
@@ -134,10 +138,11 @@ class CompareConfig:
 
     def shard_index(self):
         """(k, n) of shard 'k/n', 1 <= k <= n."""
-        k, sep, n = self.shard.partition("/")
-        if not (sep and k.strip().isdigit() and n.strip().isdigit() and 1 <= int(k) <= int(n)):
-            raise UserError(f"--shard looks like K/N with 1 <= K <= N, got '{self.shard}'")
-        return int(k), int(n)
+        # ASCII digits only: str.isdigit() also passes '²', which int() then refuses with a traceback
+        match = re.fullmatch(r"\s*([0-9]{1,9})\s*/\s*([0-9]{1,9})\s*", self.shard)
+        if not (match and 1 <= int(match[1]) <= int(match[2])):
+            raise UserError(f"--shard looks like K/N with 1 <= K <= N, got {brief(self.shard)}")
+        return int(match[1]), int(match[2])
 
     def classifier_flags(self):
         """The ClassifierConfig settings every arm shares."""

@@ -41,7 +41,7 @@ def rescore(bundle_dir, externals, out=None, tta=False, device="auto", force=Fal
     was also scored on are identical to the bundled ones (None where the bundle has none of that name).
     `posthoc`: the corrections to report (default: the comparison's own), fitted on the bundle's val predictions."""
     check_device_name(device)
-    from gan_aug.compare.posthoc import CORRECTIONS
+    from classifier.posthoc import CORRECTIONS
 
     if any(p not in CORRECTIONS for p in posthoc or ()):
         raise UserError(f"--posthoc takes {', '.join(CORRECTIONS)}, got {', '.join(posthoc)}")

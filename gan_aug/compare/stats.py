@@ -3,14 +3,8 @@ and the baseline rule. Pure numpy: the report and the tools recompute every numb
 
 import numpy as np
 
+from classifier.metrics import bma  # noqa: F401 -- the report and the tools import it from here
 from gan_aug.compare.arms import draws_synthetic
-
-def bma(y_true, y_pred, n_classes):
-    """Balanced accuracy over the classes present in y_true (numpy, fast for bootstrap)."""
-    support = np.bincount(y_true, minlength=n_classes)
-    hits = np.bincount(y_true[y_true == y_pred], minlength=n_classes)
-    present = support > 0
-    return float((hits[present] / support[present]).mean())
 
 
 def paired_bootstrap_gain(y_true, pred_a, pred_b, n_classes, iterations=2000, seed=0, resample_seeds=False):

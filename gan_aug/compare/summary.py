@@ -141,7 +141,7 @@ def _add_gains(rows, summary, y_true, preds, k, iterations):
 def _posthoc_rows(config, name, split, arms, seeds, predictions, train_prior, y_true, k):
     """arm -> (its row after correction `name`, its corrected predictions (S, N)); None where the outputs are
     not the prepared set's classes."""
-    from gan_aug.compare.posthoc import correct
+    from classifier.posthoc import correct
 
     if len(train_prior) != k:
         return None

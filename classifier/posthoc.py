@@ -11,7 +11,7 @@ split's BMA, so that a gain from synthetic images can be told from one a prior c
 
 import numpy as np
 
-from gan_aug.compare.stats import bma
+from classifier.metrics import bma
 
 TAU_GRID = np.round(np.linspace(0.0, 2.0, 41), 3)
 SHIFT_GRID = np.round(np.linspace(-1.0, 1.0, 21), 3)
