@@ -12,11 +12,13 @@ from gan_aug.errors import UserError, first_line
 
 
 @contextlib.contextmanager
-def atomic_write(path, mode="wb", durable=True):
+def atomic_write(path, mode="wb", durable=True, before_replace=None):
     """Yield a file handle on a temp file next to `path`; on success fsync it and rename over `path`.
 
     On any exception the temp file is removed and `path` is left untouched. durable=False skips the
     fsync: still never torn if the process dies, only a power cut can lose it (for bulk small files).
+    before_replace(temp path) runs once the temp file is complete, just before the rename: the moment to
+    commit what goes with it (an export's receipt).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -27,6 +29,8 @@ def atomic_write(path, mode="wb", durable=True):
             handle.flush()
             if durable:
                 os.fsync(handle.fileno())
+        if before_replace is not None:
+            before_replace(Path(tmp))
         os.replace(tmp, path)
     except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
@@ -41,12 +45,13 @@ SCRATCH_MARKER = ".gan-aug-scratch"
 
 
 @contextlib.contextmanager
-def atomic_folder(path):
+def atomic_folder(path, before_replace=None):
     """Yield an empty sibling folder `.<name>.partial-<random>` to fill; on success it takes the place of `path`.
 
     An existing `path` is moved aside and deleted only once the new folder is in place, so until then it is
     still whole; on any exception the new folder is deleted and `path` is left as it was. A `path` that is a
     symbolic link is replaced as a link: the folder it points to is never entered, marked or deleted.
+    before_replace(staging folder) runs once the folder is complete, just before it takes the place of `path`.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -55,6 +60,8 @@ def atomic_folder(path):
     _mark(staging)
     try:
         yield staging
+        if before_replace is not None:
+            before_replace(staging)
         aside = _sibling(path, "replaced")
         if path.is_symlink() or path.exists():
             if not path.is_symlink():
@@ -116,6 +123,54 @@ def check_new_outputs(paths, force, folders=()):
     if existing and not force:
         raise UserError(f"{', '.join(existing)} already exist{'s' if len(existing) == 1 else ''} "
                         "(use --force to overwrite)")
+
+
+def require_name(path, flag="--out"):
+    """Refuse an output path with no name of its own ('.', '..', '/'): there is no sibling to build it in, and
+    replacing it would replace the folder the user stands in."""
+    if Path(path).name in ("", ".", ".."):
+        raise UserError(f"{flag} {str(path)!r} names no file or folder of its own: give a new name (e.g. {flag} "
+                        "out)")
+
+
+def replaceable_link(path, force, flag="--out"):
+    """Whether `path` is a symbolic link, which only --force may replace: the link itself, as atomic_write and
+    atomic_folder do, never what it points to (a check that followed it would judge someone else's folder)."""
+    path = Path(path)
+    if not path.is_symlink():
+        return False
+    if not force:
+        raise UserError(f"{flag} {path} is a symbolic link (to {os.readlink(path)}): add --force to replace the "
+                        "link itself (what it points to is left as it is), or give the folder it points to")
+    return True
+
+
+def check_apart(out, inputs, flag="--out"):
+    """Refuse an output that is, holds or lies inside one of the command's inputs ({name: path or None}):
+    --force would replace what the command reads, and a folder of inputs would take in the command's output.
+    The output's own last link is not followed (it is replaced as a link); the inputs are read through theirs."""
+    out = Path(out)
+    where = out.parent.resolve() / out.name
+    for name, path in inputs.items():
+        if path is None:
+            continue
+        source = Path(path).resolve()
+        relation = ("is" if where == source else "holds" if source.is_relative_to(where)
+                    else "lies inside" if where.is_relative_to(source) else None)
+        if relation:
+            raise UserError(f"{flag} {out} {relation} {name} {path}: choose an {flag} apart from the command's "
+                            "inputs")
+
+
+def file_inside(folder, name, where, what):
+    """`folder`/`name` with every link on the way followed, refused unless it is still inside `folder`: an
+    absolute name, '..' or a link that leads elsewhere would have a command read (or list) files it was not
+    given."""
+    name = Path(name or "")
+    file = (Path(folder) / name).resolve()
+    if name.is_absolute() or ".." in name.parts or not file.is_relative_to(Path(folder).resolve()):
+        raise UserError(f"{where}: file {str(name)!r} is outside {what}")
+    return file
 
 
 def check_run_dir(run_dir, resume, force, artifacts, latest="latest.pt"):

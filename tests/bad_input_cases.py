@@ -136,6 +136,57 @@ def after(_setup, args):
     """`args`, once the setup written before them has run (Python evaluates call arguments left to right)."""
     return args
 
+def exported(b, fmt="imagefolder", name="exp"):
+    """The toy set's train split as `gan-aug export` writes it, in the case's folder; returns the receipt."""
+    from gan_aug.config import build_config
+    from gan_aug.data.config import ExportConfig
+    from gan_aug.data.exchange import export, receipt_path
+
+    out = b.tmp / (f"{name}.zip" if fmt == "stylegan2-ada" else name)
+    export(build_config(ExportConfig, None, {"data": str(b.data), "out": str(out), "format": fmt}))
+    return receipt_path(out)
+
+
+def generated(b):
+    """Another generator's images: gen/mel and gen/nv, two 16 px PNGs each (made once per case)."""
+    if not (b.tmp / "gen").exists():
+        for name in ("mel/seed0.png", "mel/seed1.png", "nv/seed0.png", "nv/seed1.png"):
+            image(b, f"gen/{name}")
+    return b.tmp / "gen"
+
+
+def import_synthetic(b, *extra, images=None, receipt=None, out=None):
+    return ["import-synthetic", images or generated(b), "--data", b.data, "--receipt", receipt or exported(b),
+            "--generator", "g", "--out", out or b.out, *extra]
+
+
+def labelled(b, rows):
+    """import-synthetic of gen/ with a --labels CSV of `rows` (after its header line)."""
+    return import_synthetic(b, "--labels", b.file("labels.csv", rows), images=generated(b))
+
+
+def edited_receipt(b, **changes):
+    receipt = exported(b)
+    receipt.write_text(json.dumps({**json.loads(receipt.read_text()), **changes}))
+    return receipt
+
+
+def linked(b, name, target):
+    """b.tmp/`name`, a link to `target`."""
+    (b.tmp / name).symlink_to(target)
+    return b.tmp / name
+
+
+def export_args(b, *extra, out=None, fmt="stylegan2-ada"):
+    return ["export", "--data", b.data, "--format", fmt, "--out", out or b.tmp / "set.zip", *extra]
+
+
+def full_after(b, args):
+    """`args`, and the disk full from here on: their setup has written what it needed first."""
+    b.disk_full()
+    return args
+
+
 
 CASES = [
     # -- prepare ----------------------------------------------------------------------------------------------
@@ -433,6 +484,65 @@ CASES = [
          lambda b: b.file("out/notes.txt", "mine") and rescore(b), "already exists (use --force"),
     Case("rescore-external-name", "rescore", ESCAPE, "an external set named ../x",
          lambda b: rescore(b, external=f"../x=isic-csv:{b.stock / 'isic'}"), "letters, digits, - or _"),
+    # -- export and import-synthetic (issue #39) -----------------------------------------------------------------
+    Case("import-labels-parent-path", "import-synthetic", ESCAPE, "a --labels row naming ../outside.png",
+         lambda b: image(b, "outside.png") and labelled(b, "file,class\n../outside.png,mel\n"),
+         "is outside the image folder"),
+    Case("import-labels-absolute-path", "import-synthetic", ESCAPE, "a --labels row naming an absolute path",
+         lambda b: labelled(b, f"file,class\n{image(b, 'outside.png')},mel\n"), "is outside the image folder"),
+    Case("import-image-link-outside", "import-synthetic", ESCAPE, "an image that is a link to a file outside IMAGES",
+         lambda b: after((generated(b) / "mel" / "link.png").symlink_to(image(b, "outside.png")),
+                         import_synthetic(b)), "'mel/link.png' is outside the image folder"),
+    Case("import-class-folder-link-outside", "import-synthetic", ESCAPE, "a class folder that links to a folder "
+         "outside IMAGES", lambda b: after((generated(b) / "df").symlink_to(image(b, "elsewhere/x.png").parent),
+                                           import_synthetic(b)), "'df/x.png' is outside the image folder"),
+    Case("import-out-inside-images", "import-synthetic", ESCAPE, "--out inside IMAGES",
+         lambda b: import_synthetic(b, out=generated(b) / "syn"), "lies inside IMAGES"),
+    Case("import-out-is-images", "import-synthetic", OVERWRITE, "--out is IMAGES, a synthetic set (--force)",
+         lambda b: import_synthetic(b, "--force", images=b.syn, out=b.syn), "is IMAGES"),
+    Case("import-out-link", "import-synthetic", OVERWRITE, "--out is a link to a synthetic set elsewhere",
+         lambda b: import_synthetic(b, out=linked(b, "out", b.syn)), "is a symbolic link"),
+    Case("synthesize-out-link", "synthesize", OVERWRITE, "--out is a link to a synthetic set elsewhere",
+         lambda b: synthesize(b, out=linked(b, "out", b.syn)), "is a symbolic link"),
+    Case("export-out-link", "export", OVERWRITE, "--out is a link to someone's zip",
+         lambda b: export_args(b, out=linked(b, "set.zip", b.file("mine.zip", "mine"))), "is a symbolic link"),
+    Case("export-out-exists", "export", OVERWRITE, "the zip and its receipt exist",
+         lambda b: exported(b, "stylegan2-ada", "set") and export_args(b), "already exist (use --force"),
+    Case("export-out-not-an-export", "export", OVERWRITE, "--out is someone's folder (--force)",
+         lambda b: b.file("mine/notes.txt", "mine") and export_args(b, "--force", out=b.tmp / "mine",
+                                                                    fmt="imagefolder"), "is not a gan-aug export"),
+    Case("import-class-index-negative", "import-synthetic", WRONG, "a --labels class_index of -1",
+         lambda b: labelled(b, "file,class_index\nmel/seed0.png,-1\n"), "class_index '-1' is not one of 0-6"),
+    Case("import-file-listed-twice", "import-synthetic", WRONG, "a --labels CSV listing one file twice",
+         lambda b: labelled(b, "file,class\nmel/seed0.png,mel\nmel/seed0.png,mel\n"), "listed twice"),
+    Case("import-file-under-two-classes", "import-synthetic", WRONG, "one file under two classes (as x and ./x)",
+         lambda b: labelled(b, "file,class\nmel/seed0.png,mel\n./mel/seed0.png,nv\n"), "listed twice"),
+    Case("import-image-link-inside", "import-synthetic", WRONG, "a link in one class folder to another's image",
+         lambda b: after((generated(b) / "nv" / "again.png").symlink_to(b.tmp / "gen" / "mel" / "seed0.png"),
+                         import_synthetic(b)), "listed twice, or a link to it"),
+    Case("import-class-and-index-disagree", "import-synthetic", WRONG, "a row whose class and class_index differ",
+         lambda b: labelled(b, "file,class,class_index\nmel/seed0.png,mel,5\n"), "disagree"),
+    Case("import-receipt-class-order-edited", "import-synthetic", WRONG, "a receipt whose class order was edited",
+         lambda b: import_synthetic(b, receipt=edited_receipt(b, class_names=[
+             "nv", "mel", "akiec", "bcc", "bkl", "df", "vasc"])), "its class_names"),
+    Case("import-receipt-counts-edited", "import-synthetic", WRONG, "a receipt whose image count was edited",
+         lambda b: import_synthetic(b, receipt=edited_receipt(b, count=1)), "its count 1 is not"),
+    Case("import-labels-missing", "import-synthetic", DAMAGED, "--labels names no file",
+         lambda b: import_synthetic(b, "--labels", b.tmp / "none.csv"), "CSV file not found"),
+    Case("export-out-dot", "export", DAMAGED, "--out .",
+         lambda b: export_args(b, out=".", fmt="imagefolder"), "names no file or folder of its own"),
+    Case("export-receipt-is-folder", "export", DAMAGED, "a folder stands where the receipt goes",
+         lambda b: (b.tmp / "set.receipt.json").mkdir() or export_args(b),
+         "where the export's receipt is to be written"),
+    Case("import-receipt-cut", "import-synthetic", KILL, "a receipt cut short",
+         lambda b: import_synthetic(b, receipt=b.cut(exported(b))), "is not a gan-aug export receipt"),
+    Case("export-data-cut", "export", KILL, "--data cut short",
+         lambda b: b.cut(b.data) and export_args(b), "File is not a zip file"),
+    Case("import-disk-full", "import-synthetic", FULL, "the disk fills while the set is written (--force over "
+         "an old set)", lambda b: full_after(b, import_synthetic(b, "--force", out=b.syn)), "No space left on device"),
+    Case("export-disk-full", "export", FULL, "the disk fills while the zip is written (--force over an old "
+         "export)", lambda b: exported(b, "stylegan2-ada", "set") and full_after(b, export_args(b, "--force")),
+         "No space left on device"),
     # -- demo -------------------------------------------------------------------------------------------------
     Case("demo-out-not-empty", "demo", OVERWRITE, "--out holds files",
          lambda b: b.file("out/notes.txt", "mine") and demo(b), "is not empty (use --force"),

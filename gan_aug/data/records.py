@@ -132,10 +132,14 @@ def find_csv(root, explicit, default_name, what):
 
 def read_csv(path):
     """(header, rows as lists) of a UTF-8 CSV file (a spreadsheet's byte-order mark allowed), or a one-line
-    UserError for a file that is not CSV text."""
+    UserError for a file that is missing or is not CSV text (every CSV a user names is read here)."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:
             rows = list(csv.reader(handle))
+    except FileNotFoundError:
+        raise UserError(f"CSV file not found: {path}") from None
+    except IsADirectoryError:
+        raise UserError(f"{path} is a folder, where a CSV file is expected") from None
     except (UnicodeDecodeError, csv.Error) as err:
         raise UserError(f"{path} is not a readable UTF-8 CSV file ({err})") from None
     return (rows[0] if rows else []), rows[1:]

@@ -21,7 +21,8 @@ from gan_aug.data.names import check_class_names
 from gan_aug.data.prepared import fingerprint, prepared_from_arrays, read_npz
 from gan_aug.data.records import read_csv_rows
 from gan_aug.errors import UserError
-from gan_aug.fileio import SCRATCH_MARKER, atomic_folder, atomic_write, check_new_outputs
+from gan_aug.fileio import (SCRATCH_MARKER, atomic_folder, atomic_write, check_new_outputs, file_inside,
+                            replaceable_link, require_name)
 
 MANIFEST = "manifest.csv"
 PROVENANCE = "synthetic.json"
@@ -41,8 +42,12 @@ def no_images(size):
 
 
 def check_out(out, force, is_npz):
-    """Refuse, before any work, an --out that holds something we may not replace."""
+    """Refuse, before any work, an --out that holds something we may not replace. A link is replaced as a link
+    with --force (never followed: what it points to is not ours to judge or replace)."""
     out = Path(out)
+    require_name(out)
+    if replaceable_link(out, force):
+        return
     if is_npz:
         check_new_outputs([out], force)
         return
@@ -133,10 +138,8 @@ def manifest_file(folder, row, class_names, line):
     if row.get("class") not in class_names:
         raise UserError(f"{where}: class {row.get('class')!r} is not one of the set's classes "
                         f"({', '.join(class_names)})")
-    name = Path(row.get("file") or "")
-    file = (folder / name).resolve()  # symlinks followed: one that points outside is refused too
-    if name.is_absolute() or ".." in name.parts or not file.is_relative_to(folder.resolve()):
-        raise UserError(f"{where}: file {str(name)!r} is outside the synthetic set's folder")
+    name = row.get("file") or ""
+    file = file_inside(folder, name, where, "the synthetic set's folder")  # a link that points outside too
     if not file.is_file():
         raise UserError(f"{where}: image {str(name)!r} not found")
     return file
