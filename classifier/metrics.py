@@ -1,4 +1,4 @@
-"""The metric suite (PROTOCOL rule 6): BMA first, then accuracy, macro-F1, per-class precision/recall/F1,
+"""The metric suite (protocol rule 6): BMA first, then accuracy, macro-F1, per-class precision/recall/F1,
 one-vs-rest AUC, melanoma sensitivity at fixed specificity, confusion matrix; plus the plots."""
 
 import warnings

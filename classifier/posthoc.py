@@ -1,6 +1,6 @@
 """Post-hoc class corrections, no retraining: what a shift of the classifier's class prior alone can do to a
 split's BMA, so that a gain from synthetic images can be told from one a prior correction gives for free
-(PROTOCOL rule 5a). Pure numpy on saved probabilities: they work on compare folders and bundles alike.
+(protocol rule 5a). Pure numpy on saved probabilities: they work on compare folders and bundles alike.
 
 - bias: log-probabilities + tau * -log(train prior), tau fitted on val (one parameter); optionally one shift per
   class with at least `per_class_min` val images, shrunk towards 0 by n / (n + per_class_min).

@@ -1,6 +1,6 @@
 """Classifier training: train_one_epoch / evaluate / fit, model selection on val BMA only.
 
-The test split is never read here (PROTOCOL rule 3): `gan-aug evaluate` touches it once, at the end.
+The test split is never read here (protocol rule 3): `gan-aug evaluate` touches it once, at the end.
 """
 
 import math

@@ -1,4 +1,4 @@
-"""On the real HAM10000 (path in GAN_AUG_HAM10000): counts of SOURCE.md, no lesion in two splits."""
+"""On the real HAM10000 (path in GAN_AUG_HAM10000): the published class counts (Tschandl et al. 2018), no lesion in two splits."""
 
 import os
 from pathlib import Path

@@ -1,7 +1,7 @@
 """One arm under two classifier recipes: is recipe A (say `gan-aug tune`'s best_compare.yaml) better than
 recipe B (the untuned defaults)? A compare holds one recipe for all its arms, so the two recipes are two
 finished compares over the same seeds; this prints each one's BMA per split (mean +- std over seeds) and
-A's paired-bootstrap gain over B on the seeds both ran, with the report's two CIs (PROTOCOL.md rule 5).
+A's paired-bootstrap gain over B on the seeds both ran, with the report's two CIs (protocol rule 5).
 
     python tools/recipe_gain.py --a results/tuned --b results/untuned [--arm oversample] [--split test]
 """

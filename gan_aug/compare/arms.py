@@ -121,7 +121,7 @@ def synthetic_set_name(arm):
 
 def twin(arm):
     """The arm's twin: the same recipe with the synthetic draws turned off, e.g. 'mix:0.3+kd' -> 'oversample+kd'
-    (PROTOCOL rule 4); a non-generative arm is its own twin."""
+    (protocol rule 4); a non-generative arm is its own twin."""
     if not draws_synthetic(arm):
         return arm
     return "+".join(["oversample"] + arm.split("+")[1:])

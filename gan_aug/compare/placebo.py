@@ -1,5 +1,5 @@
 """Placebo sets: what a mix arm draws in place of its synthetic images, with the same sampler and schedule, so a
-gain can be told from what any extra variety gives (PROTOCOL rule 5a). Each is built from the arm's synthetic
+gain can be told from what any extra variety gives (protocol rule 5a). Each is built from the arm's synthetic
 set, class by class with its counts, once per comparison (seeded: every run of the arm sees the same set).
 
 - placebo-aug: real train images of the class, strongly augmented (random resized crop + TrivialAugment + flips);

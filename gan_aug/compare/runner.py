@@ -1,4 +1,4 @@
-"""`gan-aug compare`: every arm x seed with identical settings, then a report that holds up (PROTOCOL.md).
+"""`gan-aug compare`: every arm x seed with identical settings, then a report that holds up (docs/protocol.md).
 
 Each arm x seed is one classifier run under DIR/runs/; a finished run leaves done.json and its
 predictions, so a re-run skips it. The baseline for the headline is the non-generative arm with the best
@@ -24,11 +24,13 @@ from gan_aug.compare.config import parse_external
 from gan_aug.compare.placebo import PLACEBOS
 from gan_aug.compare.folds import fold_synthetic_sets, gan_runs, train_and_evaluate_folds
 from gan_aug.compare.report import write_report
+from gan_aug.compare.resume import (check_finished, check_out_folder, matches, read_done, recipes, stale_syntheses,
+                                    to_record, undone_on_failure)
 from gan_aug.compare.summary import DATA_FACTS, PREDICTIONS, DataFacts, run_dir, summarize
 from gan_aug.config import build_config, to_yaml
 from gan_aug.data.prepared import load_prepared
 from gan_aug.data.synthetic import MANIFEST, load_synthetic
-from gan_aug.errors import UserError, first_line
+from gan_aug.errors import UserError
 from gan_aug.fileio import atomic_write, remove_temp_files
 from gan_aug.runtime import resolve_device
 from gan_aug.synth.config import SynthConfig
@@ -37,27 +39,26 @@ from gan_aug.synth.sample import synthesize
 BUNDLE_FOLDER = "bundle"  # where `bundle: true` writes the comparison's bundle, inside its --out
 
 
-def run_arm(config, arm, seed, prepared, synthetics, externals, teachers, progress):
-    """Train + evaluate one arm x seed unless its done.json exists; returns the done record."""
+def run_arm(config, arm, seed, prepared, synthetics, externals, teachers, progress, recipe):
+    """Train + evaluate one arm x seed unless its done.json records that `recipe` trained it; the done record."""
     directory = run_dir(config.out, arm, seed)
     with exclusive_run(directory):
         done = directory / "done.json"
         if done.is_file():
-            return read_done(done)
+            record = read_done(done)
+            if matches(directory, record, arm, recipe, externals):
+                return record
+            if not config.force:  # checked before the first run: another process finished it since, otherwise
+                raise UserError(f"{directory} was trained otherwise than this config says: give another --out, or "
+                                "--force to train it again")
+            done.unlink()  # no record of the old recipe survives a kill while it trains again
         remove_temp_files(directory)  # a killed try's (its lock is ours: no one else writes here)
         record = _train_and_evaluate(config, arm, seed, directory, prepared, synthetics, externals, teachers,
                                      progress)
+        record["recipe"] = to_record(recipe)  # what trained it, so a later compare reuses it only for this recipe
         with atomic_write(done, "w") as handle:
             json.dump(record, handle)
         return record
-
-
-def read_done(path):
-    """The record of a finished arm x seed; written atomically, so one that does not parse was damaged since."""
-    try:
-        return json.loads(path.read_bytes())
-    except ValueError as err:
-        raise UserError(f"{path} is damaged ({first_line(err)}): delete it to run that arm x seed again") from None
 
 
 @contextlib.contextmanager
@@ -119,15 +120,15 @@ def save_predictions(path, targets, probs, image_ids):
                  image_id=np.asarray(image_ids, dtype=str))
 
 
-def load_synthetic_sets(config, prepared, progress):
+def load_synthetic_sets(config, prepared, progress, again=()):
     """Set name -> loaded synthetic set (with folds: the list of its folds' sets), for the sets the arms use.
     The default set ('') is the given `synthetic`, or one synthesized once from `gan_run` (with folds, one per
-    fold from that fold's GAN)."""
+    fold from that fold's GAN; those in `again` are synthesized anew)."""
     paths, used = config.synthetic_paths(), {synthetic_set_name(a) for a in config.arms if draws_synthetic(a)}
     folds = range(config.folds) if config.folds else [None]
     for fold, gan_run in zip(folds, gan_runs(config.gan_run, len(folds)) if config.gan_run else []):
         out = paths[""].replace(FOLD_MARK, str(fold))
-        if "" in used and not config.synthetic and not (Path(out) / MANIFEST).is_file():
+        if "" in used and not config.synthetic and (out in again or not (Path(out) / MANIFEST).is_file()):
             synthesize(build_config(SynthConfig, None, {
                 "checkpoints": (gan_run,), "out": out, "n": config.synth_n, "truncation": config.synth_truncation,
                 "distribution": config.synth_distribution, "force": True}), progress=progress)
@@ -166,22 +167,29 @@ def compare(config, progress=True):
     if config.teachers:  # loaded once, so a bad teacher is refused before any run and each pool labelled once
         teachers = TeacherEnsemble(config.teachers, prepared.fingerprint, prepared.image_size,
                                    resolve_device(config.device))
+    externals = load_externals(config.external, prepared.image_size)
+    # Every input is checked before anything is written: the folder, the finished runs' recipes, the GAN runs.
     out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    with locked(out / "config.lock"):  # shards started together all write it
+    check_out_folder(out, config.force)
+    check_finished(config, recipes(config, prepared, None, teachers), externals, config.force, skip=("synthetic",))
+    again = stale_syntheses(config, config.force)
+    with undone_on_failure(out), locked(out / "config.lock"):  # shards started together all write it
+        # one shard synthesizes, the others wait for it
+        synthetics = load_synthetic_sets(config, prepared, progress, again)
+        current = recipes(config, prepared, synthetics, teachers)
+        check_finished(config, current, externals, config.force)  # now the synthetic sets' content too
+        (out / "runs").mkdir(exist_ok=True)  # before config.yaml: the two mark a folder compare made
         remove_temp_files(out, ("config.yaml",))
         with atomic_write(out / "config.yaml", "w") as handle:
-            handle.write(to_yaml(dataclasses.replace(config, shard="1/1")))
+            handle.write(to_yaml(dataclasses.replace(config, shard="1/1", force=False)))
         DataFacts.of(prepared).write(out / DATA_FACTS)
-        synthetics = load_synthetic_sets(config, prepared, progress)  # one shard synthesizes, the others wait for it
-    externals = load_externals(config.external, prepared.image_size)
     k, n = config.shard_index()
     runs = [(a, s) for a in config.run_arms() for s in config.seeds][k - 1::n]
     for i, (arm, seed) in enumerate(runs):
         if progress:
             print(f"[{i + 1}/{len(runs)}{f' of shard {k}/{n}' if n > 1 else ''}] arm {arm}, seed {seed}", flush=True)
-        run_arm(config, arm, seed, prepared, synthetics, externals, teachers, progress)
-    summary = report_finished(config, prepared, externals)
+        run_arm(config, arm, seed, prepared, synthetics, externals, teachers, progress, current[arm])
+    summary = report_finished(config, prepared, externals, current)
     if config.bundle and summary is not None and not summary["unfinished_seeds"]:
         from gan_aug.compare.bundle import write_bundle
 
@@ -190,15 +198,18 @@ def compare(config, progress=True):
     return summary
 
 
-def report_finished(config, prepared, externals):
+def report_finished(config, prepared, externals, current):
     """The report over the seeds every arm has finished (other shards may still be running); None when no
-    seed is complete yet. Paired gains need every arm on the same seeds, so a half-done seed waits."""
+    seed is complete yet. Paired gains need every arm on the same seeds, so a half-done seed waits. A run that
+    another recipe trained (a shard given another config, or one --force has yet to train again) is not one."""
     records = {}
     for arm in config.run_arms():
         for seed in config.seeds:
             done = run_dir(config.out, arm, seed) / "done.json"
             if done.is_file():
-                records[(arm, seed)] = read_done(done)
+                record = read_done(done)
+                if matches(done.parent, record, arm, current[arm], externals):
+                    records[(arm, seed)] = record
     seeds = tuple(s for s in config.seeds if all((a, s) in records for a in config.run_arms()))
     if not seeds:
         print(f"no seed finished by every arm yet ({len(records)} of {len(config.run_arms()) * len(config.seeds)} "

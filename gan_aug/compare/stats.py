@@ -1,4 +1,4 @@
-"""The statistics of a compare report (PROTOCOL.md rule 5): BMA, paired-bootstrap gains and their CIs,
+"""The statistics of a compare report (protocol rule 5): BMA, paired-bootstrap gains and their CIs,
 and the baseline rule. Pure numpy: the report and the tools recompute every number from saved predictions."""
 
 import numpy as np

@@ -12,7 +12,7 @@ class LesionClass:
     name: str  # the short name every reader maps to (HAM10000's dx code)
     long_name: str
     malignant: bool  # the binary and two-stage tasks' positive group
-    ham10000_count: Optional[int]  # images in HAM10000 (SOURCE.md); None: not a HAM10000 class
+    ham10000_count: Optional[int]  # images in HAM10000 (Tschandl et al. 2018); None: not a HAM10000 class
     isic_columns: tuple  # ISIC ground-truth CSV columns of this class (2019 renamed AKIEC to AK)
 
 

@@ -1,7 +1,7 @@
 """The GAN training loop behind `gan-aug train-gan`.
 
 Real images are preloaded once as a uint8 tensor on the device and augmented there; there is no
-per-image DataLoader work. The GAN sees the train split only (PROTOCOL.md rule 2).
+per-image DataLoader work. The GAN sees the train split only (protocol rule 2).
 """
 
 import sys

@@ -2,17 +2,19 @@
 several processes (or machines, with a PostgreSQL URL) work on one study.
 
 Each trial is one train-classifier run into OUT/trials/trial_NNNN, scored by its best val BMA (never test,
-PROTOCOL rule 3). TPE proposes; the median rule prunes a trial whose val BMA after an epoch is below the
+protocol rule 3). TPE proposes; the median rule prunes a trial whose val BMA after an epoch is below the
 median of earlier trials at that epoch. The hook that reports each epoch is handed to the trainer, so
 classifier/ never imports Optuna.
 """
 
 import contextlib
+import copy
 import datetime
 import fcntl
 import logging
 import os
 import socket
+import sqlite3
 import time
 import warnings
 from pathlib import Path
@@ -26,8 +28,10 @@ from optuna.trial import TrialState
 from classifier.train import train_classifier
 from gan_aug.data.prepared import load_prepared
 from gan_aug.data.synthetic import load_synthetic
-from gan_aug.errors import UserError
-from gan_aug.tune.outputs import FINISHED, SURPLUS, is_surplus, write_outputs
+from gan_aug.config import brief
+from gan_aug.errors import UserError, first_line
+from gan_aug.fileio import remove_temp_files
+from gan_aug.tune.outputs import FINISHED, OUTPUTS, SURPLUS, check_outputs, is_surplus, write_outputs
 from gan_aug.tune.space import parse_space
 
 # A process that dies mid-trial stops beating; GRACE_S later the next process to start a trial marks that trial
@@ -38,6 +42,49 @@ HEARTBEAT_S, GRACE_S = 10, 60
 # the heartbeat gives it.
 NAMING_S = GRACE_S
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
+OPTUNA_TABLES = {"studies", "version_info"}
+
+
+class Retry(RetryHeartbeatStaleTrialCallback):
+    """Optuna's retry of a dead trial (its parameters queued once more), without the dead trial's user attrs:
+    its worker's name would make the retry look dead too in the moment before its new process names it."""
+
+    def __call__(self, study, trial):
+        trial = copy.deepcopy(trial)
+        trial.user_attrs = {}
+        super().__call__(study, trial)
+
+
+def check_study_file(url):
+    """Refuse, before Optuna opens it, a study file that is not an Optuna SQLite database: a damaged or foreign
+    one fails deep in SQLAlchemy with a traceback, and another program's database would get Optuna's tables."""
+    if not url.startswith("sqlite:"):
+        return
+    database = sqlalchemy.engine.make_url(url).database
+    path = Path(database) if database and database != ":memory:" else None
+    if path is None or not path.exists():
+        return
+    if path.is_dir():
+        raise UserError(f"{path} is a folder, where the study database is to be: give another --out or --storage")
+    with open(path, "rb") as handle:
+        header = handle.read(16)
+    if not header:
+        return  # SQLite takes an empty file for an empty database: Optuna creates its tables in it
+    if header != b"SQLite format 3\x00":
+        raise UserError(f"{path} is not a SQLite database, so no study: move it away, or give another --out or "
+                        "--storage")
+    try:  # read-write: a killed tune leaves a hot journal, which SQLite rolls back on the first read
+        with contextlib.closing(sqlite3.connect(path, timeout=300)) as connection:
+            tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            check = connection.execute("PRAGMA quick_check").fetchone()[0]
+    except sqlite3.Error as err:
+        raise UserError(f"{path} is not a readable study database ({first_line(err)}): move it away, or give "
+                        "another --out or --storage") from None
+    if check != "ok":
+        raise UserError(f"{path} is damaged ({brief(check)}): move it away, or give another --out or --storage")
+    if tables and not OPTUNA_TABLES <= tables:
+        raise UserError(f"{path} is another program's database (tables {', '.join(sorted(tables)[:5])}), not an "
+                        "Optuna study: give another --out or --storage")
 
 
 def open_storage(config):
@@ -50,14 +97,13 @@ def open_storage(config):
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats: stable since 2.9
             try:
                 return RDBStorage(config.storage_url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_S,
-                                  grace_period=GRACE_S,
-                                  heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(1))
-            except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError):  # two processes creating the
-                # tables at once (a locked file, or both inserting the schema version): the loser retries
+                                  grace_period=GRACE_S, heartbeat_stale_trial_callback=Retry(1))
+            except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError) as err:  # two processes
+                # creating the tables at once (a locked file, or both inserting the schema version): the loser retries
                 if attempt == 2:
-                    raise
+                    raise UserError(f"cannot open the study storage {config.storage_url}: {first_line(err)}") from None
                 time.sleep(1)
-            except (ImportError, ValueError, sqlalchemy.exc.ArgumentError,
+            except (ImportError, ValueError, sqlalchemy.exc.ArgumentError, sqlalchemy.exc.DatabaseError,
                     optuna.exceptions.StorageInternalError) as err:
                 raise UserError(f"cannot open the study storage {config.storage_url}: {err}") from None
 
@@ -69,8 +115,15 @@ def creation_lock(config):
     if not config.storage_url.startswith("sqlite:"):
         yield
         return
-    Path(config.out).mkdir(parents=True, exist_ok=True)
-    with open(Path(config.out) / ".study.lock", "w") as handle:
+    with locked(Path(config.out) / ".study.lock"):
+        yield
+
+
+@contextlib.contextmanager
+def locked(path):
+    """An exclusive flock on `path` (its folder made), waited for; a killed holder's is released with it."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
 
@@ -99,6 +152,26 @@ def pruning_hook(trial):
         if trial.should_prune():
             raise optuna.TrialPruned(f"val BMA {row['val_bma']:.4f} at epoch {row['epoch']} is under the median")
     return report
+
+
+def reap(study, trials):
+    """Fail the running trials whose process is gone, as the heartbeat would GRACE_S later, and queue their
+    parameters once more while the study still wants trials. The heartbeat is only looked at when a trial starts,
+    so a trial killed last would otherwise stay running for good, and out of the failed count."""
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if alive(study, trial):
+            continue
+        try:  # the storage's own call, as optuna.storages.fail_stale_trials makes it: one process wins
+            if not study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+                continue
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue
+        if trial.user_attrs.get("run") and Path(trial.user_attrs["run"]).is_dir():
+            remove_temp_files(trial.user_attrs["run"])  # what its kill left half-written: no one writes there now
+        if taken(study) < trials:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # stable since 2.8
+                Retry(1)(study, study._storage.get_trial(trial._trial_id))
 
 
 def finished(study):
@@ -189,12 +262,15 @@ def print_trial(study, trial):
 def tune(config, progress=True):
     """Run trials until the study holds config.trials finished ones; write best.yaml and plots. The summary."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    check_outputs(config)
     prepared = load_prepared(config.data)
     synthetic = load_synthetic(config.recipe["synthetic"]) if config.recipe.get("synthetic") else None
     params = parse_space(config.space)
     setup = {"data": prepared.fingerprint, "recipe": config.recipe, "space": config.space, "seed": config.seed}
     with creation_lock(config):
+        check_study_file(config.storage_url)
         study = load_study(config, open_storage(config), setup)
+    reap(study, config.trials)
 
     surplus_numbers = set()
 
@@ -218,4 +294,8 @@ def tune(config, progress=True):
         with quiet_surplus(surplus_numbers):
             study.optimize(objective, n_trials=remaining, catch=(UserError, SurplusTrial),
                            callbacks=[stop_at(config.trials)] + ([print_trial] if progress else []))
-    return write_outputs(config, study)
+    reap(study, 0)  # a process that died while this one worked: its trial is failed, not left running
+    with locked(Path(config.out) / ".outputs.lock"):  # processes sharing OUT write its files one at a time
+        remove_temp_files(config.out, OUTPUTS)  # of a process killed while it wrote them (no one writes them now)
+        return write_outputs(config, study)
+
