@@ -44,3 +44,20 @@ def test_the_checks_see_a_torn_checkpoint_a_torn_stats_row_and_leftovers(toy16, 
         command.inspect(out)
     (out / ".best.pt.x1y2.tmp").write_bytes(b"")
     assert leftovers(tmp_path) == ["out/.best.pt.x1y2.tmp"]
+
+
+def test_the_export_check_sees_a_receipt_beside_other_data(toy16, tmp_path, run_cli):
+    old, out = tmp_path / "old", tmp_path / "out"
+    for folder, split in ((old, "val"), (out, "train")):
+        assert run_cli("export", "--data", toy16, "--split", split, "--out", folder / "train.zip").exit_code == 0
+    command = COMMANDS["export"]({"data": toy16, "old_export": old})
+    command.inputs["reference"] = command.final(out)
+    assert command.inspect(out) == (1, 1)
+    (out / "train.zip").write_bytes((old / "train.zip").read_bytes())  # the old zip beside the new receipt
+    with pytest.raises(Torn, match="describes data that is not beside it"):
+        command.inspect(out)
+    (out / "train.receipt.json").unlink()
+    assert command.inspect(out) == (1, 0)  # the old zip, its receipt gone: an export not yet done
+    (out / "train.zip").write_bytes((out / "train.zip").read_bytes()[:5000])
+    with pytest.raises(Torn, match="train.zip"):
+        command.inspect(out)

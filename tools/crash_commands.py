@@ -188,24 +188,76 @@ def set_digest(folder, out):
 
 class Synthesize(Command):
     """Replaces an older set (--force): a kill must leave the old set or the new one, whole."""
-    name, unit = "synthesize", "runs"
+    name, unit, old = "synthesize", "runs", "old_set"
 
     def args(self, out):
         return ["synthesize", "--checkpoint", self.inputs["gan"], "-n", 70, "--distribution", "uniform", "--seed", 1,
                 "--out", out, "--force", "--set", "threads=1", "--device", "cpu"]
 
     def setup(self, out):
-        shutil.copytree(self.inputs["old_set"], out)
+        shutil.copytree(self.inputs[self.old], out)
 
     def inspect(self, out):
         if out.exists():
             loads(out.name, lambda: load_synthetic(out))
-            if set_digest(out, out) not in (set_digest(self.inputs["old_set"], out), self.inputs["reference"]):
+            if set_digest(out, out) not in (set_digest(self.inputs[self.old], out), self.inputs["reference"]):
                 raise Torn(f"{out.name} is neither the old set nor the new one")
         return 1, int(out.exists() and set_digest(out, out) == self.inputs["reference"])  # one run, done or not
 
     def final(self, out):
         return set_digest(out, out)
+
+
+class ImportSynthetic(Synthesize):
+    """Another generator's images imported over an older import (--force): the old set or the new one, whole."""
+    name, old = "import-synthetic", "old_import"
+
+    def args(self, out):
+        return ["import-synthetic", self.inputs["generated"], "--data", self.inputs["data"], "--receipt",
+                self.inputs["receipt"], "--generator", "stub-gan", "--out", out, "--force"]
+
+
+class Export(Command):
+    """The train split as a StyleGAN2-ADA zip over an older export of the val split (--force), in the folder OUT.
+    After a kill the zip is whole (old or new), and a receipt, when there is one, describes the zip beside it."""
+    name, unit = "export", "runs"
+    ZIP, RECEIPT = "train.zip", "train.receipt.json"
+
+    def args(self, out):
+        return ["export", "--data", self.inputs["data"], "--format", "stylegan2-ada", "--out", out / self.ZIP,
+                "--force"]
+
+    def setup(self, out):
+        shutil.copytree(self.inputs["old_export"], out)
+
+    def inspect(self, out):
+        data, receipt_file = out / self.ZIP, out / self.RECEIPT
+        if data.exists():
+            loads(self.ZIP, lambda: check_zip(data))
+        if receipt_file.exists():
+            receipt = loads(self.RECEIPT, lambda: json.loads(receipt_file.read_text()))
+            if not data.exists() or receipt.get("sha256") != hashlib.sha256(data.read_bytes()).hexdigest():
+                raise Torn(f"{self.RECEIPT} describes data that is not beside it")
+        old = set_digest(self.inputs["old_export"], out)
+        state = self.final(out)
+        if state.get(self.ZIP) not in (old[self.ZIP], self.inputs["reference"][self.ZIP]):
+            raise Torn(f"{self.ZIP} is neither the old export nor the new one")
+        return 1, int(state == self.inputs["reference"])  # one run, done or not
+
+    def final(self, out):
+        return {name: file_digest(out / name, out) for name in (self.ZIP, self.RECEIPT) if (out / name).is_file()}
+
+
+def check_zip(path):
+    """Every PNG of a dataset zip decodes and its dataset.json lists them all."""
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        labels = json.loads(archive.read("dataset.json"))["labels"]
+        for name, _ in labels:
+            with Image.open(io.BytesIO(archive.read(name))) as image:
+                image.load()
 
 
 class Compare(Command):
@@ -242,4 +294,4 @@ class Compare(Command):
                 **set_digest(out / "synthetic", out)}
 
 
-COMMANDS = {c.name: c for c in (TrainGan, TrainClassifier, Synthesize, Compare)}
+COMMANDS = {c.name: c for c in (TrainGan, TrainClassifier, Synthesize, Compare, Export, ImportSynthetic)}

@@ -1,14 +1,15 @@
 """Crash trials (issue #21): SIGKILL gan-aug commands at random moments, run them again, and check that nothing
 but the work since the last checkpoint is lost.
 
-    python tools/crash_trials.py --trials 20 [--commands train-gan,train-classifier,synthesize,compare] [--seed 0]
+    python tools/crash_trials.py --trials 20 [--commands train-gan,train-classifier,synthesize,compare,export,
+        import-synthetic] [--seed 0]
 
 Each command runs at tiny sizes on the CPU (one thread, deterministic) in a subprocess (tools/crash_hooks.py).
 An uninterrupted run first gives the reference: its final state, its length and how many writes it makes. Then
 every trial starts the command afresh and kills it: odd trials inside a random one of its writes (half of a
 checkpoint, PNG or .npz written, or just before an atomic rename), even trials at a random time within the
-reference run's length. It then checks that every file left behind loads (no torn checkpoint, set or record is
-ever read), runs the same command again (with --resume for the trainers once their folder exists; no file is
+reference run's length. It then checks that every file left behind loads (no torn checkpoint, set, record or
+zip is ever read, and an export's receipt describes the zip beside it or is absent), runs the same command again (with --resume for the trainers once their folder exists; no file is
 touched by hand) and checks: it finishes; at most one checkpoint interval was lost; no temp or scratch file is
 left; no stats row is repeated; the final state equals the reference bit for bit. Prints a table, exits 1 on
 any failure.
@@ -53,7 +54,8 @@ def leftovers(folder):
 
 
 def make_inputs(work, names):
-    """The prepared toy set, and for the commands that need them a tiny GAN and an older synthetic set."""
+    """The prepared toy set, and for the commands that need them a tiny GAN, an older synthetic set, an older
+    export (of the val split) and another generator's images with the receipt of what it learned from."""
     from gan_aug.config import build_config
     from gan_aug.data.config import PrepareConfig
     from gan_aug.data.prepare import prepare
@@ -71,6 +73,44 @@ def make_inputs(work, names):
         synthesize(build_config(SynthConfig, None, {"checkpoints": (str(inputs["gan"]),), "n": 14, "device": "cpu",
                                                     "out": str(inputs["old_set"]), "distribution": "uniform"}),
                    progress=False)
+    if {"export", "import-synthetic"} & set(names):
+        inputs.update(exchange_inputs(work, inputs["data"]))
+    return inputs
+
+
+def exchange_inputs(work, data):
+    """For export: an older export (the val split) in the place the trials' export replaces. For import-synthetic:
+    an export of the train split, a stand-in generator's images (train images flipped, 5 per class) with its
+    receipt, and an older import (2 per class) that the trials' import replaces."""
+    from PIL import Image
+
+    from gan_aug.config import build_config
+    from gan_aug.data.config import ExportConfig, ImportConfig
+    from gan_aug.data.exchange import export, import_synthetic
+    from gan_aug.data.prepared import load_prepared
+
+    inputs = {"old_export": work / "old_export", "receipt": work / "exported.receipt.json",
+              "generated": work / "generated", "old_import": work / "old_import"}
+    export(build_config(ExportConfig, None, {"data": str(data), "split": "val",
+                                             "out": str(inputs["old_export"] / "train.zip")}))
+    export(build_config(ExportConfig, None, {"data": str(data), "format": "imagefolder",
+                                             "out": str(work / "exported")}))
+    prepared = load_prepared(data)
+    train = prepared.indices("train")
+    for label, name in enumerate(prepared.class_names):
+        mine = train[prepared.labels[train] == label]
+        for i in range(5 if len(mine) else 0):
+            folder = work / "generated" / name
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(prepared.images[mine[i % len(mine)]][::-1]).save(folder / f"seed{i:04d}.png")
+    few = work / "generated_few"
+    for folder in sorted(inputs["generated"].iterdir()):
+        (few / folder.name).mkdir(parents=True)
+        for png in sorted(folder.glob("*.png"))[:2]:
+            (few / folder.name / png.name).write_bytes(png.read_bytes())
+    import_synthetic(build_config(ImportConfig, None, {"images": str(few), "data": str(data), "generator": "stub-gan",
+                                                       "receipt": str(inputs["receipt"]),
+                                                       "out": str(inputs["old_import"])}))
     return inputs
 
 
@@ -78,7 +118,7 @@ def trial(command, folder, reference, rng, by_write):
     """One kill and re-run; returns its row (failure: None when it passed)."""
     folder.mkdir(parents=True)
     out, log = folder / "out", folder / "log.txt"
-    command.setup(out) if command.name == "synthesize" else None
+    command.setup(out)
     if by_write:
         moment = rng.randint(1, reference["writes"])
         code, _ = run(command.args(out), folder, log, crash_at=moment)
@@ -120,7 +160,7 @@ def trials(name, inputs, work, count, rng):
     folder = work / name
     ref_out, count_file = folder / "reference" / "out", folder / "reference" / "writes"
     ref_out.parent.mkdir(parents=True)
-    command.setup(ref_out) if name == "synthesize" else None
+    command.setup(ref_out)
     code, seconds = run(command.args(ref_out), ref_out.parent, ref_out.parent / "log.txt", count_file=count_file)
     if code != 0:
         raise SystemExit(f"the uninterrupted {name} run failed: see {ref_out.parent / 'log.txt'}")
