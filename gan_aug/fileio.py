@@ -24,6 +24,7 @@ def atomic_write(path, mode="wb", durable=True, before_replace=None):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would make every output private to its writer
         with os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()
@@ -38,6 +39,12 @@ def atomic_write(path, mode="wb", durable=True, before_replace=None):
         if isinstance(err, OSError) and err.errno and not err.filename:  # a full disk says nothing of where
             raise OSError(err.errno, err.strerror or os.strerror(err.errno), str(path)) from err
         raise
+
+
+def _umask():
+    mask = os.umask(0)  # the only way to read it is to set it: put it straight back
+    os.umask(mask)
+    return mask
 
 
 # Inside a folder that gan-aug is writing or discarding; a folder a killed process left with it is deleted later.

@@ -57,3 +57,16 @@ def test_compare_on_a_full_disk(toy16, small_disk, tmp_path, run_cli):
                                   "bootstrap": 100}))
     full_disk_error(run_cli("compare", "--config", config, "--out", small_disk / "cmp"))
     no_torn_files(small_disk)
+
+
+def test_outputs_follow_the_umask_not_mkstemps_private_mode(tmp_path):
+    import os
+
+    from gan_aug.fileio import write_text
+
+    previous = os.umask(0o022)
+    try:
+        write_text(tmp_path / "shared.txt", "x")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "shared.txt").stat().st_mode & 0o777 == 0o644
