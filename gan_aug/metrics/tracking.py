@@ -10,7 +10,7 @@ import numpy as np
 
 from gan_aug.data.folds import load_view
 from gan_aug.errors import UserError
-from gan_aug.gan.train import FD_KEY, select_training_data
+from gan_aug.gan.training_data import FD_KEY, select_training_data
 from gan_aug.metrics import fidelity
 
 
