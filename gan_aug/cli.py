@@ -302,7 +302,8 @@ def tune(config_path, sets, dry_run, **flags):
     from gan_aug.tune.study import tune as run_tune
 
     s = run_tune(config)
-    click.echo(f"{s['complete']} complete, {s['pruned']} pruned, {s['failed']} failed trials; best val BMA "
+    running = f", {s['running']} running in other processes" if s.get("running") else ""
+    click.echo(f"{s['complete']} complete, {s['pruned']} pruned, {s['failed']} failed trials{running}; best val BMA "
                f"{s['best']['val_bma']:.4f} (trial {s['best']['trial']}): {s['best']['params']}\nwrote "
                f"{Path(config.out) / 'best.yaml'}, best_compare.yaml, trials.csv and plots")
 

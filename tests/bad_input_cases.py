@@ -64,6 +64,35 @@ def rescore(b, *extra, bundle=None, external=None, out=None):
             "--out", out or b.out, "--device", "cpu", *extra]
 
 
+def tune(b, space="{lr: {low: 1.0e-3, high: 1.0e-2}}", out=None):
+    text = f"data: {b.data}\nstartup_trials: 1\nspace: {space}\nrecipe: {{epochs: 1, threads: 1}}\n"
+    return ["tune", "--config", b.file("tune.yaml", text), "--out", out or b.out, "--trials", 1]
+
+
+def sqlite_db(b, name, tables, keep=None):
+    """A SQLite file with these tables (a few pages of rows each), cut to `keep` of its bytes when given."""
+    import contextlib
+    import sqlite3
+
+    path = b.tmp / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        for table in tables:
+            connection.execute(f"CREATE TABLE {table} (x TEXT)")
+            connection.executemany(f"INSERT INTO {table} VALUES (?)", [("x" * 100,)] * 300)
+        connection.commit()
+    return b.cut(path, keep) if keep else path
+
+
+def without_recipe(b):
+    """The stock comparison, its run's done.json as runs wrote it before they recorded their recipe."""
+    done = b.copy("cmp") / "runs" / "oversample_seed0" / "done.json"
+    record = json.loads(done.read_text())
+    del record["recipe"]
+    done.write_text(json.dumps(record))
+    return done.parents[2]
+
+
 def edit_bundle(b, edit):
     """A copy of the stock bundle after `edit(folder)`."""
     folder = b.copy("bundle")
@@ -448,6 +477,50 @@ CASES = [
          lambda b: ["compare", "--config", b.file("c.yaml", NOISE), "--out", b.out], "is not valid YAML"),
     Case("compare-out-is-file", "compare", DAMAGED, "--out is a file",
          lambda b: b.file("out", "x") and compare(b), "a file stands where a folder is needed"),
+    # -- compare resumes only what its config trains; tune's study and outputs (issue #39) ---------------------
+    Case("compare-resumed-epochs-changed", "compare", WRONG, "a finished comparison resumed with other epochs",
+         lambda b: compare(b, out=b.copy("cmp"), arms=["oversample"], epochs=2), "epochs differs"),
+    Case("compare-resumed-data-changed", "compare", WRONG, "a finished comparison resumed on another prepared set",
+         lambda b: compare(b, data=b.npz(images=255 - np.load(b.stock / "toy16.npz")["images"]), out=b.copy("cmp"),
+                           arms=["oversample"]), "data differs"),
+    Case("compare-resumed-old-run-lr-changed", "compare", WRONG,
+         "a run finished before runs recorded their recipe, resumed with another lr",
+         lambda b: compare(b, out=without_recipe(b), arms=["oversample"], lr=0.01), "lr differs"),
+    Case("compare-synthetic-made-otherwise", "compare", WRONG, "OUT/synthetic made with other synth_* settings",
+         lambda b: b.copy("syn", "out/synthetic") and compare(b, arms=["mix:0.3"], gan_run=str(b.gan), synth_n=70),
+         "synth_distribution, synth_n differ"),
+    Case("compare-report-not-its-own", "compare", OVERWRITE, "--out holds a hand-written report.md",
+         lambda b: b.file("out/report.md", "# mine\n") and compare(b), "holds report.md"),
+    Case("compare-config-not-its-own", "compare", OVERWRITE, "--out holds a hand-written config.yaml",
+         lambda b: b.file("out/config.yaml", "arms: [none]\n") and compare(b), "holds config.yaml"),
+    Case("compare-results-not-its-own", "compare", OVERWRITE, "--out holds a hand-written results.csv",
+         lambda b: b.file("out/results.csv", "arm,bma\n") and compare(b), "holds results.csv"),
+    Case("compare-shard-superscript", "compare", DAMAGED, "--shard \u00b2/3 (a digit int() refuses)",
+         lambda b: compare(b) + ["--shard", "\u00b2/3"], "--shard looks like K/N"),
+    Case("compare-cut-predictions", "compare", KILL, "a finished run's predictions cut short",
+         lambda b: b.cut(b.copy("cmp") / "runs/oversample_seed0/test_predictions.npz") and compare(
+             b, out=b.tmp / "cmp", arms=["oversample"]), "is not a readable predictions file"),
+    Case("compare-done-not-a-record", "compare", DAMAGED, "a finished run's done.json is JSON of another shape",
+         lambda b: b.copy("cmp") and b.file("cmp/runs/oversample_seed0/done.json", '{"arm": "oversample"}')
+         and compare(b, out=b.tmp / "cmp", arms=["oversample"]), "not a run's record"),
+    Case("tune-study-db-not-sqlite", "tune", DAMAGED, "OUT/study.db is a binary file of another kind",
+         lambda b: b.file("out/study.db", NOISE) and tune(b), "is not a SQLite database"),
+    Case("tune-study-db-cut", "tune", KILL, "OUT/study.db cut short",
+         lambda b: sqlite_db(b, "out/study.db", ("studies", "version_info"), keep=0.3) and tune(b),
+         "study.db is not a readable study database"),
+    Case("tune-study-db-of-another-program", "tune", WRONG, "OUT/study.db is another program's SQLite database",
+         lambda b: sqlite_db(b, "out/study.db", ("notes",)) and tune(b), "is another program's database"),
+    Case("tune-study-db-is-folder", "tune", DAMAGED, "OUT/study.db is a folder",
+         lambda b: (b.out / "study.db").mkdir(parents=True) or tune(b), "is a folder, where the study database"),
+    Case("tune-space-infinite-end", "tune", DAMAGED, "a search range up to .inf",
+         lambda b: tune(b, "{epochs: {low: 1, high: .inf}}"), "high must be a finite number"),
+    Case("tune-space-infinite-step", "tune", DAMAGED, "a search step of .inf",
+         lambda b: tune(b, "{lr: {low: 1.0e-3, high: 1.0e-2, step: .inf}}"), "step must be a finite number"),
+    Case("tune-best-yaml-not-its-own", "tune", OVERWRITE, "--out holds a hand-written best.yaml",
+         lambda b: b.file("out/best.yaml", "lr: 0.1\n") and tune(b), "holds best.yaml that tune did not write"),
+    Case("tune-best-yaml-edited-in-its-folder", "tune", OVERWRITE, "a best.yaml without tune's header beside its study",
+         lambda b: b.file("out/study.db", b"") and b.file("out/best.yaml", "lr: 0.1\n") and tune(b),
+         "holds best.yaml that tune did not write"),
     # -- bundle and rescore -----------------------------------------------------------------------------------
     Case("bundle-not-a-comparison", "bundle", DAMAGED, "RESULTS_DIR is not a compare folder",
          lambda b: ["bundle", b.tmp, "--out", b.out], "is not a compare folder"),

@@ -22,6 +22,7 @@ from gan_aug.errors import UserError
 from gan_aug.tune.config import TuneConfig
 from gan_aug.tune.outputs import FINISHED
 from gan_aug.tune.study import pruning_hook
+from optuna.trial import TrialState
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACE = {"lr": {"low": "1e-3", "high": 1.0e-2, "log": True}, "weight_decay": {"low": 1.0e-6, "high": 1.0e-3},
@@ -156,6 +157,88 @@ def test_a_trial_asked_for_at_the_same_moment_as_the_last_one_gives_way(run_cli,
     assert len(finished(out)) == 2  # trial 3 gave way to trial 2, which is running
     rows = {row["number"]: row["state"] for row in csv.DictReader(open(out / "trials.csv"))}
     assert rows["3"] == "surplus" and rows["2"] == "running"
+
+
+def dead_worker():
+    """host:pid of a process that has exited (its pid not yet reused)."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return f"{socket.gethostname()}:{process.pid}"
+
+
+@pytest.mark.slow
+def test_a_trial_whose_process_was_killed_is_failed_not_left_running(run_cli, tune_yaml, tmp_path):
+    """Before, a trial killed last stayed RUNNING for good (the heartbeat is only looked at when a trial starts)
+    and the summary said 0 failed. Now the next tune fails it at once (its process is gone), counts it, and
+    queues its parameters once more while the study still wants trials; the temp files its kill left go."""
+    out = tmp_path / "tune"
+    assert run_cli("tune", "--config", tune_yaml, "--out", out, "--trials", 2).exit_code == 0
+    killed = study_of(out).ask({"lr": optuna.distributions.FloatDistribution(1e-3, 1e-2, log=True)})
+    killed.set_user_attr("worker", dead_worker())
+    killed.set_user_attr("run", str(out / "trials" / "trial_0002"))
+    (out / "trials" / "trial_0002").mkdir()
+    (out / "trials" / "trial_0002" / ".latest.pt.x1y2.tmp").write_bytes(b"half")
+    (out / ".trials.csv.a1b2.tmp").write_bytes(b"half")  # killed while it wrote the outputs
+    result = run_cli("tune", "--config", tune_yaml, "--out", out, "--trials", 2)  # nothing left to run
+    assert result.exit_code == 0 and "2 complete, 0 pruned, 1 failed trials" in result.output, result.output
+    states = {t.number: t.state for t in study_of(out).trials}
+    assert states == {0: TrialState.COMPLETE, 1: TrialState.COMPLETE, 2: TrialState.FAIL}
+    rows = {row["number"]: row["state"] for row in csv.DictReader(open(out / "trials.csv"))}
+    assert rows["2"] == "fail"
+    assert not list(out.rglob("*.tmp"))
+
+    again = study_of(out).ask({"lr": optuna.distributions.FloatDistribution(1e-3, 1e-2, log=True)})
+    again.set_user_attr("worker", dead_worker())
+    result = run_cli("tune", "--config", tune_yaml, "--out", out, "--trials", 3)
+    assert result.exit_code == 0 and "2 failed trials" in result.output, result.output
+    trials = study_of(out).trials
+    retry = [t for t in trials if t.system_attrs.get("failed_trial") == again.number]
+    assert len(retry) == 1 and retry[0].state in FINISHED and retry[0].params["lr"] == again.params["lr"]
+    assert retry[0].user_attrs["worker"] != again.user_attrs["worker"]
+
+
+def test_study_files_that_are_no_study_are_refused_in_one_line(toy16, tune_yaml, tmp_path, run_cli):
+    import sqlite3
+
+    out = tmp_path / "tune"
+    out.mkdir()
+    other = out / "study.db"
+    with sqlite3.connect(other) as connection:
+        connection.execute("CREATE TABLE notes (x TEXT)")
+    before = other.read_bytes()
+    result = run_cli("tune", "--config", tune_yaml, "--out", out, "--trials", 1)
+    assert result.exit_code == 1 and "another program's database (tables notes)" in result.output, result.output
+    assert other.read_bytes() == before  # Optuna never wrote its tables into it
+    for content, message in ((b"not a database at all", "is not a SQLite database"),
+                             (before[:100] + b"\0" * 5000, "study.db is")):
+        other.write_bytes(content)
+        result = run_cli("tune", "--config", tune_yaml, "--out", out, "--trials", 1)
+        assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output, \
+            result.output
+
+
+def test_an_infinite_bound_is_refused_before_the_study_stores_it(toy16, tmp_path):
+    """Before, step: .inf passed the check, was stored as the study's setup, and every trial failed deep in
+    Optuna: the study refused any other space until its file was deleted by hand."""
+    for space, what in (({"epochs": {"low": 1, "high": float("inf")}}, "high"),
+                        ({"lr": {"low": 1e-3, "high": 1e-2, "step": float("inf")}}, "step"),
+                        ({"lr": {"low": float("-inf"), "high": 1e-2}}, "low")):
+        with pytest.raises(UserError, match=f"{what} must be a finite number"):
+            build_config(TuneConfig, None, {"data": str(toy16), "out": str(tmp_path), "space": space})
+
+
+def test_best_yaml_tune_did_not_write_is_kept_without_force(toy16, tune_yaml, tmp_path, run_cli):
+    out = tmp_path / "tune"
+    out.mkdir()
+    (out / "best.yaml").write_text("lr: 0.1\n")
+    result = run_cli("tune", "--config", tune_yaml, "--out", out, "--trials", 1)
+    assert result.exit_code == 1 and "holds best.yaml that tune did not write" in result.output, result.output
+    assert os.listdir(out) == ["best.yaml"] and (out / "best.yaml").read_text() == "lr: 0.1\n"
+    result = run_cli("tune", "--config", tune_yaml, "--out", out, "--trials", 1, "--force")
+    assert result.exit_code == 0, result.output
+    assert (out / "best.yaml").read_text().startswith("# gan-aug tune: trial 0")
+    result = run_cli("tune", "--config", tune_yaml, "--out", out, "--trials", 1)  # its own best.yaml: replaced
+    assert result.exit_code == 0, result.output
 
 
 @pytest.mark.slow

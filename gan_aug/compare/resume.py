@@ -19,7 +19,7 @@ import yaml
 
 from classifier.checkpoint import FORMAT as CLASSIFIER_FORMAT
 from classifier.crossval import FOLD_MARK
-from gan_aug.compare.arms import is_generative, split_distill, synthetic_set_name
+from gan_aug.compare.arms import parse_arm, split_distill, synthetic_set_name
 from gan_aug.compare.config import RECIPE_KEYS
 from gan_aug.compare.summary import DATA_FACTS, load_predictions, run_dir
 from gan_aug.config import brief
@@ -34,6 +34,11 @@ NOT_RECIPE = ("device", "threads")
 OUTPUTS = ("config.yaml", DATA_FACTS, "results.csv", "report.md")
 RECORD_KEYS = ("arm", "seed", "splits", "best_epoch")
 SPLIT_KEYS = ("bma", "accuracy", "macro_f1", "auc_macro", "per_class", "confusion_matrix", "class_names")
+
+
+def draws(arm):
+    """Whether an arm draws images from a synthetic set (a placebo's is made from the set the arm names)."""
+    return "mix" in parse_arm(arm)
 
 
 def is_compare_folder(out):
@@ -63,11 +68,11 @@ def undone_on_failure(out):
     try:
         yield
     except BaseException:
+        for name, remove in (("config.lock", Path.unlink), ("runs", Path.rmdir)):
+            if name not in before:
+                with contextlib.suppress(OSError):
+                    remove(out / name)
         with contextlib.suppress(OSError):
-            if "config.lock" not in before:
-                (out / "config.lock").unlink()
-            if "runs" not in before:
-                (out / "runs").rmdir()
             for folder in created:  # deepest first; one that is not empty stops it
                 folder.rmdir()
         raise
@@ -89,10 +94,10 @@ def recipes(config, prepared, synthetics=None, teachers=None):
     result = {}
     for arm in config.run_arms():
         recipe = dict(shared)
-        if is_generative(arm):
+        if draws(arm):
             name = synthetic_set_name(arm)
             recipe["synthetic_path"] = config.synthetic_paths()[name]
-            if synthetics is not None:
+            if synthetics is not None and name in synthetics:
                 recipe["synthetic"] = set_digest(synthetics[name])
         if split_distill(arm)[1]:
             recipe.update(teachers=teacher_digests, teacher_paths=list(config.teachers))
@@ -135,7 +140,7 @@ def stored_recipe(directory, record, arm):
         raise UserError(f"cannot tell what trained {directory} ({first_line(err)}): delete its done.json to "
                         "train it again") from None
     recipe.update(data=data, folds=settings.get("folds", 0))
-    if is_generative(arm):
+    if draws(arm):
         recipe["synthetic_path"] = settings.get("synthetic")
     if split_distill(arm)[1]:
         recipe["teacher_paths"] = settings.get("teachers")
@@ -178,7 +183,7 @@ def check_finished(config, current, externals, force, skip=()):
         differ = sorted({k for keys in stale for k in keys})
         shown = [f"{show(k, stored[k])} (config: {show(k, now[k])})" for k in keys if k in stored][:3]
         raise UserError(f"{len(stale)} finished run(s) in {Path(config.out) / 'runs'} were trained otherwise than "
-                        f"this config says: {', '.join(differ)} differ (e.g. {directory.name}: "
+                        f"this config says: {', '.join(differ)} {'differs' if len(differ) == 1 else 'differ'} (e.g. {directory.name}: "
                         f"{'; '.join(shown) or 'no predictions on it'}): restore the config, give another --out, "
                         "or --force to train them again")
 
@@ -200,17 +205,17 @@ def stale_syntheses(config, force):
     from gan_aug.gan.checkpoint import resolve_checkpoint
 
     if not config.gan_run or config.synthetic or "" not in {synthetic_set_name(a) for a in config.run_arms()
-                                                           if is_generative(a)}:
+                                                           if draws(a)}:
         return set()
     folds = range(config.folds) if config.folds else [None]
     checkpoints = [resolve_checkpoint(run) for run in gan_runs(config.gan_run, len(folds))]
     stale = {}
     for fold, checkpoint in zip(folds, checkpoints):
-        out = Path(config.synthetic_paths()[""].replace(FOLD_MARK, str(fold)))
-        if not (out / MANIFEST).is_file():
+        out = config.synthetic_paths()[""].replace(FOLD_MARK, str(fold))  # as load_synthetic_sets names it
+        if not (Path(out) / MANIFEST).is_file():
             continue
-        provenance = read_json(out / PROVENANCE, (out / PROVENANCE).read_bytes()) if (out / PROVENANCE).is_file() \
-            else {}
+        provenance_file = Path(out) / PROVENANCE
+        provenance = read_json(provenance_file, provenance_file.read_bytes()) if provenance_file.is_file() else {}
         made = {"gan_run": (provenance.get("gans") or [{}])[0].get("sha256"),
                 "synth_truncation": provenance.get("truncation"),
                 "synth_distribution": provenance.get("distribution")}
@@ -225,7 +230,8 @@ def stale_syntheses(config, force):
             stale[out] = keys
     if stale and not force:
         out, keys = next(iter(stale.items()))
-        raise UserError(f"{out} was synthesized otherwise than this config says ({', '.join(keys)} differ): "
+        raise UserError(f"{out} was synthesized otherwise than this config says ({', '.join(keys)} "
+                        f"{'differs' if len(keys) == 1 else 'differ'}): "
                         "restore the config, give another --out, or --force to synthesize it again and train "
                         "the arms that mix it again")
-    return {str(out) for out in stale}
+    return set(stale)

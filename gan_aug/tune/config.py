@@ -31,6 +31,8 @@ class TuneConfig:
         "Search space: KEY: {low, high[, log][, step]} or [choice, ...] over train-classifier's keys."))
     recipe: typing.Optional[typing.Dict[str, typing.Any]] = setting(None, flag=False, help=(
         "The fixed train-classifier settings of every trial (balance, epochs, threads, synthetic, ...)."))
+    force: bool = setting(False, help="Write over best.yaml, best_compare.yaml, trials.csv and plots in --out that "
+                                      "tune did not write.")
 
     def validate(self):
         check_positive(self, "trials", "startup_trials")

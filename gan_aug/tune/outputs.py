@@ -15,6 +15,8 @@ from gan_aug.errors import UserError
 from gan_aug.fileio import atomic_write
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+HEADER = "# gan-aug tune: "  # the first line of the YAML files tune writes
+OUTPUTS = ("best.yaml", "best_compare.yaml", "trials.csv", "history.png", "importance.png")
 SURPLUS = "surplus"  # the user attr of a trial that gave way unrun (tune.study.surplus): not a failure
 # train-classifier keys that compare expresses by its arm (or passes through as they are), not as recipe keys.
 ARM_KEYS = ("balance", "mix", "mix_until", "mix_policy", "seed")
@@ -25,6 +27,30 @@ def write_yaml(path, header, mapping):
     with atomic_write(path, "w") as handle:
         handle.write("".join(f"# {line}\n" for line in header))
         yaml.safe_dump(mapping, handle, sort_keys=False)
+
+
+def check_outputs(config):
+    """Refuse, before any trial, to write over files tune did not write: any of its outputs in a folder that holds
+    no study of tune's (study.db or trials/), or a best.yaml or best_compare.yaml without tune's first line."""
+    out = Path(config.out)
+    if config.force or not out.is_dir():
+        return
+    from gan_aug.tune.config import STORAGE_FILE
+
+    ours = (out / STORAGE_FILE).is_file() or (out / "trials").is_dir()
+    theirs = [name for name in OUTPUTS if (out / name).exists() and (
+        not ours or (name.endswith(".yaml") and not _starts_with(out / name, HEADER)))]
+    if theirs:
+        raise UserError(f"{out} holds {', '.join(theirs)} that tune did not write: give another --out, or --force "
+                        "to write over them")
+
+
+def _starts_with(path, text):
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(len(text)) == text.encode()
+    except OSError:
+        return False
 
 
 def compare_config(settings):
@@ -94,12 +120,13 @@ def write_outputs(config, study):
     failed = [t for t in trials if t.state == TrialState.FAIL and not is_surplus(t)]
     summary = {"trials": len(trials), "complete": len(complete),
                "pruned": sum(t.state == TrialState.PRUNED for t in trials), "failed": len(failed),
+               "running": sum(t.state == TrialState.RUNNING for t in trials),  # by live processes (tune.study.reap)
                "files": [str(out / "trials.csv")]}
     if not complete:
         raise UserError(f"no trial of study '{config.study}' completed (see {out / 'trials.csv'})")
     best = study.best_trial
     settings = config.settings(best.params)
-    header = [f"gan-aug tune: trial {best.number} of study '{config.study}', best val BMA {best.value:.4f} "
+    header = [f"{HEADER[2:]}trial {best.number} of study '{config.study}', best val BMA {best.value:.4f} "
               f"(of {len(complete)} complete trials, {summary['pruned']} pruned)."]
     write_yaml(out / "best.yaml", header + [f"Train it: gan-aug train-classifier --config {out / 'best.yaml'} "
                                             "--out RUN"], settings)

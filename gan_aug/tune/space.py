@@ -7,6 +7,7 @@ whatever trial object is handed in (its suggest_* methods), so this module never
 """
 
 import dataclasses
+import math
 import typing
 
 from classifier.config import ClassifierConfig
@@ -50,6 +51,8 @@ def _number(name, what, value, kind):
         number = float(value)  # YAML reads 1e-4 (no dot) as a string: accept it
     except (TypeError, ValueError):
         raise UserError(f"search space key '{name}': {what} must be a number, got {value!r}") from None
+    if not math.isfinite(number):  # an infinite end or step fails deep in Optuna, after the study has stored it
+        raise UserError(f"search space key '{name}': {what} must be a finite number, got {value!r}")
     if kind == "int":
         if number != int(number):
             raise UserError(f"search space key '{name}' is an integer setting: {what} must be whole, got {value!r}")
