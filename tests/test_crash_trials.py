@@ -61,3 +61,29 @@ def test_the_export_check_sees_a_receipt_beside_other_data(toy16, tmp_path, run_
     (out / "train.zip").write_bytes((out / "train.zip").read_bytes()[:5000])
     with pytest.raises(Torn, match="train.zip"):
         command.inspect(out)
+
+
+def test_two_kills_of_tune_leave_five_finished_trials_and_none_running(tmp_path):
+    result = subprocess.run([sys.executable, str(TOOLS / "crash_trials.py"), "--trials", "2", "--commands", "tune",
+                             "--seed", "1", "--work", str(tmp_path)], capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    row = [line for line in result.stdout.splitlines() if line.startswith("tune")][0].split()
+    assert row[3:5] == ["2", "0"], result.stdout  # finished, torn reads
+
+
+def test_the_tune_checks_see_a_trial_left_running_and_a_failed_one_not_retried(toy16, tmp_path, run_cli):
+    import optuna
+
+    command = COMMANDS["tune"]({"data": toy16})
+    out = tmp_path / "out"
+    assert run_cli(*command.args(out)[:-1], 2).exit_code == 0
+    state = command.final(out)
+    assert state["finished trials"] == 2 and state["left running or waiting"] == 0
+    assert state["trials.csv is the study"] and state["best.yaml is the best trial's"]
+    study = optuna.load_study(study_name="gan-aug-tune", storage=f"sqlite:///{out / 'study.db'}")
+    study.ask()
+    study.tell(study.ask(), state=optuna.trial.TrialState.FAIL)
+    assert command.inspect(out) == (3, 2)  # one trial started and not finished: what a kill may cost
+    state = command.final(out)
+    assert state["left running or waiting"] == 1 and state["failed trials not retried"] == [3]
+    assert not state["trials.csv is the study"]

@@ -1,7 +1,9 @@
 """The commands of tools/crash_trials.py: each one's tiny arguments, what a kill may leave of its files (every
 one must load), how much work a checkpoint holds, and its final state, compared with an uninterrupted run's."""
 
+import csv
 import hashlib
+import io
 import json
 import shutil
 import sys
@@ -294,4 +296,86 @@ class Compare(Command):
                 **set_digest(out / "synthetic", out)}
 
 
-COMMANDS = {c.name: c for c in (TrainGan, TrainClassifier, Synthesize, Compare, Export, ImportSynthetic)}
+class Tune(Command):
+    """A study of five trials (two epochs each, never pruned). A kill costs at most the trial it interrupts: the
+    next tune fails that trial at once (its process is gone) and runs its parameters again. The study then ends
+    with its five trials finished, none left running or waiting, every failed trial retried, trials.csv and
+    best.yaml saying what the study holds, and every value equal to the uninterrupted run's where the
+    parameters are the same (a kill changes which parameters later trials draw, not what a trial gives)."""
+    name, unit = "tune", "trials"
+    TRIALS = 5
+
+    def __init__(self, inputs):
+        super().__init__(inputs)
+        self.reference_values = None
+
+    def args(self, out):
+        config = {"data": str(self.inputs["data"]), "startup_trials": 2, "warmup_epochs": 5,
+                  "space": {"lr": {"low": 1e-3, "high": 1e-2, "log": True}, "balance": ["none", "oversample"]},
+                  "recipe": {"epochs": 2, "batch_size": 32, "threads": 1, "device": "cpu"}}
+        path = out.parent / "tune.yaml"
+        path.write_text(yaml.safe_dump(config))
+        return ["tune", "--config", path, "--out", out, "--trials", self.TRIALS]
+
+    def trials(self, out):
+        """The study's trials; none before tune has made its tables. Torn when the database does not load."""
+        import sqlite3
+
+        import optuna
+
+        database = out / "study.db"
+        if not database.is_file():
+            return []
+
+        def tables():
+            with sqlite3.connect(database) as connection:  # a killed writer's journal is rolled back here
+                if connection.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                    raise ValueError("PRAGMA quick_check fails")
+                return {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+        if "trials" not in loads("study.db", tables):
+            return []
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        return loads("study.db", lambda: optuna.load_study(study_name="gan-aug-tune",
+                                                           storage=f"sqlite:///{database}").trials)
+
+    def inspect(self, out):
+        from optuna.trial import TrialState
+
+        trials = self.trials(out)
+        for path in sorted(out.glob("trials/*/*.pt")):
+            loads(f"{path.parent.name}/{path.name}", lambda: load_checkpoint_file(path, CLASSIFIER_FORMAT,
+                                                                                  "classifier"))
+        for name in ("best.yaml", "best_compare.yaml"):
+            check_yaml(out / name)
+        if (out / "trials.csv").is_file():
+            loads("trials.csv", lambda: list(csv.DictReader(io.StringIO((out / "trials.csv").read_text()))))
+        check_pngs(out)
+        finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+        return finished + sum(t.state == TrialState.RUNNING for t in trials), finished
+
+    def final(self, out):
+        from optuna.trial import TrialState
+
+        from gan_aug.tune.outputs import is_surplus
+
+        trials = self.trials(out)
+        finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+        values = {tuple(sorted(t.params.items())): t.value for t in finished}
+        self.reference_values = self.reference_values or values  # the uninterrupted run's come first
+        retried = {t.system_attrs.get("failed_trial") for t in trials}
+        failed = [t.number for t in trials if t.state == TrialState.FAIL and not is_surplus(t)]
+        rows = [(row["number"], row["state"]) for row in csv.DictReader(io.StringIO((out / "trials.csv").read_text()))]
+        best = max((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.value, default=None)
+        settings = yaml.safe_load((out / "best.yaml").read_text()) if best else {}
+        return {"finished trials": len(finished),
+                "left running or waiting": sum(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials),
+                "failed trials not retried": [n for n in failed if n not in retried],
+                "trials.csv is the study": rows == [(str(t.number), "surplus" if is_surplus(t) else t.state.name.lower())
+                                                    for t in trials],
+                "best.yaml is the best trial's": bool(best) and {k: settings.get(k) for k in best.params} == best.params,
+                "values equal where the parameters are": all(self.reference_values.get(k, v) == v
+                                                             for k, v in values.items())}
+
+
+COMMANDS = {c.name: c for c in (TrainGan, TrainClassifier, Synthesize, Compare, Export, ImportSynthetic, Tune)}

@@ -2,7 +2,7 @@
 but the work since the last checkpoint is lost.
 
     python tools/crash_trials.py --trials 20 [--commands train-gan,train-classifier,synthesize,compare,export,
-        import-synthetic] [--seed 0]
+        import-synthetic,tune] [--seed 0]
 
 Each command runs at tiny sizes on the CPU (one thread, deterministic) in a subprocess (tools/crash_hooks.py).
 An uninterrupted run first gives the reference: its final state, its length and how many writes it makes. Then
@@ -12,7 +12,8 @@ reference run's length. It then checks that every file left behind loads (no tor
 zip is ever read, and an export's receipt describes the zip beside it or is absent), runs the same command again (with --resume for the trainers once their folder exists; no file is
 touched by hand) and checks: it finishes; at most one checkpoint interval was lost; no temp or scratch file is
 left; no stats row is repeated; the final state equals the reference bit for bit. Prints a table, exits 1 on
-any failure.
+any failure. tune's unit is the trial: a kill may cost the trial it interrupts, and its final state is what must
+hold of any study however it was killed (crash_commands.Tune), with equal values where the parameters match.
 """
 
 import argparse

@@ -179,7 +179,7 @@ def compare(config, progress=True):
         current = recipes(config, prepared, synthetics, teachers)
         check_finished(config, current, externals, config.force)  # now the synthetic sets' content too
         (out / "runs").mkdir(exist_ok=True)  # before config.yaml: the two mark a folder compare made
-        remove_temp_files(out, ("config.yaml",))
+        remove_temp_files(out, ("config.yaml", DATA_FACTS))  # of a killed compare: no one else writes them now
         with atomic_write(out / "config.yaml", "w") as handle:
             handle.write(to_yaml(dataclasses.replace(config, shard="1/1", force=False)))
         DataFacts.of(prepared).write(out / DATA_FACTS)
