@@ -1,6 +1,6 @@
 """Any generator can be judged: export a prepared set's train split in another generator's dataset format, and
 import the images that generator made as a gan-aug synthetic set, which score and compare then take with the same
-leak check (PROTOCOL rule 2) as gan-aug's own GANs.
+leak check (protocol rule 2) as gan-aug's own GANs.
 
 export writes StyleGAN2-ADA's dataset zip (PNGs under 00000/, 00001/, ... and dataset.json's
 {"labels": [[file, class_index], ...]}, what its dataset_tool.py writes and its train.py --cond=1 reads; StyleGAN3
@@ -170,7 +170,7 @@ def read_receipt(path, prepared):
         receipt = None
     if not isinstance(receipt, dict) or receipt.get("format") != RECEIPT_FORMAT:
         raise UserError(f"{path} is not a gan-aug export receipt")
-    # PROTOCOL rule 2, as for gan-aug's own GANs: the generator saw this set's train split and nothing else.
+    # protocol rule 2, as for gan-aug's own GANs: the generator saw this set's train split and nothing else.
     try:
         check_provenance({"gan_data": {"fingerprint": receipt.get("fingerprint"), "split": receipt.get("split")}},
                          prepared)

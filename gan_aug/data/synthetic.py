@@ -4,7 +4,7 @@ A folder (ImageFolder layout): SYN/<class>/<index>.png, SYN/manifest.csv (one ro
 SYN/synthetic.json (provenance: what each GAN was trained on, the sampling settings, the counts). The folder
 is filled beside SYN and renamed into place when complete, so SYN holds a whole set or none; with --force the
 old set stays whole until the new one replaces it. With npz, the same content goes into one prepared-set-style
-.npz instead (written atomically too). The provenance check (PROTOCOL rule 2) lives here, and so do the checks
+.npz instead (written atomically too). The provenance check (protocol rule 2) lives here, and so do the checks
 that keep a set's files inside its folder, so every reader applies the same rules.
 """
 
@@ -63,7 +63,7 @@ def check_out(out, force, is_npz):
 
 
 def check_provenance(provenance, prepared):
-    """PROTOCOL rule 2: refuse synthetic images whose GAN saw anything but this set's train split."""
+    """protocol rule 2: refuse synthetic images whose GAN saw anything but this set's train split."""
     gan_data = provenance.get("gan_data", {})
     if gan_data.get("split") != "train":
         raise UserError(f"synthetic set refused: its GAN was trained on the '{gan_data.get('split')}' split, "
