@@ -181,9 +181,10 @@ def check_finished(config, current, externals, force, skip=()):
     if stale and not force:
         directory, keys, stored, now = example
         differ = sorted({k for keys in stale for k in keys})
+        verb = "differs" if len(differ) == 1 else "differ"
         shown = [f"{show(k, stored[k])} (config: {show(k, now[k])})" for k in keys if k in stored][:3]
         raise UserError(f"{len(stale)} finished run(s) in {Path(config.out) / 'runs'} were trained otherwise than "
-                        f"this config says: {', '.join(differ)} {'differs' if len(differ) == 1 else 'differ'} (e.g. {directory.name}: "
+                        f"this config says: {', '.join(differ)} {verb} (e.g. {directory.name}: "
                         f"{'; '.join(shown) or 'no predictions on it'}): restore the config, give another --out, "
                         "or --force to train them again")
 
