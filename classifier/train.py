@@ -222,6 +222,8 @@ class ClassifierTrainer:
                 self.ema.update_parameters(self.model)
             total, batches = total + float(loss.detach()), batches + 1
             bar.set_postfix(loss=f"{total / batches:.3f}")
+        if not math.isfinite(total):  # nan weights would only fail later, deep in the metrics, with a traceback
+            raise UserError(f"training diverged in epoch {self.epoch + 1} (loss {total}): lower lr or weight_decay")
         return total / max(batches, 1)
 
     def _save(self, name):
