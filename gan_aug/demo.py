@@ -15,6 +15,7 @@ from gan_aug.compare.summary import run_dir
 from gan_aug.config import build_config
 from gan_aug.data.config import PrepareConfig
 from gan_aug.data.prepare import prepare
+from gan_aug.data.prepared import load_prepared
 from gan_aug.errors import UserError
 from gan_aug.gan.config import GanConfig
 from gan_aug.gan.train import train_gan
@@ -33,6 +34,8 @@ def _step(message):
 def run_demo(out, data=None, force=False, gan_kimg=20.0, epochs=8, seeds=(0, 1), toy_count=1500, n_synthetic=1000,
              cas_epochs=3):
     out = Path(out)
+    if data is not None:  # a bad set is refused before the demo creates or clears anything
+        load_prepared(data)
     if out.exists() and not out.is_dir():
         raise UserError(f"{out} exists and is not a folder: choose another --out")
     if out.exists() and any(out.iterdir()):

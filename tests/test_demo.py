@@ -22,3 +22,11 @@ def test_demo_pipeline_writes_a_report(tmp_path):
     assert (out / "gan" / "latest.pt").is_file() and (out / "scores" / "scores.json").is_file()
     with pytest.raises(UserError, match="is not empty"):
         run_demo(out)
+
+
+def test_a_bad_data_set_is_refused_before_the_demo_writes_anything(tmp_path, run_cli):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip")
+    result = run_cli("demo", "--data", bad, "--out", tmp_path / "demo_out")
+    assert result.exit_code == 1 and "is not a readable prepared set" in result.output
+    assert not (tmp_path / "demo_out").exists()
