@@ -1,11 +1,20 @@
 """gan-aug serve: the app driven through Gradio's Python client (classify, generate, every bad upload), and a
 real headless Chromium that loads the page, uploads an image and sees the probabilities and the overlay (its
-screenshot goes to samples/serve.png). Uploads stay in the app's temporary folder, which goes at stop."""
+screenshot goes to samples/serve.png). Uploads stay in the app's temporary folder, which goes at stop (after a
+kill, at the next start); the issue #39 cases: ages, seeds, the two-stage answer, sharing, concurrent uploads."""
 
+import concurrent.futures
 import csv
 import io
+import math
+import os
 import shutil
+import signal
 import socket
+import subprocess
+import sys
+import tempfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -13,12 +22,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from gan_aug.app import workdir as workdirs
 from gan_aug.app.config import ServeConfig
-from gan_aug.app.ui import running
+from gan_aug.app.lesion import LesionModel
+from gan_aug.app.ui import build_app, classify_handler, describe, generate_handler, running
 from gan_aug.config import build_config
 from gan_aug.data.config import PrepareConfig
 from gan_aug.data.prepare import prepare
 from gan_aug.data.toy import STYLES, render
+from gan_aug.errors import UserError
+from gan_aug.synth.config import MAX_SEED, SynthConfig
 
 gradio_client = pytest.importorskip("gradio_client")
 pytest.importorskip("gradio_client.exceptions")
@@ -154,3 +167,154 @@ def test_a_real_browser_uploads_an_image_and_sees_probabilities_and_overlay(clas
         finally:
             driver.quit()
     assert SCREENSHOT.stat().st_size > 10_000
+
+
+def untouched(component):
+    """What the page sends for a field left as it loads: Gradio's number field has no empty state, its page sends
+    0 for one left empty (the frontend's `value ??= 0`); other fields send their value."""
+    import gradio as gr
+    return 0 if isinstance(component, gr.Number) and component.value is None else component.value
+
+
+def test_an_empty_age_is_unknown_and_an_age_that_is_none_is_refused(ham_root, tmp_path):
+    """Issue #39: the empty Age field reached a metadata model as 0 (a newborn); 1e308 or infinity gave
+    "probability nan"; a negative age was taken silently."""
+    from classifier.config import ClassifierConfig
+    from classifier.train import train_classifier
+
+    prepare(PrepareConfig(out=str(tmp_path / "ham.npz"), source="ham10000", root=str(ham_root), size=16, workers=1),
+            progress=False)
+    train_classifier(build_config(ClassifierConfig, None, {
+        "data": str(tmp_path / "ham.npz"), "out": str(tmp_path / "meta"), "epochs": 1, "batch_size": 16,
+        "use_metadata": True, "threads": 1}), progress=False)
+    config = build_config(ServeConfig, None, {"checkpoint": str(tmp_path / "meta"), "threads": 1, "device": "cpu"})
+    app = build_app(config, tmp_path)
+    age = next(block for block in app.blocks.values() if str(getattr(block, "label", "")).startswith("Age"))
+    model = LesionModel(config.checkpoint, "cpu", neighbours=2)
+    classify = classify_handler(model, config.max_megapixels, tmp_path)
+    upload = lesion(tmp_path / "lesion.png", (64, 64))
+    image = Image.open(upload).convert("RGB")
+    probabilities = lambda years: model.classify(image, years).probabilities
+
+    summary, bars, *_ = classify(upload, age.preprocess(untouched(age)), "unknown", "unknown")
+    assert "Prediction:" in summary
+    assert dict(zip(bars["class"], bars["probability"])) == probabilities(None)  # unknown, not a newborn
+    assert probabilities(None) != probabilities(0) and probabilities("") == probabilities(" ") == probabilities(None)
+    summary, bars, seen, overlay, nearest = classify(upload, "45", "female", "back")
+    assert "Prediction:" in summary and Image.open(overlay).size == (256, 256) and len(nearest) == 2
+    for bad in ("1e308", 1e308, "inf", math.inf, -math.inf, "-3", -0.5, "121", "forty"):
+        summary, bars, seen, overlay, nearest = classify(upload, bad, "unknown", "unknown")
+        assert summary.startswith("**Could not use this age:**") and "not an age in years (0-120" in summary, bad
+        assert bars is None and overlay is None and nearest == []
+        with pytest.raises(UserError, match="not an age in years"):
+            model.classify(image, bad)  # the model side refuses it too, whoever calls it
+
+
+def test_a_two_stage_model_gives_one_answer(classifier, tmp_path):
+    """Issue #39: the page said "bcc" and, beside it, "screen benign, then df". With the screen at P(malignant)
+    0.475 and bcc nearly all of the malignant share, bcc (0.469) beats each benign class (0.131): the two-stage
+    line must explain that prediction, not pick a class of its own."""
+    import torch
+
+    model = LesionModel(classifier, "cpu", neighbours=0)
+    names = model.task.output_names
+    with torch.no_grad():
+        for head in model.model.heads.values():
+            head.weight.zero_()
+        model.model.heads["malignant"].bias.copy_(torch.tensor([0.1, 0.0]))  # P(malignant) = 1 / (1 + e^0.1)
+        model.model.heads["class"].bias.copy_(torch.tensor([5.0 if name == "bcc" else 0.0 for name in names]))
+    result = model.classify(Image.open(lesion(tmp_path / "lesion.png")).convert("RGB"))
+    summary = describe(result, model)
+    two_stage = next(line for line in summary.split("\n\n") if line.startswith("**Two-stage:**"))
+    assert result.predicted == "bcc" and "Prediction: bcc" in summary
+    assert "P(malignant) 0.475" in two_stage and "bcc has 0.987" in two_stage and "= 0.469" in two_stage
+    assert not any(name in two_stage.replace("**", " ").split() for name in ("benign", "bkl", "df", "nv", "vasc"))
+    s = result.two_stage
+    assert abs(s["p_group"] * s["p_class_in_group"] - result.probabilities["bcc"]) < 1e-6
+
+
+def test_a_seed_the_sampler_cannot_take_is_refused_in_words(tmp_path):
+    """Issue #39: an overflowing seed printed a raw Python message (int(inf); torch's "Overflow when unpacking
+    long long" for seeds past 2^63 / 1,000,003)."""
+    run = generate_handler(str(tmp_path / "no-gan"), tmp_path, "cpu")
+    for seed in (math.inf, -math.inf, math.nan, 1e308, 10 ** 400, 2 ** 62, MAX_SEED + 1, -1, 0.5, None, "7x", True):
+        status, gallery, archive = run("mel", 1, 1.0, seed)
+        assert status.startswith("**Could not generate:** the seed must be a whole number from 0 to"), seed
+        assert gallery == [] and archive is None
+    status, *_ = run("mel", 1, 1.0, MAX_SEED)  # the largest seed passes the check, and meets the missing GAN
+    assert "the seed must" not in status and "no-gan" in status
+    for seed in (2 ** 62, -1):  # the same bound for `gan-aug synthesize`
+        with pytest.raises(UserError, match=f"--seed must be in 0..{MAX_SEED:,}"):
+            build_config(SynthConfig, None, {"checkpoints": ("g",), "out": str(tmp_path / "s"), "seed": seed})
+
+
+@pytest.mark.slow
+def test_serve_binds_localhost_and_never_shares_whatever_the_environment(classifier, monkeypatch):
+    """GRADIO_SHARE=True, or a Kaggle (Colab, SageMaker) kernel, made Gradio open a public gradio.live link to a
+    medical model when launch() was not told share=False; GRADIO_SERVER_NAME would bind another address."""
+    import gradio.networking
+
+    tunnels = []
+    monkeypatch.setattr(gradio.networking, "setup_tunnel", lambda *a, **k: tunnels.append(k) or "https://x.gradio.live")
+    for key, value in {"GRADIO_SHARE": "True", "KAGGLE_KERNEL_RUN_TYPE": "Interactive",
+                       "GRADIO_SERVER_NAME": "0.0.0.0"}.items():
+        monkeypatch.setenv(key, value)
+    config = build_config(ServeConfig, None, {"checkpoint": str(classifier), "port": free_port(), "threads": 1})
+    with running(config) as (app, url, _):
+        assert url.startswith("http://127.0.0.1:") and app.server_name == "127.0.0.1"
+        assert app.share is False and app.share_url is None and tunnels == []
+
+
+@pytest.mark.slow
+def test_a_killed_server_leaves_no_folder_behind(classifier, tmp_path, monkeypatch):
+    """A SIGKILL runs no clean-up: the next start deletes the folder of every server that is gone, and only
+    those (a live server holds a lock on its own)."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    port = free_port()
+    with open(tmp_path / "serve.log", "w") as log:
+        child = subprocess.Popen([sys.executable, "-m", "gan_aug", "serve", "--checkpoint", str(classifier),
+                                  "--port", str(port), "--threads", "1", "--neighbours", "0"],
+                                 env={**os.environ, "TMPDIR": str(temp)}, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 300
+        while "serving on" not in (tmp_path / "serve.log").read_text():
+            assert child.poll() is None and time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
+            time.sleep(0.5)
+        (left,) = temp.glob("gan-aug-serve-*")
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert left.is_dir()  # the kill left it
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    config = build_config(ServeConfig, None, {"checkpoint": str(classifier), "port": free_port(), "threads": 1,
+                                              "neighbours": 0})
+    with running(config) as (_, _, workdir):
+        assert not left.exists() and workdir.parent == temp
+        assert workdirs.sweep_stale() == [] and workdir.is_dir()  # a live server's folder stays
+    # Nothing of ours, and no file at all (Gradio itself makes an empty gradio/vibe_edit_history as it starts).
+    assert list(temp.glob("*gan-aug-serve-*")) == [] and [p for p in temp.rglob("*") if not p.is_dir()] == []
+
+
+@pytest.mark.slow
+def test_concurrent_identical_uploads_all_succeed(classifier, tmp_path):
+    """Issue #39: about 1 in 50 concurrent identical uploads failed. Gradio wrote each output array to a file
+    named by its content hash, so identical requests rewrote the same file while a client was reading it (an
+    empty download); each request now gets files of its own."""
+    config = build_config(ServeConfig, None, {"checkpoint": str(classifier), "port": free_port(), "threads": 1})
+    upload = lesion(tmp_path / "lesion.jpg")
+    with running(config) as (_, url, _):
+        def one(i):
+            client = gradio_client.Client(url, verbose=False, download_files=str(tmp_path / f"client{i}"))
+            try:
+                summary, bars, seen, overlay, nearest = client.predict(
+                    gradio_client.handle_file(str(upload)), "", "unknown", "unknown", api_name="/classify")
+                for path in [seen, overlay, *(n["image"] for n in nearest)]:
+                    Image.open(path).load()
+                return "ok" if "Prediction:" in summary and len(nearest) == config.neighbours else summary
+            except Exception as err:  # noqa: BLE001 - every failure is counted and shown
+                return f"{type(err).__name__}: {err}"
+
+        with concurrent.futures.ThreadPoolExecutor(12) as pool:
+            results = list(pool.map(one, range(24)))
+    assert [r for r in results if r != "ok"] == []

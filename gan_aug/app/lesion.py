@@ -15,9 +15,21 @@ from gan_aug.data.domain import BY_NAME, MALIGNANT
 from gan_aug.data.folds import view
 from gan_aug.data.images import square_resize
 from gan_aug.data.prepared import load_prepared
+from gan_aug.data.records import parse_age
 from gan_aug.errors import UserError
 
 UNKNOWN = "unknown"
+
+
+def read_age(value):
+    """An age in years from the page (text; a number from a script), nan when not given: parsed as a metadata
+    CSV's age cell is, so the model sees "unknown" (not a newborn) for an empty field, and an age it could never
+    have trained on (negative, past 120, infinite, 1e308) is refused rather than fed to it."""
+    if value is None or isinstance(value, str) and not value.strip():
+        return float("nan")
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise UserError(f"the age must be a number of years, got {type(value).__name__}")
+    return parse_age(str(value).strip())
 
 
 @dataclasses.dataclass
@@ -25,7 +37,7 @@ class Result:
     probabilities: dict  # output name -> probability, highest first
     predicted: str
     malignant_risk: Optional[float]  # P(malignant): summed over the malignant classes, or the binary head's
-    two_stage: Optional[dict]  # screen and within-group class of a two-stage model
+    two_stage: Optional[dict]  # a two-stage model's two factors of the predicted class's probability
     image: np.ndarray  # (S, S, 3) uint8: the input as the model sees it, enlarged for display
     overlay: np.ndarray  # (S, S, 3) uint8: Grad-CAM of the predicted class
     neighbours: list  # (image (H, W, 3) uint8, caption) of the nearest training images
@@ -78,23 +90,25 @@ class LesionModel:
         return torch.cat(out)
 
     def _meta(self, age, sex, site):
+        """(1, M) encoded metadata; `age` as read_age gives it (nan: unknown, encoded as the training set's
+        missing ages are)."""
         if self.vocab is None:
             return None
-        age = None if age is None else [float(age)]
         unknown = lambda value: "" if value in (None, UNKNOWN) else value
-        return torch.from_numpy(encode_metadata(self.vocab, 1, age, [unknown(sex)], [unknown(site)]))
+        return torch.from_numpy(encode_metadata(self.vocab, 1, [age], [unknown(sex)], [unknown(site)]))
 
     def classify(self, image, age=None, sex=None, site=None):
-        """The Result for one RGB PIL image of any size (centre-cropped and resized as prepare does)."""
+        """The Result for one RGB PIL image of any size (centre-cropped and resized as prepare does); `age`:
+        years (a number or text), None or empty for unknown; UserError for a value that is no age."""
+        meta = self._meta(read_age(age), sex, site)
         pixels = np.array(square_resize(image, self.args["image_size"]))[None]  # (1, S, S, 3), writable for torch
-        meta = self._meta(age, sex, site)
         probs, predicted, overlays = grad_cam(self.model, self.task, self.args, pixels, meta)
         names = self.task.output_names
         order = np.argsort(probs[0])[::-1]
         result = Result({names[i]: float(probs[0][i]) for i in order}, names[predicted[0]], self._risk(probs[0]),
                         None, enlarge(pixels[0]), enlarge(overlays[0]), [])
         if self.task.name == "two-stage":
-            result.two_stage = self._two_stage(pixels, meta)
+            result.two_stage = two_stage_factors(probs[0], names, predicted[0])
         if self.train is not None:
             result.neighbours = self._neighbours(pixels, meta)
         return result
@@ -108,21 +122,23 @@ class LesionModel:
         malignant = [i for i, name in enumerate(names) if name in MALIGNANT]
         return float(probs[malignant].sum()) if malignant and len(malignant) < len(names) else None
 
-    @torch.no_grad()
-    def _two_stage(self, pixels, meta):
-        x = to_float(torch.from_numpy(pixels).permute(0, 3, 1, 2)).to(self.device)
-        p_group, within = self.task.stages(self.model(x, None if meta is None else meta.to(self.device)))
-        group = "malignant" if p_group[0, 1] >= 0.5 else "benign"
-        members = [i for i, name in enumerate(self.task.output_names) if (name in MALIGNANT) == (group == "malignant")]
-        best = max(members, key=lambda i: float(within[0, i]))
-        return {"screen": group, "p_malignant": float(p_group[0, 1]), "class": self.task.output_names[best],
-                "p_class_in_group": float(within[0, best])}
-
     def _neighbours(self, pixels, meta):
         images, captions, features = self.train
         query = self._features(pixels, None if meta is None else meta.numpy())
         similarity, idx = (features @ query[0]).topk(min(self.k, len(features)))
         return [(images[i], f"{captions[i]} · similarity {s:.2f}") for s, i in zip(similarity.tolist(), idx.tolist())]
+
+
+def two_stage_factors(probs, names, predicted):
+    """The predicted class's probability as the two-stage model makes it: P(its group) from the screen times
+    P(it | its group). Both come from the same probabilities as the prediction (P(group) is its classes' sum),
+    so the page tells one story; a separate "screen at 0.5, then the best class of that group" answer could name
+    another class than the prediction (e.g. bcc at P(malignant) 0.48 beside "benign, then df")."""
+    malignant = names[predicted] in MALIGNANT
+    group = [i for i, name in enumerate(names) if (name in MALIGNANT) == malignant]
+    p_group = float(probs[group].sum())
+    return {"group": "malignant" if malignant else "benign", "p_group": p_group, "class": names[predicted],
+            "p_class_in_group": float(probs[predicted]) / p_group if p_group > 0 else 0.0}
 
 
 def long_name(name):

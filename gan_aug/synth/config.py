@@ -12,6 +12,12 @@ DEFAULT_COUNT = 1000
 # would busy-loop before the first image).
 MAX_COUNT = 10_000_000
 FORMATS = ("png", "npz")
+# A class's latents are seeded seed * SEED_STRIDE + class (sample.class_generator), its noise that plus a batch
+# offset; torch takes seeds below 2^64 and turns a negative one into one just under 2^64, where an offset then
+# overflows. So seeds run 0..MAX_SEED, where every derived seed fits (past it torch failed with a raw
+# "Overflow when unpacking long long").
+SEED_STRIDE = 1_000_003
+MAX_SEED = 2 ** 63 // SEED_STRIDE
 
 
 @dataclasses.dataclass
@@ -52,6 +58,8 @@ class SynthConfig:
             self.n = sum(explicit.values()) if explicit else DEFAULT_COUNT
         if not 1 <= self.n <= MAX_COUNT:
             raise UserError(f"-n must be in 1..{MAX_COUNT:,} images, got {self.n:,}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise UserError(f"--seed must be in 0..{MAX_SEED:,}, got {self.seed:,}")
         if not 0 < self.truncation <= 2:
             raise UserError(f"--truncation must be in (0, 2], got {self.truncation}")
         if self.format not in FORMATS:

@@ -13,10 +13,12 @@ from gan_aug.errors import UserError
 from gan_aug.gan.checkpoint import load_checkpoint, load_generator, resolve_checkpoint
 from gan_aug.gan.sampling import generate
 from gan_aug.runtime import resolve_device, use_threads
+from gan_aug.synth.config import SEED_STRIDE
+
 
 def class_generator(seed, class_index):
     """The latent RNG of one class: its samples depend only on (seed, class)."""
-    return torch.Generator().manual_seed(seed * 1_000_003 + class_index)
+    return torch.Generator().manual_seed(seed * SEED_STRIDE + class_index)
 
 
 class GanSource:
