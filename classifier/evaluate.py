@@ -69,8 +69,8 @@ def evaluate_checkpoint(checkpoint, prepared, split, out=None, device="auto", am
     the set has metadata, subgroup results; with `out`, also writes the metrics JSON and the confusion-matrix, ROC
     and reliability PNGs. A list of checkpoints is evaluated as an ensemble: the mean of their class
     probabilities (they must predict the same classes at the same size). `tta`: each model's probabilities are
-    the mean over the image and its flips. `extra(targets, probs)`: more entries for the metrics, e.g. evaluate's post-hoc results, computed before anything
-    is written."""
+    the mean over the image and its flips. `extra(targets, probs)`: more entries for the metrics (e.g. evaluate's
+    post-hoc results), computed before anything is written."""
     device = resolve_device(device)
     checkpoints = [c for path in ([checkpoint] if isinstance(checkpoint, (str, Path)) else checkpoint)
                    for c in run_files(path)]

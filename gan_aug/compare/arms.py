@@ -3,9 +3,9 @@
 Bases: none, oversample, class-weight, focal, balanced-softmax, logit-adjust[:TAU] (non-generative controls);
 mix:R / topup:R (generative; mix:R@NAME uses the synthetic set NAME of `synthetic_sets`, so several sets
 compete in one report); placebo-aug:R, placebo-shuffle:R, placebo-early:R (mix:R's sampler and schedule with
-other draws in place of the synthetic images). Modifiers: +kd trains on the config's `teachers`' probabilities (distillation);
-+mixup / +cutmix mix pairs of images and labels in each batch; +balanced-softmax / +logit-adjust[:TAU] change
-the loss. So oversample+kd is the non-generative control of mix:R+kd, and every generative arm has a twin:
+other draws in place of the synthetic images). Modifiers: +kd trains on the config's `teachers`' probabilities
+(distillation); +mixup / +cutmix mix pairs of images and labels in each batch; +balanced-softmax and
++logit-adjust[:TAU] change the loss. So oversample+kd is the non-generative control of mix:R+kd, and every generative arm has a twin:
 the same arm with its synthetic draws off (`twin`).
 """
 
@@ -95,7 +95,8 @@ def _parse_base(arm, base):
             return {"balance": "oversample", "mix": mix, "mix_policy": MIX_POLICIES[kind], "mix_until": until}
     raise UserError(f"unknown arm '{arm}' (use {', '.join(BASELINE_ARMS + LOSS_ARMS)}, logit-adjust:TAU, mix:R or "
                     "topup:R with R in [0, 1], optionally :U, the share of epochs that draw synthetic images, "
-                    "pretrain:U, or placebo-aug:R, placebo-shuffle:R, placebo-early:R; then any of +kd (not with focal), +mixup, +cutmix, +balanced-softmax, "
+                    "pretrain:U, or placebo-aug:R, placebo-shuffle:R, placebo-early:R; then any of +kd (not with "
+                    "focal), +mixup, +cutmix, +balanced-softmax, "
                     "+logit-adjust:TAU)")
 
 

@@ -100,7 +100,8 @@ def write_bundle(results_dir, out, force=False, external_predictions=True, progr
         raise UserError(f"{out} already exists (use --force to replace it)")
     config = _read_compare_config(config_file)
     facts = _data_facts(results_dir, config)
-    finished = [(a, s) for a in config.run_arms() for s in config.seeds if (run_dir(results_dir, a, s) / "done.json").is_file()]
+    finished = [(a, s) for a in config.run_arms() for s in config.seeds
+                if (run_dir(results_dir, a, s) / "done.json").is_file()]
     if not finished:
         raise UserError(f"{results_dir} has no finished run to bundle")
     splits = ["val", "test"] + ([entry.partition("=")[0] for entry in config.external] if external_predictions else [])

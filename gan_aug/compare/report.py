@@ -41,7 +41,8 @@ def subgroup_table(config, records, split):
     first = subgroups(config.arms[0], config.seeds[0])
     if not first:
         return []
-    lines = [f"## Subgroups ({split} BMA, mean over seeds)", "", "| subgroup | n | " + " | ".join(config.run_arms()) + " |",
+    lines = [f"## Subgroups ({split} BMA, mean over seeds)", "",
+             "| subgroup | n | " + " | ".join(config.run_arms()) + " |",
              "|" + " --- |" * (2 + len(config.run_arms()))]
     for attribute, rows in first.items():
         for value, row in rows.items():
