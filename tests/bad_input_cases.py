@@ -120,6 +120,14 @@ def manifest_with(folder, name):
     (folder / "MANIFEST.json").write_text(json.dumps(manifest))
 
 
+def edited_pixels(b):
+    with np.load(b.stock / "toy16.npz") as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    arrays["images"] = 255 - arrays["images"]
+    np.savez(b.tmp / "edited.npz", **arrays)
+    return b.tmp / "edited.npz"
+
+
 def demo(b, *extra):
     return ["demo", "--out", b.out, *extra]
 
@@ -164,6 +172,7 @@ def folder_with(b, name, make):
 def after(_setup, args):
     """`args`, once the setup written before them has run (Python evaluates call arguments left to right)."""
     return args
+
 
 def exported(b, fmt="imagefolder", name="exp"):
     """The toy set's train split as `gan-aug export` writes it, in the case's folder; returns the receipt."""
@@ -214,7 +223,6 @@ def full_after(b, args):
     """`args`, and the disk full from here on: their setup has written what it needed first."""
     b.disk_full()
     return args
-
 
 
 CASES = [
@@ -521,6 +529,43 @@ CASES = [
     Case("tune-best-yaml-edited-in-its-folder", "tune", OVERWRITE, "a best.yaml without tune's header beside its study",
          lambda b: b.file("out/study.db", b"") and b.file("out/best.yaml", "lr: 0.1\n") and tune(b),
          "holds best.yaml that tune did not write"),
+    # -- numbers and YAML that no config holds (issue #39) ------------------------------------------------------
+    Case("train-classifier-epochs-inf", "train-classifier", DAMAGED, "--set epochs=.inf",
+         lambda b: train_classifier(b, "--set", "epochs=.inf"), "must be an integer"),
+    Case("train-classifier-lr-nan", "train-classifier", DAMAGED, "--set lr=.nan",
+         lambda b: train_classifier(b, "--set", "lr=.nan"), "must be a finite number"),
+    Case("train-classifier-seed-past-2-64", "train-classifier", DAMAGED, "a seed past 2^64",
+         lambda b: train_classifier(b, "--seed", str(2 ** 64 + 5)), "must be within"),
+    Case("train-gan-alias-bomb", "train-gan", DAMAGED, "a 400-byte YAML alias bomb as --config",
+         lambda b: train_gan(b, "--config", b.file("bomb.yaml", "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+             f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 10)}]\n" for i in range(8)))),
+         "expands to over 100,000 values"),
+    Case("synthesize-seed-overflows", "synthesize", DAMAGED, "--seed 10^13 (its class seeds would overflow torch's)",
+         lambda b: synthesize(b, "--seed", 10 ** 13), "--seed must be in 0.."),
+    Case("synthesize-count-absurd", "synthesize", DAMAGED, "-n 1000000000000",
+         lambda b: synthesize(b)[:4] + [1000000000000] + synthesize(b)[5:], "-n must be in 1..10,000,000"),
+    Case("info-pixels-edited", "info", WRONG, "a prepared set whose pixels were edited, its fingerprint kept",
+         lambda b: ["info", edited_pixels(b)], "changed after prepare"),
+    Case("train-classifier-diverges", "train-classifier", DAMAGED, "a weight decay so large the loss becomes nan",
+         lambda b: train_classifier(b, "--set", "weight_decay=1e300"), "training diverged in epoch 1", True),
+    # -- per-image tables (issue #39) ---------------------------------------------------------------------------
+    Case("prepare-groups-csv-image-twice", "prepare", WRONG, "--groups-csv gives one image two lesion ids",
+         lambda b: prepare(b, "--groups-csv", b.file("groups.csv", "image,lesion_id\nISIC_0000001,L1\n"
+                                                     "ISIC_0000001,L2\n"), root=b.copy("ham")),
+         "lists 1 image id(s) more than once, e.g. ISIC_0000001"),
+    Case("prepare-metadata-csv-image-twice", "prepare", WRONG, "--metadata-csv lists an image twice",
+         lambda b: prepare(b, "--metadata-csv", b.file("meta.csv", "image,age_approx\nISIC_0000002,40\n"
+                                                       "ISIC_0000002,45\n"), root=b.copy("ham")),
+         "more than once"),
+    Case("prepare-metadata-age-text", "prepare", WRONG, "an age of 'abc'",
+         lambda b: prepare(b, "--metadata-csv", b.file("meta.csv", "image,age_approx\nISIC_0000003,abc\n"),
+                           root=b.copy("ham")), "age 'abc' of image ISIC_0000003 is not an age"),
+    Case("prepare-metadata-age-negative", "prepare", WRONG, "an age of -5",
+         lambda b: prepare(b, "--metadata-csv", b.file("meta.csv", "image,age_approx\nISIC_0000003,-5\n"),
+                           root=b.copy("ham")), "age '-5' of image ISIC_0000003"),
+    Case("prepare-metadata-age-huge", "prepare", WRONG, "an age of 1e9",
+         lambda b: prepare(b, "--metadata-csv", b.file("meta.csv", "image,age_approx\nISIC_0000003,1e9\n"),
+                           root=b.copy("ham")), "age '1e9' of image ISIC_0000003"),
     # -- bundle and rescore -----------------------------------------------------------------------------------
     Case("bundle-not-a-comparison", "bundle", DAMAGED, "RESULTS_DIR is not a compare folder",
          lambda b: ["bundle", b.tmp, "--out", b.out], "is not a compare folder"),
@@ -552,7 +597,7 @@ CASES = [
     Case("rescore-unknown-classes", "rescore", WRONG, "an external set with a class the models never learned",
          lambda b: rescore(b, external=f"x=isic-csv:{b.stock / 'isic2019'}"), "never learned"),
     Case("rescore-out-in-bundle", "rescore", ESCAPE, "--out inside the bundle",
-         lambda b: rescore(b, out=b.tmp / "bundle" / "report"), "rescore never writes to"),
+         lambda b: rescore(b, out=b.tmp / "bundle" / "report"), "lies inside the bundle"),
     Case("rescore-out-exists", "rescore", OVERWRITE, "--out exists",
          lambda b: b.file("out/notes.txt", "mine") and rescore(b), "already exists (use --force"),
     Case("rescore-external-name", "rescore", ESCAPE, "an external set named ../x",

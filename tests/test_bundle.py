@@ -107,7 +107,7 @@ def test_rescore_refuses_bad_inputs_and_never_writes_into_the_bundle(toy_compare
     isic2019 = tmp_path / "isic2019"
     write_isic(isic2019, ("MEL", "NV", "BCC", "AK", "BKL", "DF", "VASC", "SCC", "UNK"), 18)
     cases = [(["--external", f"new=isic-csv:{isic2019}"], "never learned"),
-             (["--external", f"new=isic-csv:{isic}", "--out", bundle / "report"], "inside (or holds) the bundle"),
+             (["--external", f"new=isic-csv:{isic}", "--out", bundle / "report"], "lies inside the bundle"),
              (["--external", f"test=isic-csv:{isic}"], "not train, val or test"),
              (["--external", "new"], "name=source:root"),
              (["--external", f"a=isic-csv:{isic}", "--external", f"a=isic-csv:{isic}"], "two external sets")]

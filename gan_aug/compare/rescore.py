@@ -16,7 +16,7 @@ from gan_aug.compare.runner import load_externals, save_predictions
 from gan_aug.compare.summary import PREDICTIONS, run_dir, summarize
 from gan_aug.config import check_device_name
 from gan_aug.errors import UserError
-from gan_aug.fileio import atomic_folder
+from gan_aug.fileio import atomic_folder, check_apart
 
 SUMMARY_FILE = "rescore.json"
 
@@ -27,10 +27,7 @@ def default_out(bundle_dir):
 
 def check_out(bundle_dir, out, force):
     """Refuse an output that would write into the bundle (or replace it), or replace a folder without --force."""
-    bundle, target = Path(bundle_dir).resolve(), Path(out).resolve()
-    if target == bundle or bundle in target.parents or target in bundle.parents:
-        raise UserError(f"--out {out} is inside (or holds) the bundle, which rescore never writes to: give "
-                        "another folder")
+    check_apart(out, {"the bundle": bundle_dir})  # rescore never writes to the bundle
     if (Path(out).exists() or Path(out).is_symlink()) and not force:
         raise UserError(f"{out} already exists (use --force to replace it)")
 
