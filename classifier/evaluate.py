@@ -8,7 +8,7 @@ import torch
 
 from classifier.checkpoint import load_classifier, run_files
 from classifier.data import rows_metadata
-from classifier.inference import TTA_VIEWS, predict
+from classifier.inference import predict, tta_views
 from classifier.metrics import save_confusion_png, save_roc_png
 from classifier.review import calibration, save_reliability_png, subgroup_lines, subgroup_metrics, subgroup_values
 from gan_aug.data import images as image_ops
@@ -69,7 +69,7 @@ def evaluate_checkpoint(checkpoint, prepared, split, out=None, device="auto", am
     the set has metadata, subgroup results; with `out`, also writes the metrics JSON and the confusion-matrix, ROC
     and reliability PNGs. A list of checkpoints is evaluated as an ensemble: the mean of their class
     probabilities (they must predict the same classes at the same size). `tta`: each model's probabilities are
-    the mean over the image and its flips. `extra(targets, probs)`: more entries for the metrics (e.g. evaluate's
+    the mean over the image and its flips (True, 'flips') or its 8 symmetries ('d8'). `extra(targets, probs)`: more entries for the metrics (e.g. evaluate's
     post-hoc results), computed before anything is written."""
     device = resolve_device(device)
     checkpoints = [c for path in ([checkpoint] if isinstance(checkpoint, (str, Path)) else checkpoint)
@@ -106,7 +106,7 @@ def evaluate_checkpoint(checkpoint, prepared, split, out=None, device="auto", am
     metrics["subgroups"] = subgroup_metrics(task, targets, probs, subgroup_values(prepared, idx))
     metrics.update({"checkpoint": str(checkpoints[0]) if len(checkpoints) == 1 else [str(c) for c in checkpoints],
                     "data": str(prepared.path), "split": split, "task": first["task"], "model": first["model"],
-                    "tta": list(TTA_VIEWS) if tta else []})
+                    "tta": list(tta_views(tta)) if tta else []})
     if extra is not None:
         metrics.update(extra(targets, probs))
     if out is None:

@@ -220,7 +220,9 @@ def train_classifier(config_path, sets, dry_run, **flags):
 @click.option("--root", type=str, help="Folder of the external set.")
 @click.option("--csv", type=str, help="Labels CSV of the external set when not under --root.")
 @click.option("--metadata-csv", type=str, help="Age, sex and site of the external set's images (per-image CSV).")
-@click.option("--tta", is_flag=True, help="Test-time augmentation: mean probabilities over the image and its flips.")
+@click.option("--tta", is_flag=False, flag_value="flips", default=None, type=click.Choice(["flips", "d8"]),
+              help="Test-time augmentation: mean probabilities over the image and its flips (--tta), or its 8 "
+                   "rotations and mirror images (--tta d8).")
 @click.option("--out", default="metrics.json", show_default=True, help="metrics.json path; PNGs go beside it.")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--posthoc", multiple=True, type=click.Choice(["bias", "label-shift"]),

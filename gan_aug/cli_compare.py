@@ -71,7 +71,9 @@ def bundle(results_dir, out, external_predictions, force):
               help="A new external set NAME=SOURCE:ROOT (any reader: isic-csv, imagefolder, ham10000, ...); "
                    "repeatable.")
 @click.option("--out", type=str, help="Report folder [rescore_<bundle name>].")
-@click.option("--tta", is_flag=True, help="Test-time augmentation: mean probabilities over the image and its flips.")
+@click.option("--tta", is_flag=False, flag_value="flips", default=None, type=click.Choice(["flips", "d8"]),
+              help="Test-time augmentation: mean probabilities over the image and its flips (--tta), or its 8 "
+                   "rotations and mirror images (--tta d8).")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--posthoc", multiple=True, help="Post-hoc corrections to report (bias, label-shift; repeatable) "
                                                "[the comparison's own].")

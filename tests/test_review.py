@@ -116,6 +116,8 @@ def test_subgroups_by_sex_age_band_and_site(ham_root, tmp_path, run_cli):
     assert "expected calibration error (top-label)" in result.output and "sex=female" in result.output
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["tta"] == ["identity", "hflip", "vflip", "hvflip"] and (tmp_path / "m_reliability.png").is_file()
+    result = run_cli("evaluate", "--checkpoint", run, "--data", data, "--tta", "d8", "--out", tmp_path / "d8.json")
+    assert result.exit_code == 0 and len(json.loads((tmp_path / "d8.json").read_text())["tta"]) == 8
     assert 0 <= metrics["ece"] <= 1 and sum(b["count"] for b in metrics["calibration"]["bins"]) == metrics["n"]
     subgroups = metrics["subgroups"]
     assert set(subgroups) == {"sex", "age", "site"} and set(subgroups["site"]) == {"back"}
@@ -166,3 +168,27 @@ def test_compare_report_has_a_subgroup_table(ham_root, tmp_path, run_cli):
     assert "| sex=female |" in report and "| site=back |" in report
     result = run_cli("compare", "--config", cfg, "--out", tmp_path / "ml", "--set", "task=multilabel")
     assert result.exit_code == 1 and "compare reports BMA gains of single-label tasks" in result.output
+
+
+def test_d8_tta_is_the_mean_of_the_eight_symmetries(toy16, tmp_path):
+    """--tta d8: the mean of the model's probabilities over the 4 rotations of the image and their mirror images,
+    computed here view by view; the 8 views are distinct, and flips (--tta) are 4 of them."""
+    import torch
+
+    from classifier.checkpoint import load_classifier
+    from classifier.config import ClassifierConfig
+    from classifier.inference import D8_VIEWS, TTA_VIEWS, predict
+    from classifier.train import train_classifier
+    from gan_aug.config import build_config
+
+    run = tmp_path / "clf"
+    train_classifier(build_config(ClassifierConfig, None, {"data": str(toy16), "out": str(run), "epochs": 1,
+                                                           "threads": 1}), progress=False)
+    model, task, _ = load_classifier(run)
+    images = torch.randint(0, 256, (5, 3, 16, 16), dtype=torch.uint8)
+    square = torch.arange(16.0).view(1, 1, 4, 4)
+    assert len({tuple(view(square).flatten().tolist()) for view in D8_VIEWS.values()}) == 8
+    assert set(TTA_VIEWS) < set(D8_VIEWS)
+    by_hand = torch.stack([predict(model, task, view(images).contiguous(), None) for view in D8_VIEWS.values()])
+    assert torch.allclose(predict(model, task, images, None, tta="d8"), by_hand.mean(0), atol=1e-6)
+    assert not torch.allclose(predict(model, task, images, None, tta="flips"), by_hand.mean(0), atol=1e-6)

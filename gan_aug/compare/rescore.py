@@ -83,7 +83,7 @@ def rescore(bundle_dir, externals, out=None, tta=False, device="auto", force=Fal
                f"The runs of bundle `{bundle_dir}` re-scored, without training, on "
                + ", ".join(f"**{e.partition('=')[0]}** (`{e.partition('=')[2]}`, "
                            f"{len(sets[e.partition('=')[0]][0].labels)} images)" for e in externals)
-               + (" with flip test-time augmentation" if tta else "") + ". Baseline and claim are chosen on the "
+               + (f" with test-time augmentation ({tta})" if tta else "") + ". Baseline and claim are chosen on the "
                "bundle's val records, as compare chose them; the bootstrap draws compare's resamples."]
     with atomic_folder(out) as staging:
         for (arm, seed), record in records.items():
