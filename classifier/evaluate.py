@@ -12,6 +12,7 @@ from classifier.inference import predict, tta_views
 from classifier.metrics import save_confusion_png, save_roc_png
 from classifier.review import calibration, save_reliability_png, subgroup_lines, subgroup_metrics, subgroup_values
 from gan_aug.data import images as image_ops
+from gan_aug.data.color import NONE, correct_colors, method_of
 from gan_aug.data.config import PrepareConfig
 from gan_aug.data.domain import BINARY_CLASSES
 from gan_aug.data.prepared import PreparedSet
@@ -21,11 +22,12 @@ from gan_aug.fileio import atomic_write
 from gan_aug.runtime import autocast_for, resolve_device
 
 
-def external_set(source, root, size, csv=None, workers=0, metadata_csv=None):
-    """All images of an external source (no split) as a PreparedSet-like object at `size` px; `metadata_csv`
+def external_set(source, root, size, csv=None, workers=0, metadata_csv=None, color_constancy=NONE):
+    """All images of an external source (no split) as a PreparedSet-like object at `size` px, corrected with
+    `color_constancy` (the method of the set the models learned from, as prepare applies it); `metadata_csv`
     gives them age, sex and site (for metadata models and subgroup results)."""
     config = PrepareConfig(out="unused.npz", source=source, root=str(root), size=size, csv=csv,
-                           metadata_csv=metadata_csv)
+                           metadata_csv=metadata_csv, color_constancy=color_constancy)
     config.validate()
     records = read_source(config)
     if records.arrays is not None:
@@ -34,10 +36,12 @@ def external_set(source, root, size, csv=None, workers=0, metadata_csv=None):
         images, errors = image_ops.decode_files(records.paths, size, workers or 2)
         if errors:
             raise UserError(f"{len(errors)} unreadable image(s) in {root}: {'; '.join(list(errors.values())[:3])}")
+    images = correct_colors(images, color_constancy)
     n = len(records)
     return PreparedSet(path=Path(root), images=images, labels=records.labels, class_names=records.class_names,
                        split=np.full(n, "test"), group=records.groups, image_id=records.image_ids, source=source,
-                       fingerprint="", age=records.age, sex=records.sex, site=records.site)
+                       fingerprint="", age=records.age, sex=records.sex, site=records.site,
+                       color_constancy=color_constancy)
 
 
 def output_paths(out):
@@ -91,6 +95,10 @@ def evaluate_checkpoint(checkpoint, prepared, split, out=None, device="auto", am
         if prepared.image_size != args["image_size"]:
             raise UserError(f"the model takes {args['image_size']} px images, the evaluation set has "
                             f"{prepared.image_size} px (prepare it with --size {args['image_size']})")
+        if prepared.color_constancy != method_of(args):  # the same pixels under another light: a silent shift
+            raise UserError(f"{path} learned from images with colour constancy '{method_of(args)}', the evaluation "
+                            f"set has '{prepared.color_constancy}' (prepare it with --color-constancy "
+                            f"{method_of(args)})")
     targets = split_targets(members[0][1], prepared, idx, first["class_names"])
     member_probs = []
     for model, task, state in members:

@@ -12,6 +12,7 @@ from torch import nn
 from classifier.checkpoint import load_classifier
 from classifier.data import encode_metadata, to_float
 from classifier.models import BACKBONES
+from gan_aug.data.color import correct_colors, method_of
 from gan_aug.data.images import load_image
 from gan_aug.errors import UserError
 from gan_aug.fileio import atomic_write, check_new_outputs
@@ -79,8 +80,10 @@ def explain(checkpoint, image_paths, out, force=False, device="auto"):
     device = resolve_device(device)
     model, task, state = load_classifier(checkpoint, device)
     args = state["model_args"]
-    # Decoded as prepare decodes (every image mode, JPEG draft scaling), so the model sees what it trained on.
-    images = np.stack([load_image(path, args["image_size"]) for path in image_paths])
+    # Decoded and colour-corrected as prepare does (every image mode, JPEG draft scaling), so the model sees what
+    # it trained on.
+    images = correct_colors(np.stack([load_image(path, args["image_size"]) for path in image_paths]),
+                            method_of(args))
     probs, predicted, overlays = grad_cam(model, task, args, images)
     out.mkdir(parents=True, exist_ok=True)
     summary = []

@@ -72,7 +72,9 @@ class ClassifierTrainer:
         self.model_args = {"model": config.model, "task": config.task, "heads": task.heads,
                            "meta_dim": metadata_width(vocab) if vocab else 0, "metadata_vocab": vocab,
                            "class_names": list(prepared.class_names), "image_size": prepared.image_size,
-                           "dropout": config.dropout, "input_norm": input_norm(config.model, config.pretrained)}
+                           "dropout": config.dropout, "input_norm": input_norm(config.model, config.pretrained),
+                           # what every stage that feeds it raw images must apply to them too (issue #40)
+                           "color_constancy": prepared.color_constancy}
         torch.manual_seed(config.seed)  # the same initial weights on every rank
         self.model, self.task = build_from_args(self.model_args, pretrained=config.pretrained)
         self.model.to(self.device, memory_format=torch.channels_last)  # 1.3x faster convs on CPU (oneDNN)
@@ -135,7 +137,8 @@ class ClassifierTrainer:
         self.world.barrier()
 
     def _restore(self, state):
-        run_args = {"dropout": DEFAULT_DROPOUT, "input_norm": None, **state["model_args"]}  # runs from before them
+        run_args = {"dropout": DEFAULT_DROPOUT, "input_norm": None, "color_constancy": "none",
+                    **state["model_args"]}  # runs from before them
         if state["data"]["fingerprint"] != self.prepared.fingerprint or run_args != self.model_args:
             raise UserError("cannot resume: the run used a different prepared set or model settings")
         self.model.load_state_dict(state.get("training_model", state["model"]))

@@ -242,6 +242,7 @@ def evaluate(checkpoints, data, split, source, root, csv, metadata_csv, tta, out
     """
     from classifier.checkpoint import load_classifier, run_files
     from classifier.evaluate import evaluate_checkpoint, external_set, metrics_table, output_paths, posthoc_metrics
+    from gan_aug.data.color import method_of
     from gan_aug.data.prepared import load_prepared
     from gan_aug.fileio import check_new_outputs
 
@@ -253,7 +254,9 @@ def evaluate(checkpoints, data, split, source, root, csv, metadata_csv, tta, out
     check_new_outputs(output_paths(out), force)
     if source:
         _, _, state = load_classifier(run_files(checkpoints[0])[0])
-        prepared = external_set(source, root, state["model_args"]["image_size"], csv, metadata_csv=metadata_csv)
+        # read as the model's own set was prepared: its size, its colour constancy
+        prepared = external_set(source, root, state["model_args"]["image_size"], csv, metadata_csv=metadata_csv,
+                                color_constancy=method_of(state["model_args"]))
         split = "test"
     else:
         prepared = load_prepared(data)

@@ -36,7 +36,7 @@ def stand_in_comparison(classifier, data, external, out, arms, seeds):
                                                 "synthetic": "stand-in.npz", "teachers": (classifier,),  # named only
                                                 "external": (external,), "twins": False, "bootstrap": 2000})
     splits = {"val": (prepared, "val"), "test": (prepared, "test"),
-              **load_externals(config.external, prepared.image_size)}
+              **load_externals(config.external, prepared.image_size, prepared.color_constancy)}
     evaluated = {name: evaluate_checkpoint(classifier, dataset, split, device="cpu")
                  for name, (dataset, split) in splits.items()}
     state = inference_state(load_checkpoint_file(classifier, "gan-aug/classifier-checkpoint/1", "classifier"))

@@ -11,6 +11,7 @@ from PIL import Image
 from classifier.checkpoint import load_classifier
 from classifier.data import encode_metadata, rows_metadata, to_float
 from classifier.gradcam import DISPLAY, grad_cam
+from gan_aug.data.color import correct_colors, method_of
 from gan_aug.data.domain import BY_NAME, MALIGNANT
 from gan_aug.data.folds import view
 from gan_aug.data.images import square_resize
@@ -98,10 +99,12 @@ class LesionModel:
         return torch.from_numpy(encode_metadata(self.vocab, 1, [age], [unknown(sex)], [unknown(site)]))
 
     def classify(self, image, age=None, sex=None, site=None):
-        """The Result for one RGB PIL image of any size (centre-cropped and resized as prepare does); `age`:
-        years (a number or text), None or empty for unknown; UserError for a value that is no age."""
+        """The Result for one RGB PIL image of any size (centre-cropped, resized and colour-corrected as prepare
+        does); `age`: years (a number or text), None or empty for unknown; UserError for a value that is no age."""
         meta = self._meta(read_age(age), sex, site)
-        pixels = np.array(square_resize(image, self.args["image_size"]))[None]  # (1, S, S, 3), writable for torch
+        pixels = np.array(square_resize(image, self.args["image_size"]))
+        # the colour constancy of the set the model learned from, as evaluate applies it to external sets
+        pixels = np.array(correct_colors(pixels, method_of(self.args)))[None]  # (1, S, S, 3), writable for torch
         probs, predicted, overlays = grad_cam(self.model, self.task, self.args, pixels, meta)
         names = self.task.output_names
         order = np.argsort(probs[0])[::-1]

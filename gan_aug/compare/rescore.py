@@ -52,7 +52,7 @@ def rescore(bundle_dir, externals, out=None, tta=False, device="auto", force=Fal
     seeds = tuple(s for s in config.seeds if all((a, s) in bundle.runs for a in config.run_arms()))
     if not seeds:
         raise UserError(f"{bundle_dir} holds no seed that every arm finished")
-    sets = load_externals(externals, facts.image_size)
+    sets = load_externals(externals, facts.image_size, facts.color_constancy)
     for name, (dataset, _) in sets.items():
         unknown = [c for c in dataset.class_names if c not in facts.class_names]
         if unknown:

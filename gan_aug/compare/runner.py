@@ -149,14 +149,15 @@ def synthetic_key(arm):
     return f"{placebo_of(arm)}@{name}" if placebo_of(arm) else name
 
 
-def load_externals(entries, image_size):
-    """Name -> (the external set read at `image_size`, as prepare would resize it, "test")."""
+def load_externals(entries, image_size, color_constancy="none"):
+    """Name -> (the external set read at `image_size` and corrected with `color_constancy`, as prepare would
+    resize and correct it, "test")."""
     externals = {}
     for entry in entries:
         name, source, root = parse_external(entry)
         if name in externals:
             raise UserError(f"two external sets are named {name}")
-        externals[name] = (external_set(source, root, image_size), "test")
+        externals[name] = (external_set(source, root, image_size, color_constancy=color_constancy), "test")
     return externals
 
 
@@ -167,7 +168,7 @@ def compare(config, progress=True):
     if config.teachers:  # loaded once, so a bad teacher is refused before any run and each pool labelled once
         teachers = TeacherEnsemble(config.teachers, prepared.fingerprint, prepared.image_size,
                                    resolve_device(config.device))
-    externals = load_externals(config.external, prepared.image_size)
+    externals = load_externals(config.external, prepared.image_size, prepared.color_constancy)
     # Every input is checked before anything is written: the folder, the finished runs' recipes, the GAN runs.
     out = Path(config.out)
     check_out_folder(out, config.force)

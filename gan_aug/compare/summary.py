@@ -44,17 +44,19 @@ class DataFacts:
     image_size: int
     class_names: tuple
     train_counts: tuple
+    color_constancy: str = "none"  # what rescore applies to new external sets, as prepare did to this set
 
     @classmethod
     def of(cls, prepared):
         counts = np.bincount(prepared.labels[prepared.indices("train")], minlength=len(prepared.class_names))
         return cls(str(prepared.path), prepared.fingerprint, int(prepared.image_size), tuple(prepared.class_names),
-                   tuple(int(c) for c in counts))
+                   tuple(int(c) for c in counts), prepared.color_constancy)
 
     @classmethod
     def from_dict(cls, values):
         return cls(str(values["path"]), str(values["fingerprint"]), int(values["image_size"]),
-                   tuple(map(str, values["class_names"])), tuple(map(int, values["train_counts"])))
+                   tuple(map(str, values["class_names"])), tuple(map(int, values["train_counts"])),
+                   str(values.get("color_constancy", "none")))  # bundles from before the key: none
 
     def to_dict(self):
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}

@@ -31,11 +31,16 @@ class PrepareConfig:
     force: bool = setting(False, help="Overwrite an existing output file.")
     workers: int = setting(0, help="Decoding processes, 0 = one per core.")
     toy_count: int = setting(2000, help="toy: number of images.")
+    color_constancy: str = setting("none", help="Colour constancy per image: none or shades-of-gray (p = 6: a "
+                                                "neutral-grey illuminant); recorded, and applied alike to external "
+                                                "sets a model of this set is evaluated or served on.")
 
     def validate(self):
+        from gan_aug.data.color import check_method
         from gan_aug.data.readers import READERS  # the readers import PIL/sklearn: not needed for --help
 
         check_choice("source", self.source, READERS)
+        check_method(self.color_constancy)
         if self.source != "toy" and not self.root:
             raise UserError(f"--root is required for source '{self.source}'")
         if not MIN_SIZE <= self.size <= MAX_SIZE:

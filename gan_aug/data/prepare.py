@@ -7,6 +7,7 @@ import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
 from gan_aug.data import images as image_ops
+from gan_aug.data.color import correct_colors
 from gan_aug.data.prepared import fingerprint
 from gan_aug.data.readers import read_source
 from gan_aug.errors import UserError
@@ -70,6 +71,8 @@ def build_prepared(config, progress=True):
     images, records, notices = _decode(records, config, workers, progress)
     if len(records) == 0:
         raise UserError("no images left to prepare")
+    # Before the fingerprint: the corrected pixels are the set's, the ones every later stage learns from.
+    images = correct_colors(images, config.color_constancy, progress)
     labels, groups = records.labels, records.groups
     split = records.split if records.split is not None else group_split(
         labels, groups, config.val_frac, config.test_frac, config.seed)
@@ -82,6 +85,7 @@ def build_prepared(config, progress=True):
         "image_id": np.asarray(records.image_ids, dtype=str),
         "source": np.array(config.source),
         "fingerprint": np.array(fingerprint(images, labels, split)),
+        "color_constancy": np.array(config.color_constancy),
     }
     for key, value in (("age", records.age), ("sex", records.sex), ("site", records.site)):
         if value is not None:

@@ -9,6 +9,7 @@ from typing import Optional
 
 import numpy as np
 
+from gan_aug.data.color import METHODS, NONE
 from gan_aug.data.names import check_class_names
 from gan_aug.errors import UserError, first_line
 
@@ -39,6 +40,7 @@ class PreparedSet:
     age: Optional[np.ndarray] = None
     sex: Optional[np.ndarray] = None
     site: Optional[np.ndarray] = None
+    color_constancy: str = NONE  # gan_aug.data.color's method prepare applied to every image
 
     @property
     def image_size(self):
@@ -107,7 +109,18 @@ def prepared_from_arrays(path, data):
         path=path, images=images, labels=labels.astype(np.int64), class_names=class_names, split=data["split"],
         group=data["group"], image_id=data["image_id"], source=str(data["source"]),
         fingerprint=str(data["fingerprint"]), age=data.get("age"), sex=data.get("sex"), site=data.get("site"),
+        color_constancy=stored_color_constancy(path, data),
     )
+
+
+def stored_color_constancy(path, data):
+    """The colour constancy prepare applied: "none" for sets prepared before the key; a method this version does
+    not know is refused (external images could not be corrected to match)."""
+    method = str(data.get("color_constancy", NONE))
+    if method not in METHODS:
+        raise UserError(f"{path}: prepared with colour constancy '{method}', which this gan-aug does not know "
+                        f"(it knows {', '.join(METHODS)})")
+    return method
 
 
 def summary_table(prepared):
@@ -125,6 +138,7 @@ def summary_table(prepared):
                                 for c, (v, w) in enumerate(zip(row, widths)))
     lines = [fmt(header)] + [fmt(r) for r in rows]
     metadata = [k for k in ("age", "sex", "site") if getattr(prepared, k) is not None]
+    colour = prepared.color_constancy + " colour constancy" if prepared.color_constancy != NONE else "as captured"
     lines += [
         "",
         f"file         {prepared.path}",
@@ -132,6 +146,7 @@ def summary_table(prepared):
         f"image size   {prepared.image_size}x{prepared.image_size}",
         f"groups       {len(np.unique(prepared.group))} (lesions; images of one group share a split)",
         f"metadata     {', '.join(metadata) or 'none'}",
+        f"colour       {colour}",
         f"fingerprint  {prepared.fingerprint}",
     ]
     return "\n".join(lines)
