@@ -199,7 +199,9 @@ def report_markdown(config, facts, summary, splits, plots, confusions, subgroups
     averaged = f" of a weight average (half-life {half_life:g} epoch{'' if half_life == 1 else 's'})" if half_life else ""
     kept = "the last epoch kept" if config.keep == "last" else "best epoch chosen on val BMA"
     lines = list(heading or [f"# gan-aug compare: {Path(config.data).name}"]) + ["",
-             f"Prepared set `{config.data}` (fingerprint `{facts.fingerprint[:16]}`), {facts.image_size} px, "
+             f"Prepared set `{config.data}` (fingerprint `{facts.fingerprint[:16]}`), {facts.image_size} px"
+             + (f", colour constancy {facts.color_constancy} (external sets alike)"
+                if facts.color_constancy != "none" else "") + ", "
              f"classes {', '.join(facts.class_names)}. Arms x seeds: {len(config.run_arms())} x {len(config.seeds)} "
              f"(seeds {', '.join(map(str, config.seeds))}); classifier `{config.model}`, task `{config.task}`, "
              f"{config.epochs} epochs, batch {config.batch_size}, lr {config.lr}; {kept}{averaged}.",
