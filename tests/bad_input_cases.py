@@ -548,6 +548,11 @@ CASES = [
          lambda b: ["info", edited_pixels(b)], "changed after prepare"),
     Case("train-classifier-diverges", "train-classifier", DAMAGED, "a weight decay so large the loss becomes nan",
          lambda b: train_classifier(b, "--set", "weight_decay=1e300"), "training diverged in epoch 1", True),
+    Case("prepare-color-constancy-unknown", "prepare", DAMAGED, "--color-constancy retinex (no such method)",
+         lambda b: prepare(b, "--color-constancy", "retinex"), "retinex"),
+    Case("evaluate-color-constancy-mismatch", "evaluate", WRONG,
+         "a model of a plain set scored on a shades-of-gray set",
+         lambda b: evaluate(b, data=b.npz(color_constancy=np.array("shades-of-gray"))), "shades-of-gray"),
     # -- per-image tables (issue #39) ---------------------------------------------------------------------------
     Case("prepare-groups-csv-image-twice", "prepare", WRONG, "--groups-csv gives one image two lesion ids",
          lambda b: prepare(b, "--groups-csv", b.file("groups.csv", "image,lesion_id\nISIC_0000001,L1\n"
