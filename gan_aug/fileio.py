@@ -242,9 +242,9 @@ def save_torch(obj, path):
 
     import torch
 
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    with atomic_write(path) as handle:
+    with atomic_write(path) as handle:  # inside it, any OSError names `path`
+        buffer = io.BytesIO()
+        torch.save(obj, buffer)
         handle.write(buffer.getbuffer())
 
 

@@ -142,7 +142,7 @@ def test_inception_v3_trains_at_75_px_and_explains(tmp_path, run_cli):
     torch.save(torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=False).state_dict(), weights)
     run = tmp_path / "inc"
     result = run_cli("train-classifier", "--data", data, "--out", run, "--model", "inception_v3", "--pretrained",
-                     weights, "--freeze-epochs", 1, "--epochs", 1, "--set", "batch_size=3")
+                     weights, "--freeze-epochs", 1, "--epochs", 2, "--set", "batch_size=3")
     assert result.exit_code == 0, result.output
     assert load_classifier(run)[2]["model_args"]["input_norm"] == {"mean": [0.5] * 3, "std": [0.5] * 3}
     Image.new("RGB", (90, 80), (150, 90, 60)).save(tmp_path / "lesion.png")
