@@ -368,7 +368,9 @@ def serve(config_path, sets, dry_run, **flags):
         run_serve(config)
 
 
-for _command in COMMANDS:
+from gan_aug.cli_audit import COMMANDS as AUDIT_COMMANDS  # noqa: E402  (its module imports this one's)
+
+for _command in COMMANDS + AUDIT_COMMANDS:
     cli.add_command(_command)
 
 

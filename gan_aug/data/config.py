@@ -29,6 +29,9 @@ class PrepareConfig:
     skip_missing: bool = setting(False, help="Go on without image ids that have no file.")
     skip_bad: bool = setting(False, help="Go on without unreadable or corrupt images.")
     force: bool = setting(False, help="Overwrite an existing output file.")
+    group_near_duplicates: bool = setting(False, help="Join the groups of near-duplicate images (the same lesion "
+                                                      "under another id, found as gan-aug audit does) so that "
+                                                      "they share a split; slow: minutes for 10k images.")
     workers: int = setting(0, help="Decoding processes, 0 = one per core.")
     toy_count: int = setting(2000, help="toy: number of images.")
     color_constancy: str = setting("none", help="Colour constancy per image: none or shades-of-gray (p = 6: a "

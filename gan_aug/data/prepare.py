@@ -1,5 +1,6 @@
 """`gan-aug prepare`: source -> one leak-free prepared set (.npz) that every later stage reads."""
 
+import json
 import os
 import warnings
 
@@ -64,6 +65,15 @@ def _decode(records, config, workers, progress):
     return images, records, notices
 
 
+def _group_near_duplicates(images, groups, seed, progress):
+    """Groups joined wherever a confirmed near-duplicate pair links them (the same lesion under two ids), so
+    that each cluster of near duplicates lands in one split; and the facts that the prepared set records."""
+    from gan_aug.data.near_duplicates.clusters import merge_groups
+    from gan_aug.data.near_duplicates.search import confirmed_within
+
+    return merge_groups(groups, confirmed_within(images, seed, progress))
+
+
 def build_prepared(config, progress=True):
     """Read, decode and split the source named in `config`; return (arrays dict, notices)."""
     records = read_source(config)
@@ -74,6 +84,12 @@ def build_prepared(config, progress=True):
     # Before the fingerprint: the corrected pixels are the set's, the ones every later stage learns from.
     images = correct_colors(images, config.color_constancy, progress)
     labels, groups = records.labels, records.groups
+    grouping = None
+    if config.group_near_duplicates:
+        if records.split is not None:
+            raise UserError(f"source '{config.source}' fixes its own splits: --group-near-duplicates cannot move "
+                            "images between them (run gan-aug audit on the prepared set instead)")
+        groups, grouping = _group_near_duplicates(images, groups, config.seed, progress)
     split = records.split if records.split is not None else group_split(
         labels, groups, config.val_frac, config.test_frac, config.seed)
     arrays = {
@@ -87,6 +103,8 @@ def build_prepared(config, progress=True):
         "fingerprint": np.array(fingerprint(images, labels, split)),
         "color_constancy": np.array(config.color_constancy),
     }
+    if grouping is not None:
+        arrays["near_duplicates"] = np.array(json.dumps(grouping))
     for key, value in (("age", records.age), ("sex", records.sex), ("site", records.site)):
         if value is not None:
             arrays[key] = np.asarray(value, dtype=np.float64 if key == "age" else str)

@@ -2,6 +2,7 @@
 
 import dataclasses
 import hashlib
+import json
 import zipfile
 import zlib
 from pathlib import Path
@@ -41,6 +42,7 @@ class PreparedSet:
     sex: Optional[np.ndarray] = None
     site: Optional[np.ndarray] = None
     color_constancy: str = NONE  # gan_aug.data.color's method prepare applied to every image
+    near_duplicates: Optional[dict] = None  # prepare --group-near-duplicates: what it merged (None: not asked)
 
     @property
     def image_size(self):
@@ -110,6 +112,7 @@ def prepared_from_arrays(path, data):
         group=data["group"], image_id=data["image_id"], source=str(data["source"]),
         fingerprint=str(data["fingerprint"]), age=data.get("age"), sex=data.get("sex"), site=data.get("site"),
         color_constancy=stored_color_constancy(path, data),
+        near_duplicates=stored_near_duplicates(path, data),
     )
 
 
@@ -121,6 +124,25 @@ def stored_color_constancy(path, data):
         raise UserError(f"{path}: prepared with colour constancy '{method}', which this gan-aug does not know "
                         f"(it knows {', '.join(METHODS)})")
     return method
+
+
+def stored_near_duplicates(path, data):
+    """What prepare --group-near-duplicates merged, or None for a set prepared without it."""
+    if "near_duplicates" not in data:
+        return None
+    try:
+        facts = json.loads(str(data["near_duplicates"]))
+        return {key: int(facts[key]) for key in ("pairs", "merged_groups", "groups_before", "groups_after",
+                                                 "largest")}
+    except (ValueError, TypeError, KeyError) as err:
+        raise UserError(f"{path}: its near_duplicates record is damaged ({first_line(err)}): prepare it again")
+
+
+def near_duplicate_line(facts):
+    if facts is None:
+        return "not grouped (gan-aug audit finds them; prepare --group-near-duplicates keeps them in one split)"
+    return (f"grouped: {facts['pairs']} confirmed pair(s) joined {facts['merged_groups']} cluster(s) of groups "
+            f"({facts['groups_before']} -> {facts['groups_after']} groups, largest {facts['largest']})")
 
 
 def summary_table(prepared):
@@ -147,6 +169,7 @@ def summary_table(prepared):
         f"groups       {len(np.unique(prepared.group))} (lesions; images of one group share a split)",
         f"metadata     {', '.join(metadata) or 'none'}",
         f"colour       {colour}",
+        f"near dups    {near_duplicate_line(prepared.near_duplicates)}",
         f"fingerprint  {prepared.fingerprint}",
     ]
     return "\n".join(lines)
