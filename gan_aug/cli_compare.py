@@ -77,17 +77,23 @@ def bundle(results_dir, out, external_predictions, force):
 @click.option("--device", default="auto", show_default=True)
 @click.option("--posthoc", multiple=True, help="Post-hoc corrections to report (bias, label-shift; repeatable) "
                                                "[the comparison's own].")
+@click.option("--exclude", type=str, help="An audit.json (gan-aug audit ... --external NAME=...): score each "
+                                         "external set without its images that have a near duplicate in the "
+                                         "train split.")
 @click.option("--force", is_flag=True, help="Replace an existing report folder.")
-def rescore(bundle_dir, externals, out, tta, device, posthoc, force):
+def rescore(bundle_dir, externals, out, tta, device, posthoc, exclude, force):
     """Re-score a bundle's runs on new external sets: the compare report's claim and CIs, no training.
 
     \b
     Example:
       gan-aug rescore results/round10 --external isic2018dev=isic-csv:data/isic2018_test_dev --out rescore10
+      gan-aug rescore results/round10 --external isic2018dev=isic-csv:data/isic2018_test_dev \
+        --exclude audit_ham64/audit.json --out rescore10_clean
     """
     from gan_aug.compare.rescore import default_out, rescore as run_rescore
 
-    summary, matches = run_rescore(bundle_dir, externals, out, tta, device, force, posthoc=posthoc or None)
+    summary, matches = run_rescore(bundle_dir, externals, out, tta, device, force, posthoc=posthoc or None,
+                                   exclude=exclude)
     _echo_summary(summary, matches)
     click.echo(f"report: {Path(out or default_out(bundle_dir)) / 'report.md'}")
 

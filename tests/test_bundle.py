@@ -157,3 +157,38 @@ def test_force_replaces_a_linked_out_and_leaves_its_target_whole(toy_compare, tm
     assert result.exit_code == 0, result.output
     assert not link.is_symlink() and (link / MANIFEST).is_file()
     assert (target / "keep.txt").read_text() == "mine" and sorted(p.name for p in target.iterdir()) == ["keep.txt"]
+
+
+def test_rescore_exclude_leaves_out_the_images_an_audit_flagged(toy_compare, tmp_path, run_cli):
+    """--exclude AUDIT.json scores each external set without the images the audit found near duplicates of in
+    the train split; an audit of another prepared set, or one that never searched the set, is refused."""
+    import pandas as pd
+
+    work, isic = toy_compare
+    bundle = work / "out" / "bundle"
+    fingerprint = json.loads((bundle / MANIFEST).read_text())["data"]["fingerprint"]
+    ids = sorted(pd.read_csv(next(isic.glob("*.csv")))["image"].astype(str))
+    flagged = ids[:5]
+    pair = lambda i: {"kind": "external:isicx", "a": {"set": "isicx", "id": i}, "b": {"set": "toy", "id": "x"},
+                      "score": 0.9, "margin": 0.5, "hamming": 3}
+    audit = {"fingerprint": fingerprint, "candidates": {"within": 10, "external:isicx": 30},
+             "pairs": [pair(i) for i in flagged]}
+    (tmp_path / "audit.json").write_text(json.dumps(audit))
+    out = tmp_path / "clean"
+    result = run_cli("rescore", bundle, "--external", f"isicx=isic-csv:{isic}", "--exclude",
+                     tmp_path / "audit.json", "--out", out)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "rescore.json").read_text())
+    assert summary["excluded"] == {"isicx": flagged} and summary["matches"] == {"isicx": None}
+    import numpy as np
+
+    kept = np.load(next((out / "runs").iterdir()) / "isicx_predictions.npz")
+    assert sorted(kept["image_id"].astype(str)) == ids[5:]
+    assert "isicx: 5" in (out / "report.md").read_text()
+
+    for change, message in (({"fingerprint": "0" * 64}, "audited another prepared set"),
+                            ({"candidates": {"within": 10}}, "did not search an external set named isicx")):
+        (tmp_path / "other.json").write_text(json.dumps({**audit, **change}))
+        result = run_cli("rescore", bundle, "--external", f"isicx=isic-csv:{isic}", "--exclude",
+                         tmp_path / "other.json", "--out", tmp_path / "refused")
+        assert result.exit_code == 1 and message in result.output and not (tmp_path / "refused").exists()

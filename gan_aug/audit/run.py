@@ -84,7 +84,7 @@ def audit(config, progress=True):
     def run(label, query, reference, same_set):
         t = time.time()
         bar = tqdm(desc=f"confirm {label}", unit="pair", disable=not progress, leave=False)
-        result = match(query, reference, detector, same_set, progress=bar.update)
+        result = match(query, reference, detector, same_set, bar=bar)
         bar.close()
         timings[label] = time.time() - t
         say(f"{label}: {int(result['confirmed'].sum())} near-duplicate pair(s) of {len(result['score'])} "

@@ -32,11 +32,22 @@ def check_out(bundle_dir, out, force):
         raise UserError(f"{out} already exists (use --force to replace it)")
 
 
-def rescore(bundle_dir, externals, out=None, tta=False, device="auto", force=False, progress=True, posthoc=None):
+def without_images(dataset, split, ids):
+    """`dataset` (an external set, all of it `split`) without the images whose id is in `ids`."""
+    keep = ~np.isin(dataset.image_id.astype(str), sorted(ids)) | (dataset.split != split)
+    rows = {key: getattr(dataset, key)[keep] for key in ("images", "labels", "split", "group", "image_id", "age",
+                                                        "sex", "site") if getattr(dataset, key) is not None}
+    return dataclasses.replace(dataset, **rows)
+
+
+def rescore(bundle_dir, externals, out=None, tta=False, device="auto", force=False, progress=True, posthoc=None,
+            exclude=None):
     """Evaluate every run of the bundle on each `externals` entry (NAME=SOURCE:ROOT) and write the report into
     `out`; returns (summary, matches): matches[name] counts the runs whose predictions on a set the bundle
     was also scored on are identical to the bundled ones (None where the bundle has none of that name).
-    `posthoc`: the corrections to report (default: the comparison's own), fitted on the bundle's val predictions."""
+    `posthoc`: the corrections to report (default: the comparison's own), fitted on the bundle's val predictions.
+    `exclude`: an audit.json; each external set is scored without its images that have a near duplicate in the
+    train split."""
     check_device_name(device)
     from classifier.posthoc import CORRECTIONS
 
@@ -53,6 +64,16 @@ def rescore(bundle_dir, externals, out=None, tta=False, device="auto", force=Fal
     if not seeds:
         raise UserError(f"{bundle_dir} holds no seed that every arm finished")
     sets = load_externals(externals, facts.image_size, facts.color_constancy)
+    excluded = {}
+    if exclude is not None:
+        from gan_aug.audit.exclusions import flagged_external_ids, read_audit
+
+        audit = read_audit(exclude)
+        for name, (dataset, split) in sets.items():
+            flagged = flagged_external_ids(audit, exclude, name, facts.fingerprint)
+            kept = without_images(dataset, split, flagged)
+            excluded[name] = sorted(set(dataset.image_id.astype(str)) - set(kept.image_id.astype(str)))
+            sets[name] = (kept, split)
     for name, (dataset, _) in sets.items():
         unknown = [c for c in dataset.class_names if c not in facts.class_names]
         if unknown:
@@ -83,7 +104,10 @@ def rescore(bundle_dir, externals, out=None, tta=False, device="auto", force=Fal
                f"The runs of bundle `{bundle_dir}` re-scored, without training, on "
                + ", ".join(f"**{e.partition('=')[0]}** (`{e.partition('=')[2]}`, "
                            f"{len(sets[e.partition('=')[0]][0].labels)} images)" for e in externals)
-               + (f" with test-time augmentation ({tta})" if tta else "") + ". Baseline and claim are chosen on the "
+               + (f" with test-time augmentation ({tta})" if tta else "")
+               + (f", leaving out the images `{exclude}` found near duplicates of in the train split ("
+                  + ", ".join(f"{n}: {len(ids)}" for n, ids in excluded.items()) + ")" if exclude else "")
+               + ". Baseline and claim are chosen on the "
                "bundle's val records, as compare chose them; the bootstrap draws compare's resamples."]
     with atomic_folder(out) as staging:
         for (arm, seed), record in records.items():
@@ -96,6 +120,7 @@ def rescore(bundle_dir, externals, out=None, tta=False, device="auto", force=Fal
         write_report(rescored, facts, records, summary, names, into=staging, heading=heading)
         (staging / SUMMARY_FILE).write_text(json.dumps({"bundle": str(bundle_dir), "external": list(externals),
                                                         "tta": tta, "seeds": list(seeds), "matches": matches,
+                                                        "exclude": exclude and str(exclude), "excluded": excluded,
                                                         "summary": summary}, indent=1))
     return summary, matches
 

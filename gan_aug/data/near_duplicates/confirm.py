@@ -134,7 +134,7 @@ def _directed(a_coarse, b_coarse, a_fine, b_fine, hypotheses):
     return fine.amax(1)
 
 
-def confirm_scores(images_a, images_b, pairs, progress=None):
+def confirm_scores(images_a, images_b, pairs, bar=None):
     """(len(pairs),) confirmation scores (NCC of the detail in [-1, 1]; 1: the same picture) of rows
     pairs[:, 0] of images_a with rows pairs[:, 1] of images_b, both (N, H, W, 3) uint8 of any size."""
     pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
@@ -155,6 +155,6 @@ def confirm_scores(images_a, images_b, pairs, progress=None):
                 forward = _directed(a[0], b[0], a[1], b[1], hypotheses)
                 backward = _directed(b[0], a[0], b[1], a[1], hypotheses)
                 out[start:start + len(chunk)] = torch.maximum(forward, backward).numpy()
-                if progress is not None:
-                    progress(len(chunk))
+                if bar is not None:
+                    bar.update(len(chunk))
     return out

@@ -93,17 +93,20 @@ def hamming_of(query, reference, pairs):
     return popcount(q ^ r).min(1).astype(np.int64)
 
 
-def match(query, reference, detector, same_set=False, progress=None):
+def match(query, reference, detector, same_set=False, bar=None):
     """Every candidate pair of `query` in `reference` (Indexed sets; one set with same_set) with its scores:
     a dict of arrays query, reference, score, margin, hamming, confirmed. Within one set a pair appears once
-    (query < reference), with the larger margin of its two directions."""
+    (query < reference), with the larger margin of its two directions. `bar`: a tqdm bar counting the pairs
+    confirmed, or None."""
     pairs = candidate_pairs(query, reference, detector, same_set)
     if same_set:  # (i, j) and (j, i) are one comparison: score it once
         ordered = np.sort(pairs, axis=1)
         unique, inverse = np.unique(ordered, axis=0, return_inverse=True)
-        scores = confirm_scores(query.images, reference.images, unique, progress)[inverse.reshape(-1)]
+        _total(bar, len(unique))
+        scores = confirm_scores(query.images, reference.images, unique, bar)[inverse.reshape(-1)]
     else:
-        scores = confirm_scores(query.images, reference.images, pairs, progress)
+        _total(bar, len(pairs))
+        scores = confirm_scores(query.images, reference.images, pairs, bar)
     margins = scores - _query_medians(pairs[:, 0], scores, len(query))
     result = {"query": pairs[:, 0], "reference": pairs[:, 1], "score": scores, "margin": margins,
               "hamming": hamming_of(query, reference, pairs)}
@@ -111,6 +114,12 @@ def match(query, reference, detector, same_set=False, progress=None):
         result = _merge_directions(result)
     result["confirmed"] = (result["margin"] >= detector.margin) & (result["score"] >= detector.min_score)
     return result
+
+
+def _total(bar, n):
+    if bar is not None:  # a tqdm bar: now that the candidates are known, it can show how far confirming is
+        bar.total = n
+        bar.refresh()
 
 
 def _query_medians(rows, scores, n):
@@ -150,5 +159,5 @@ def confirmed_within(images, seed=0, progress=False):
     detector = build_detector(images, seed=seed)
     indexed = Indexed(images, detector)
     with tqdm(desc="near duplicates", unit="pair", disable=not progress, leave=False) as bar:
-        result = match(indexed, indexed, detector, same_set=True, progress=bar.update)
+        result = match(indexed, indexed, detector, same_set=True, bar=bar)
     return np.stack([result["query"], result["reference"]], 1)[result["confirmed"]]
