@@ -64,6 +64,16 @@ def rescore(b, *extra, bundle=None, external=None, out=None):
             "--out", out or b.out, "--device", "cpu", *extra]
 
 
+def audit(b, *extra, data=None, out=None):
+    return ["audit", data or b.data, "--out", out or b.out, *extra]
+
+
+def an_audit_of(b, **changes):
+    """An audit.json naming the bundle's isicx set, with `changes`."""
+    record = {"fingerprint": "0" * 64, "candidates": {"external:isicx": 1}, "pairs": [], **changes}
+    return b.file("audit.json", json.dumps(record))
+
+
 def tune(b, space="{lr: {low: 1.0e-3, high: 1.0e-2}}", out=None):
     text = f"data: {b.data}\nstartup_trials: 1\nspace: {space}\nrecipe: {{epochs: 1, threads: 1}}\n"
     return ["tune", "--config", b.file("tune.yaml", text), "--out", out or b.out, "--trials", 1]
@@ -607,6 +617,25 @@ CASES = [
          lambda b: b.file("out/notes.txt", "mine") and rescore(b), "already exists (use --force"),
     Case("rescore-external-name", "rescore", ESCAPE, "an external set named ../x",
          lambda b: rescore(b, external=f"../x=isic-csv:{b.stock / 'isic'}"), "letters, digits, - or _"),
+    Case("rescore-exclude-not-an-audit", "rescore", DAMAGED, "--exclude names a binary file",
+         lambda b: rescore(b, "--exclude", b.file("audit.json", NOISE)), "is not a gan-aug audit.json"),
+    Case("rescore-exclude-other-prepared-set", "rescore", WRONG, "--exclude: an audit of another prepared set",
+         lambda b: rescore(b, "--exclude", an_audit_of(b)), "audited another prepared set"),
+    # -- audit (issue #41) --------------------------------------------------------------------------------------
+    Case("audit-out-exists", "audit", OVERWRITE, "--out exists",
+         lambda b: b.file("out/notes.txt", "mine") and audit(b), "already exists (use --force"),
+    Case("audit-out-holds-the-data", "audit", OVERWRITE, "--out is the folder of the prepared set (--force)",
+         lambda b: audit(b, "--force", out=b.data.parent), "apart from"),
+    Case("audit-data-cut", "audit", KILL, "the prepared set cut short", lambda b: audit(b, data=b.cut(b.data)),
+         "File is not a zip file"),
+    Case("audit-features-not-lesion", "audit", DAMAGED, "--features inception",
+         lambda b: audit(b, "--features", "inception"), "--features must be lesion:CLASSIFIER_CKPT"),
+    Case("audit-synthetic-not-a-set", "audit", DAMAGED, "--synthetic names an empty folder",
+         lambda b: audit(b, "--synthetic", b.file("empty/x.txt", "x").parent), "is not a complete synthetic set"),
+    Case("audit-two-sets-one-name", "audit", WRONG, "two --synthetic sets of one name",
+         lambda b: audit(b, "--synthetic", f"s={b.syn}", "--synthetic", f"s={b.syn}"), "two sets named s"),
+    Case("audit-external-name", "audit", ESCAPE, "an external set named ../x",
+         lambda b: audit(b, "--external", f"../x=isic-csv:{b.stock / 'isic'}"), "letters, digits, - or _"),
     # -- export and import-synthetic (issue #39) -----------------------------------------------------------------
     Case("import-labels-parent-path", "import-synthetic", ESCAPE, "a --labels row naming ../outside.png",
          lambda b: image(b, "outside.png") and labelled(b, "file,class\n../outside.png,mel\n"),

@@ -181,7 +181,7 @@ def test_bad_input(case, stock, tmp_path, run_cli, monkeypatch):
 def test_the_catalogue_covers_every_command_and_failure_class():
     commands = {case.command for case in CASES}
     assert commands == {"prepare", "info", "train-gan", "synthesize", "score", "train-classifier", "evaluate",
-                        "explain", "compare", "bundle", "rescore", "demo", "export", "import-synthetic", "tune"}
+                        "explain", "compare", "bundle", "rescore", "demo", "export", "import-synthetic", "tune", "audit"}
     assert {case.kind for case in CASES} == set(KINDS) and len(CASES) >= 60
     assert len({case.id for case in CASES}) == len(CASES)
 
