@@ -7,6 +7,7 @@ from PIL import Image, ImageDraw
 from gan_aug.fileio import atomic_write
 
 TILE, GAP, PER_ROW = 96, 6, 4
+BORDERLINE = 0.08  # margin above the threshold under which a confirmed pair is called borderline
 
 
 def pair_grid(path, left, right, labels=None):
@@ -88,5 +89,9 @@ def summary_markdown(summary, pairs, class_names):
     lines += _table(["class", "pairs across splits", "pairs of another lesion id", *others],
                     [[c, r["cross-split"], r["another lesion id"], *(len(r[k]) for k in others)]
                      for c, r in per_class.items()])
-    lines += ["", f"Pairs whose two images carry different labels: {disagree}.", ""]
+    borderline = sum(p["margin"] < summary["detector"]["margin"] + BORDERLINE for p in pairs)
+    lines += ["", f"Pairs whose two images carry different labels: {disagree}.",
+              f"Borderline pairs (margin under {summary['detector']['margin'] + BORDERLINE:.2f}): {borderline}. In an "
+              "all-against-all search of a large set these are the least certain: in HAM10000 many were two distinct "
+              "lesions that look alike (BENCHMARKS.md); look at them before acting on them.", ""]
     return "\n".join(lines)
