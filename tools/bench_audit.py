@@ -25,6 +25,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from gan_aug.data.near_duplicates import NEIGHBOURS  # noqa: E402
 from gan_aug.data.near_duplicates.planting import reimage  # noqa: E402
 from gan_aug.audit.report import pair_grid  # noqa: E402
 from gan_aug.data.near_duplicates.search import Indexed, build_detector, match  # noqa: E402
@@ -80,6 +81,7 @@ def main():
     parser.add_argument("--same", type=int, default=500)
     parser.add_argument("--distinct", type=int, default=500)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--neighbours", type=int, default=NEIGHBOURS, help="Candidates per image and embedding.")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch's default).")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
@@ -91,7 +93,7 @@ def main():
     prepared = load_prepared(args.data)
     pool, images, kinds, truth = queries(prepared, args.ham, args.copies, args.same, args.distinct, args.seed)
     t1 = time.time()
-    detector = build_detector(prepared.images[pool], seed=args.seed)
+    detector = build_detector(prepared.images[pool], neighbours=args.neighbours, seed=args.seed)
     reference, query = Indexed(prepared.images[pool], detector), Indexed(images, detector)
     t2 = time.time()
     result = match(query, reference, detector)
@@ -101,7 +103,7 @@ def main():
     sweep = {f"{m:.2f}": rates(result, kinds, truth, m, detector.min_score)
              for m in np.arange(0.16, 0.36, 0.01)}
     report = {"pool": len(pool), "queries": {k: int(np.sum(kinds == k)) for k in ("copy", "same", "distinct")},
-              "seed": args.seed, "candidate_pairs": len(result["query"]), "candidate_recall": candidates,
+              "seed": args.seed, "neighbours": args.neighbours, "candidate_pairs": len(result["query"]), "candidate_recall": candidates,
               "margin": detector.margin, "min_score": detector.min_score,
               "at_defaults": rates(result, kinds, truth, detector.margin, detector.min_score), "sweep": sweep,
               "seconds": {"draw": t1 - t0, "embed": t2 - t1, "search_and_confirm": t3 - t2}}
