@@ -141,3 +141,15 @@ def sum_over_ranks(world, tensor):
         tensor = tensor.clone()
         dist.all_reduce(tensor)
     return tensor
+
+
+def sum_table_over_ranks(world, table, width=3):
+    """{name: `width` numbers} summed over every rank, for the union of the ranks' names (a rank that never
+    saw a name counts zeros for it); itself for a world of one."""
+    if world.size == 1:
+        return table
+    names = [None] * world.size
+    dist.all_gather_object(names, sorted(table))
+    union = sorted(set().union(*names))
+    rows = torch.tensor([table.get(name, [0.0] * width) for name in union], dtype=torch.float64).reshape(-1, width)
+    return dict(zip(union, sum_over_ranks(world, rows).tolist()))

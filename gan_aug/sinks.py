@@ -29,10 +29,17 @@ class StatsCollector:
         else:
             self._nonfinite[name] += 1
 
-    def flush(self):
-        """Means since the last flush, plus NonFinite/<name>: how many reports of <name> were NaN or inf."""
-        means = {k: self._sums[k] / self._counts[k] for k in sorted(self._sums)}
-        means.update({f"{NONFINITE}/{k}": n for k, n in sorted(self._nonfinite.items())})
+    def flush(self, combine=None):
+        """Means since the last flush, plus NonFinite/<name>: how many reports of <name> were NaN or inf.
+        combine({name: [sum, count, non-finite count]}) returns that table summed over every process of a
+        distributed run (every process flushes at the same step), so the means are the whole run's, not one
+        process's slice of the batch."""
+        table = {k: [self._sums[k], self._counts[k], self._nonfinite[k]]
+                 for k in sorted(set(self._sums) | set(self._nonfinite))}
+        if combine is not None:
+            table = combine(table)
+        means = {k: total / count for k, (total, count, _) in table.items() if count}
+        means.update({f"{NONFINITE}/{k}": int(bad) for k, (_, _, bad) in table.items() if bad})
         self._sums.clear()
         self._counts.clear()
         self._nonfinite.clear()

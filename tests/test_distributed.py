@@ -2,6 +2,7 @@
 2-process run survives a kill and resumes, and a 2-process run resumes on 1 process."""
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -92,6 +93,9 @@ def test_gan_two_processes_follow_one(toy16, tmp_path):
     # G's gradient comes through D after D's step, which Adam's sign-like first step can move by +-lr where
     # D's gradient was near 0: a looser bound (per-rank BatchNorm statistics miss it by far more).
     assert_same_gradients(a["opt_G"], b["opt_G"], tolerance=2e-2)  # dcgan: global-batch BatchNorm
+    # The logged losses are the global batch's, reduced over both ranks, not rank 0's half of it.
+    row = lambda run: json.loads((run / "stats.jsonl").read_text().splitlines()[0])
+    assert row(one)["Loss/D"] == pytest.approx(row(two)["Loss/D"], abs=1e-4)
 
 
 def test_gan_killed_on_two_processes_resumes_and_moves_to_one(toy16, tmp_path):

@@ -15,7 +15,7 @@ from tqdm import tqdm
 from gan_aug.config import config_dict, to_yaml
 from gan_aug.data.folds import load_view
 from gan_aug.data.staging import StagedImages
-from gan_aug.distributed import average_gradients, global_batchnorm, sum_over_ranks
+from gan_aug.distributed import average_gradients, global_batchnorm, sum_over_ranks, sum_table_over_ranks
 from gan_aug.errors import UserError
 from gan_aug.fileio import atomic_write, save_torch, start_run_dir, write_text
 from gan_aug.gan.augment import AdaptiveProbability, augment
@@ -282,7 +282,7 @@ class GanTrainer:
                 done = self.images_seen >= total
                 if self.images_seen >= next_snapshot or done:
                     stats.report("Speed/img_per_s", (self.images_seen - start_images) / (time.perf_counter() - started))
-                    values = stats.flush()
+                    values = stats.flush(lambda table: sum_table_over_ranks(self.world, table))
                     sinks.scalars(values, self.step, self.images_seen / 1000)
                     warning = nonfinite_warning(values)
                     if warning and self.world.is_main:
