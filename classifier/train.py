@@ -22,7 +22,7 @@ from gan_aug.config import config_dict, to_yaml
 from gan_aug.data.folds import view
 from gan_aug.data.prepared import load_prepared
 from gan_aug.data.synthetic import load_synthetic
-from gan_aug.distributed import global_batchnorm
+from gan_aug.distributed import global_batchnorm, sum_over_ranks
 from gan_aug.errors import UserError
 from gan_aug.fileio import load_checkpoint_file, save_torch, start_run_dir, write_text
 from gan_aug.runtime import setup_run
@@ -196,7 +196,7 @@ class ClassifierTrainer:
         torch.manual_seed(hash((self.config.seed, self.world.rank, self.epoch)) % (1 << 62))
         with_synthetic = self.epoch < round(self.config.mix_until * self.config.epochs)
         order = self.sampler.epoch(self.generator, with_synthetic).to(self.device)  # the global stream
-        total, batches = 0.0, 0
+        total, shown, batches = 0.0, 0.0, 0  # total: this rank's part of the global batches' mean losses
         bs = self.config.batch_size
         bar = tqdm(range(0, len(order), bs), desc=f"epoch {self.epoch + 1}/{self.config.epochs}", leave=False,
                    disable=not (self.progress and self.world.is_main), unit="batch")
@@ -223,8 +223,10 @@ class ClassifierTrainer:
             self.scheduler.step()
             if self.ema is not None:
                 self.ema.update_parameters(self.model)
-            total, batches = total + float(loss.detach()), batches + 1
-            bar.set_postfix(loss=f"{total / batches:.3f}")
+            total += float(loss.detach()) * len(idx) / len(batch)
+            shown, batches = shown + float(loss.detach()), batches + 1
+            bar.set_postfix(loss=f"{shown / batches:.3f}")
+        total = float(sum_over_ranks(self.world, torch.tensor([total], dtype=torch.float64)))  # every rank's part
         if not math.isfinite(total):  # nan weights would only fail later, deep in the metrics, with a traceback
             raise UserError(f"training diverged in epoch {self.epoch + 1} (loss {total}): lower lr or weight_decay")
         return total / max(batches, 1)

@@ -124,6 +124,7 @@ def test_classifier_two_processes_follow_one_and_resume_on_one(toy16, tmp_path):
     a, b = checkpoint(one), checkpoint(two)
     assert b["config"]["world_size"] == 2 and a["scheduler"]["last_epoch"] == b["scheduler"]["last_epoch"] == 1
     assert_same_gradients(a["optimizer"], b["optimizer"])
+    assert a["history"][0]["loss"] == pytest.approx(b["history"][0]["loss"], rel=1e-4)  # both ranks' rows
     launch(1, "train-classifier", "--out", two, "--resume", "--epochs", 2)
     state = checkpoint(two)
     assert state["epoch"] == 2 and state["config"]["world_size"] == 1 and len(state["history"]) == 2
