@@ -121,6 +121,10 @@ def test_group_near_duplicates_keeps_each_cluster_in_one_split(tmp_path, run_cli
     assert (after.split[pairs[:, 0]] == after.split[pairs[:, 1]]).all()
     assert (after.group[pairs[:, 0]] == after.group[pairs[:, 1]]).all()
     assert after.near_duplicates["pairs"] == len(pairs) and before.near_duplicates is None
+    # Only the images of clusters that crossed the lesion-id split moved; every other image kept its split.
+    changed = before.split != after.split
+    assert changed.sum() == after.near_duplicates["moved"] > 0
+    assert all("+" in group for group in after.group[changed])  # a joined group (names joined with '+')
     info = run_cli("info", grouped)
     assert f"grouped: {len(pairs)} confirmed pair(s)" in info.output, info.output
 

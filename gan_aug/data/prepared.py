@@ -133,7 +133,7 @@ def stored_near_duplicates(path, data):
     try:
         facts = json.loads(str(data["near_duplicates"]))
         return {key: int(facts[key]) for key in ("pairs", "merged_groups", "groups_before", "groups_after",
-                                                 "largest")}
+                                                 "largest", "moved")}
     except (ValueError, TypeError, KeyError) as err:
         raise UserError(f"{path}: its near_duplicates record is damaged ({first_line(err)}): prepare it again")
 
@@ -142,7 +142,8 @@ def near_duplicate_line(facts):
     if facts is None:
         return "not grouped (gan-aug audit finds them; prepare --group-near-duplicates keeps them in one split)"
     return (f"grouped: {facts['pairs']} confirmed pair(s) joined {facts['merged_groups']} cluster(s) of groups "
-            f"({facts['groups_before']} -> {facts['groups_after']} groups, largest {facts['largest']})")
+            f"({facts['groups_before']} -> {facts['groups_after']} groups, largest {facts['largest']}); "
+            f"{facts['moved']} image(s) moved to keep them in one split")
 
 
 def summary_table(prepared):

@@ -37,3 +37,20 @@ def merge_groups(groups, pairs):
     facts = {"pairs": int(len(linked)), "merged_groups": len(sizes), "groups_before": int(len(names)),
              "groups_after": int(len(members)), "largest": max(sizes, default=1)}
     return new, facts
+
+
+def keep_groups_together(split, groups):
+    """(new split, images moved): each group whose images lie in more than one split moved whole into the split
+    holding most of them (ties: the first of train, val, test), every other image left where it was, so a split
+    made before the groups were joined changes only where a cluster crossed it."""
+    split = np.asarray(split).copy()
+    order = {"train": 0, "val": 1, "test": 2}
+    moved = 0
+    for group in np.unique(groups):
+        rows = np.flatnonzero(groups == group)
+        names, counts = np.unique(split[rows], return_counts=True)
+        if len(names) > 1:
+            target = min(zip(-counts, [order.get(n, 3) for n in names], names))[2]
+            moved += int(np.sum(split[rows] != target))
+            split[rows] = target
+    return split, moved
