@@ -2,13 +2,14 @@
 
 from pathlib import Path
 
-from classifier.models import DEFAULT_DROPOUT, LesionClassifier
+from classifier.models import LesionClassifier
 from classifier.tasks import TASKS
 from gan_aug.data.names import check_class_names
 from gan_aug.errors import UserError, first_line
 from gan_aug.fileio import load_checkpoint_file
+from gan_aug.legacy import CLASSIFIER_CHECKPOINT
 
-FORMAT = "gan-aug/classifier-checkpoint/1"
+FORMAT = CLASSIFIER_CHECKPOINT
 # The slice of a checkpoint that evaluates, explains and serves a model (best.pt, bundles): no optimizer or
 # scheduler, no second (training) copy of the weights beside a weight average.
 INFERENCE_KEYS = ("format", "model_args", "model", "config", "data", "epoch", "best", "history")
@@ -22,8 +23,7 @@ def build_from_args(model_args, pretrained=None):
     """(model, task) from a checkpoint's model_args."""
     task = TASKS[model_args["task"]](model_args["class_names"])
     model = LesionClassifier(model_args["model"], model_args["heads"], model_args["meta_dim"], pretrained,
-                             model_args.get("dropout", DEFAULT_DROPOUT),  # checkpoints before the dropout key: 0.2
-                             model_args.get("input_norm"))  # before the input_norm key: [-1, 1]
+                             model_args["dropout"], model_args["input_norm"])
     return model, task
 
 

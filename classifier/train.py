@@ -14,7 +14,7 @@ from classifier.checkpoint import FORMAT, build_from_args, inference_state
 from classifier.data import (align_synthetic, augment_batch, encode_metadata, metadata_vocabulary, metadata_width,
                              split_tensors, to_float)
 from classifier.inference import split_metrics
-from classifier.models import DEFAULT_DROPOUT, check_image_size, input_norm
+from classifier.models import check_image_size, input_norm
 from classifier.sampling import EpochSampler
 from classifier.tasks import TASKS
 from classifier.teachers import TeacherEnsemble
@@ -137,9 +137,7 @@ class ClassifierTrainer:
         self.world.barrier()
 
     def _restore(self, state):
-        run_args = {"dropout": DEFAULT_DROPOUT, "input_norm": None, "color_constancy": "none",
-                    **state["model_args"]}  # runs from before them
-        if state["data"]["fingerprint"] != self.prepared.fingerprint or run_args != self.model_args:
+        if state["data"]["fingerprint"] != self.prepared.fingerprint or state["model_args"] != self.model_args:
             raise UserError("cannot resume: the run used a different prepared set or model settings")
         self.model.load_state_dict(state.get("training_model", state["model"]))
         if self.ema is not None:

@@ -270,4 +270,6 @@ def load_checkpoint_file(path, expected_format, kind, map_location="cpu"):
         raise UserError(f"{path} is not a readable checkpoint: {first_line(err)}") from None
     if not isinstance(state, dict) or state.get("format") != expected_format:
         raise UserError(f"{path} is not a gan-aug {kind} checkpoint")
-    return state
+    from gan_aug.legacy import migrate_checkpoint
+
+    return migrate_checkpoint(state)

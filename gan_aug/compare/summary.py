@@ -9,6 +9,7 @@ import numpy as np
 
 from gan_aug.compare.arms import draws_synthetic, is_generative, same_recipe_but_synthetic, twin
 from gan_aug.compare.stats import baseline_arm, bma, bootstrap_mean_ci, gain_with_cis, mean_std
+from gan_aug import legacy
 
 PREDICTIONS = "{split}_predictions.npz"
 DATA_FACTS = "data.json"
@@ -54,9 +55,10 @@ class DataFacts:
 
     @classmethod
     def from_dict(cls, values):
+        values = legacy.with_defaults(values, legacy.DATA_FACTS)
         return cls(str(values["path"]), str(values["fingerprint"]), int(values["image_size"]),
                    tuple(map(str, values["class_names"])), tuple(map(int, values["train_counts"])),
-                   str(values.get("color_constancy", "none")))  # bundles from before the key: none
+                   str(values["color_constancy"]))
 
     def to_dict(self):
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}

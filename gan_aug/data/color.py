@@ -57,6 +57,6 @@ def correct_colors(images, method, progress=False):
 
 
 def method_of(model_args):
-    """The colour constancy a classifier learned under: recorded in its model_args; "none" for checkpoints from
-    before the key (their prepared sets had no colour constancy)."""
-    return model_args.get("color_constancy", NONE)
+    """The colour constancy a classifier learned under, recorded in its model_args (gan_aug.legacy gives
+    checkpoints from before the key "none")."""
+    return model_args["color_constancy"]

@@ -13,6 +13,7 @@ import numpy as np
 from gan_aug.data.color import METHODS, NONE
 from gan_aug.data.names import check_class_names
 from gan_aug.errors import UserError, first_line
+from gan_aug.legacy import PREPARED_SET, with_defaults
 
 REQUIRED_KEYS = ("images", "labels", "class_names", "split", "group", "image_id", "source", "fingerprint")
 SPLITS = ("train", "val", "test")
@@ -117,9 +118,9 @@ def prepared_from_arrays(path, data):
 
 
 def stored_color_constancy(path, data):
-    """The colour constancy prepare applied: "none" for sets prepared before the key; a method this version does
+    """The colour constancy prepare applied ("none" for sets prepared before the key); a method this version does
     not know is refused (external images could not be corrected to match)."""
-    method = str(data.get("color_constancy", NONE))
+    method = str(with_defaults(data, PREPARED_SET)["color_constancy"])
     if method not in METHODS:
         raise UserError(f"{path}: prepared with colour constancy '{method}', which this gan-aug does not know "
                         f"(it knows {', '.join(METHODS)})")

@@ -12,9 +12,10 @@ from pathlib import Path
 from gan_aug.data.names import check_class_names
 from gan_aug.errors import UserError, first_line
 from gan_aug.fileio import load_checkpoint_file, save_torch
+from gan_aug.legacy import GAN_CHECKPOINT
 from gan_aug.gan.networks import build_networks
 
-FORMAT = "gan-aug/gan-checkpoint/1"
+FORMAT = GAN_CHECKPOINT
 LATEST = "latest.pt"
 BEST = "best.pt"  # the snapshot with the lowest FD, when the run tracks quality (metrics_every)
 RUN_ARTIFACTS = ("config.yaml", LATEST, BEST, "checkpoints", "samples", "tb", "stats.jsonl")

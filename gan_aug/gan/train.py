@@ -122,7 +122,7 @@ class GanTrainer:
         self.ada.load_state_dict(state["ada"])
         self.step, self.images_seen = int(state["step"]), int(state["images_seen"])
         self.batch_rng.set_state(state["rng"]["batch"])
-        self.best_fd = float(state.get("best_fd", float("inf")))
+        self.best_fd = float(state["best_fd"])
 
     def _seed_local_rng(self):
         """torch's global RNG draws what differs between ranks (augmentation, stylegan_lite's noise). It is
