@@ -368,9 +368,10 @@ def serve(config_path, sets, dry_run, **flags):
         run_serve(config)
 
 
+from gan_aug.cli_analyze import COMMANDS as ANALYZE_COMMANDS  # noqa: E402
 from gan_aug.cli_audit import COMMANDS as AUDIT_COMMANDS  # noqa: E402  (its module imports this one's)
 
-for _command in COMMANDS + AUDIT_COMMANDS:
+for _command in COMMANDS + AUDIT_COMMANDS + ANALYZE_COMMANDS:
     cli.add_command(_command)
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 ALL_COMMANDS = ["prepare", "info", "export", "import-synthetic", "train-gan", "synthesize", "score",
-                "train-classifier", "evaluate", "explain", "compare", "bundle", "rescore", "tune", "demo", "serve", "audit"]
+                "train-classifier", "evaluate", "explain", "compare", "bundle", "rescore", "tune", "demo", "serve", "audit", "analyze"]
 
 
 def test_help_lists_every_command(run_cli):

@@ -3,9 +3,6 @@
 import csv
 import json
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -141,22 +138,20 @@ def test_compare_on_toy_writes_results_and_resumes(toy16, toy_gan, tmp_path, run
     assert_report_gains_recompute(out, report, ["none", "oversample", "mix:0.5", "focal", "mix:0.5@other"], [0, 1],
                                   val)
 
-    # tools/last_epoch_gain.py: final-epoch weights against the report's baseline (best mean val BMA of the
+    # analyze last-epoch-gain: final-epoch weights against the report's baseline (best mean val BMA of the
     # non-generative arms), every generative arm by default; an unknown arm is a one-line error. It only
     # reads the compare folder.
     before = sorted(out.rglob("*"))
-    tool = [sys.executable, str(Path(__file__).parents[1] / "tools" / "last_epoch_gain.py"), "--compare", str(out),
-            "--bootstrap", "100"]
-    result = subprocess.run(tool, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
+    result = run_cli("analyze", "last-epoch-gain", out, "--bootstrap", 100)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
     baseline_val = {a: np.mean([float(r["bma"]) for r in val if r["arm"] == a]) for a in ("none", "oversample", "focal")}
     assert lines[0].split()[0] == max(baseline_val, key=baseline_val.get)
     assert [line.split()[0] for line in lines[1:]] == ["mix:0.5", "mix:0.5@other"]
     assert all("gain" in line and "stricter" in line for line in lines[1:])
     assert sorted(out.rglob("*")) == before
-    result = subprocess.run(tool + ["--arm", "nope"], capture_output=True, text=True)
-    assert result.returncode == 1 and result.stderr.strip().startswith("Error: nope is not an arm")
+    result = run_cli("analyze", "last-epoch-gain", out, "--arm", "nope")
+    assert result.exit_code == 1 and result.output.strip().startswith("Error: nope is not an arm")
 
 
 def assert_report_gains_recompute(out, report, arms, seeds, val_rows):
@@ -234,8 +229,8 @@ def test_shards_split_the_runs_and_the_report_merges_what_finished(toy16, tmp_pa
     assert "--shard looks like K/N" in run_cli("compare", "--config", cfg, "--out", out, "--shard", "3/2").output
 
 
-def test_recipe_gain_pairs_two_compares_on_their_common_seeds(tmp_path):
-    """tools/recipe_gain.py: A's gain over B is the mean BMA difference over the seeds both ran (B's extra seed
+def test_recipe_gain_pairs_two_compares_on_their_common_seeds(tmp_path, run_cli):
+    """analyze recipe-gain: A's gain over B is the mean BMA difference over the seeds both ran (B's extra seed
     is left out), its CI covers the planted difference, and two different test sets are refused."""
     rng = np.random.default_rng(0)
     y_true = np.repeat(np.arange(3), 200)
@@ -252,18 +247,16 @@ def test_recipe_gain_pairs_two_compares_on_their_common_seeds(tmp_path):
     b = [write_run(tmp_path / "b", s, 0.70) for s in (1, 2, 3, 4)]
     (tmp_path / "b" / "runs" / "oversample_seed5").mkdir()  # a run still training: no predictions yet
     (tmp_path / "b" / "runs" / "oversample_seed5.lock").touch()
-    tool = [sys.executable, str(Path(__file__).parents[1] / "tools" / "recipe_gain.py"), "--a", str(tmp_path / "a"),
-            "--b", str(tmp_path / "b"), "--iterations", "200"]
-    result = subprocess.run(tool, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert "seeds [1, 2, 3]" in result.stdout
-    gain, low, high = map(float, re.search(r"gain ([+-][\d.]+) \[([+-][\d.]+), ([+-][\d.]+)\]", result.stdout).groups())
+    result = run_cli("analyze", "recipe-gain", tmp_path / "a", tmp_path / "b", "--iterations", 200)
+    assert result.exit_code == 0, result.output
+    assert "seeds [1, 2, 3]" in result.output
+    gain, low, high = map(float, re.search(r"gain ([+-][\d.]+) \[([+-][\d.]+), ([+-][\d.]+)\]", result.output).groups())
     assert gain == pytest.approx(100 * (np.mean(a) - np.mean(b[:3])), abs=0.006)
     assert low < 10 < high and low > 0  # the planted 10 points, and clearly above 0
 
     write_run(tmp_path / "c", 1, 0.8, labels=np.roll(y_true, 1))
-    result = subprocess.run(tool[:-4] + ["--b", str(tmp_path / "c")], capture_output=True, text=True)
-    assert result.returncode == 1 and "different test images" in result.stderr
+    result = run_cli("analyze", "recipe-gain", tmp_path / "a", tmp_path / "c")
+    assert result.exit_code == 1 and "different test images" in result.output
 
 
 @pytest.mark.slow

@@ -1,9 +1,6 @@
-"""tools/generator_checks.py: judge acceptance and pixel spread per class, for conditional and per-class GANs."""
+"""gan-aug analyze generator-checks: judge acceptance and pixel spread per class, for conditional and per-class GANs."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -14,13 +11,6 @@ from gan_aug.data.prepared import load_prepared
 from gan_aug.synth.sample import GanSource
 from conftest import tiny_gan, write_prepared
 
-TOOL = Path(__file__).parents[1] / "tools" / "generator_checks.py"
-
-
-def run_tool(*args):
-    return subprocess.run([sys.executable, str(TOOL), *map(str, args)], capture_output=True, text=True)
-
-
 def test_acceptance_and_spread_match_a_direct_computation(toy16, toy_gan, tmp_path, run_cli):
     judge = tmp_path / "judge"
     assert run_cli("train-classifier", "--data", toy16, "--out", judge, "--epochs", 1, "--balance", "oversample",
@@ -29,11 +19,12 @@ def test_acceptance_and_spread_match_a_direct_computation(toy16, toy_gan, tmp_pa
     one_class = prepared.class_names[3]  # a per-class GAN: its class 0 is the judge's class 3
     per_class = tiny_gan(toy16, tmp_path / "gan_one", classes=(one_class,), batch_size=8)
     out = tmp_path / "checks.json"
-    result = run_tool("--judge", judge, "--data", toy16, "-n", 64, "--out", out, "--device", "cpu", toy_gan, per_class)
-    assert result.returncode == 0, result.stderr
+    result = run_cli("analyze", "generator-checks", "--judge", judge, "--data", toy16, "-n", 64, "--out", out,
+                     "--device", "cpu", toy_gan, per_class)
+    assert result.exit_code == 0, result.output
     rows = json.loads(out.read_text())
     assert [r["class"] for r in rows] == list(prepared.class_names) + [one_class]
-    assert result.stdout.count("\n") == len(rows) + 2  # a header, its rule and one line per row
+    assert result.output.count("\n") == len(rows) + 2  # a header, its rule and one line per row
 
     model, task, _ = load_classifier(judge)
     train = prepared.indices("train")
@@ -54,5 +45,6 @@ def test_a_judge_of_another_prepared_set_is_refused(toy16, toy_gan, tmp_path, ru
     write_prepared(other, 16)
     judge = tmp_path / "judge"
     assert run_cli("train-classifier", "--data", other, "--out", judge, "--epochs", 1).exit_code == 0
-    result = run_tool("--judge", judge, "--data", toy16, "-n", 8, "--device", "cpu", toy_gan)
-    assert result.returncode != 0 and "another prepared set" in result.stderr
+    result = run_cli("analyze", "generator-checks", "--judge", judge, "--data", toy16, "-n", 8, "--device", "cpu",
+                     toy_gan)
+    assert result.exit_code == 1 and "another prepared set" in result.output
