@@ -40,7 +40,7 @@ def external_set(source, root, size, csv=None, workers=0, metadata_csv=None, col
     n = len(records)
     return PreparedSet(path=Path(root), images=images, labels=records.labels, class_names=records.class_names,
                        split=np.full(n, "test"), group=records.groups, image_id=records.image_ids, source=source,
-                       fingerprint="", age=records.age, sex=records.sex, site=records.site,
+                       fingerprint="", age=records.age, sex=records.sex, site=records.site, skin_type=records.skin_type,
                        color_constancy=color_constancy)
 
 

@@ -41,7 +41,8 @@ def age_band(age):
 
 
 def subgroup_values(prepared, idx):
-    """{'sex': (n,) str, 'age': (n,) band, 'site': (n,) str} of rows `idx`, for the metadata the set has."""
+    """{'sex': (n,) str, 'age': (n,) band, 'site': (n,) str, 'skin type': (n,) str} of rows `idx`, for the
+    metadata the set has."""
     out = {}
     if prepared.sex is not None:
         out["sex"] = np.array([s or UNKNOWN for s in prepared.sex[idx]])
@@ -49,6 +50,8 @@ def subgroup_values(prepared, idx):
         out["age"] = np.array([age_band(a) for a in prepared.age[idx]])
     if prepared.site is not None:
         out["site"] = np.array([s or UNKNOWN for s in prepared.site[idx]])
+    if prepared.skin_type is not None:  # Fitzpatrick17k, DDI, PAD-UFES-20 (issue #44)
+        out["skin type"] = np.array([s or UNKNOWN for s in prepared.skin_type[idx]])
     return out
 
 

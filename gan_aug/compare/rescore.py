@@ -14,6 +14,7 @@ from gan_aug.compare.config import parse_external
 from gan_aug.compare.report import write_report
 from gan_aug.compare.runner import load_externals, save_predictions
 from gan_aug.compare.summary import PREDICTIONS, run_dir, summarize
+from gan_aug.data.prepared import METADATA
 from gan_aug.config import check_device_name
 from gan_aug.errors import UserError
 from gan_aug.fileio import atomic_folder, check_apart
@@ -35,8 +36,8 @@ def check_out(bundle_dir, out, force):
 def without_images(dataset, split, ids):
     """`dataset` (an external set, all of it `split`) without the images whose id is in `ids`."""
     keep = ~np.isin(dataset.image_id.astype(str), sorted(ids)) | (dataset.split != split)
-    rows = {key: getattr(dataset, key)[keep] for key in ("images", "labels", "split", "group", "image_id", "age",
-                                                        "sex", "site") if getattr(dataset, key) is not None}
+    rows = {key: getattr(dataset, key)[keep] for key in ("images", "labels", "split", "group", "image_id", *METADATA)
+            if getattr(dataset, key) is not None}
     return dataclasses.replace(dataset, **rows)
 
 

@@ -15,7 +15,8 @@ class PrepareConfig:
     """`gan-aug prepare`: read a source, decode, resize, split by lesion, write one .npz."""
 
     out: str = setting(help="Output .npz file.")
-    source: str = setting("toy", help="Reader: ham10000, isic-csv, medmnist-npz, imagefolder or toy.")
+    source: str = setting("toy", help="Reader: ham10000, isic-csv, medmnist-npz, imagefolder, fitzpatrick17k, "
+                                                  "ddi, pad-ufes-20 or toy.")
     root: typing.Optional[str] = setting(None, help="Folder holding the source (the .npz file for medmnist-npz).")
     size: int = setting(64, help=f"Output image side in pixels, {MIN_SIZE}-{MAX_SIZE}.")
     csv: typing.Optional[str] = setting(None, help="Labels/metadata CSV when it is not under --root.")

@@ -39,7 +39,17 @@ ISIC_TO_HAM = {column: c.name for c in CLASSES for column in c.isic_columns}
 MELANOMA = "mel"  # the class whose sensitivity at fixed specificity is reported
 
 # Per-source defaults: the file each reader looks for under --root when no --csv is given.
-DEFAULT_CSV = {"ham10000": "HAM10000_metadata.csv", "isic-csv": "*GroundTruth*.csv"}
+DEFAULT_CSV = {"ham10000": "HAM10000_metadata.csv", "isic-csv": "*GroundTruth*.csv",
+               "fitzpatrick17k": "fitzpatrick17k.csv", "ddi": "ddi_metadata.csv", "pad-ufes-20": "metadata.csv"}
+
+# The skin-type axis (Fitzpatrick I-VI): the sets that carry it record one type (Fitzpatrick17k, PAD-UFES-20) or a
+# band of two (DDI: 12, 34, 56). A subgroup axis of evaluate and compare, not a model input.
+FITZPATRICK = ("I", "II", "III", "IV", "V", "VI")
+SKIN_TYPE_BANDS = {"12": "I-II", "34": "III-IV", "56": "V-VI"}
+# PAD-UFES-20's diagnoses by the HAM10000/ISIC class they are (seborrheic keratosis is among the benign keratosis-like
+# lesions, Bowen's disease an intraepithelial carcinoma).
+PAD_UFES_CLASSES = {"ACK": "akiec", "BCC": "bcc", "MEL": "mel", "NEV": "nv", "SCC": "scc", "SEK": "bkl",
+                    "BOD": "akiec"}
 
 # ISIC 2017 Part 3 gives two yes/no labels; an image with neither is a nevus. Seborrheic keratoses are among
 # HAM10000's benign keratosis-like lesions, so a HAM10000 model is evaluated on ISIC 2017 by name.
@@ -51,6 +61,7 @@ BINARY_CLASSES = ("benign", "malignant")  # ISIC 2016 and 2020, in that order (t
 # under the names the years used, the first found winning.
 IMAGE_ID_COLUMNS = ("image", "image_id", "image_name", "isic_id", "file")
 METADATA_COLUMNS = {"age": ("age_approx", "age_approximate", "age"), "sex": ("sex",),
-                    "site": ("anatom_site_general", "anatom_site_general_challenge", "localization", "site")}
+                    "site": ("anatom_site_general", "anatom_site_general_challenge", "localization", "site", "region"),
+                    "skin_type": ("fitzpatrick_scale", "fitzpatrick", "fitspatrick", "skin_type", "skin_tone")}
 # A patient's images go to one split (several lesions of one person look alike), else a lesion's.
 GROUP_COLUMNS = ("patient_id", "patient", "lesion_id", "group")

@@ -109,7 +109,8 @@ def build_prepared(config, progress=True):
     }
     if grouping is not None:
         arrays["near_duplicates"] = np.array(json.dumps(grouping))
-    for key, value in (("age", records.age), ("sex", records.sex), ("site", records.site)):
+    for key, value in (("age", records.age), ("sex", records.sex), ("site", records.site),
+                       ("skin_type", records.skin_type)):
         if value is not None:
             arrays[key] = np.asarray(value, dtype=np.float64 if key == "age" else str)
     return arrays, records.notices + notices

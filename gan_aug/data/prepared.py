@@ -17,6 +17,7 @@ from gan_aug.legacy import PREPARED_SET, with_defaults
 
 REQUIRED_KEYS = ("images", "labels", "class_names", "split", "group", "image_id", "source", "fingerprint")
 SPLITS = ("train", "val", "test")
+METADATA = ("age", "sex", "site", "skin_type")  # per-image arrays a prepared set may carry
 
 
 def fingerprint(images, labels, split):
@@ -42,6 +43,7 @@ class PreparedSet:
     age: Optional[np.ndarray] = None
     sex: Optional[np.ndarray] = None
     site: Optional[np.ndarray] = None
+    skin_type: Optional[np.ndarray] = None  # Fitzpatrick I-VI or a band; a subgroup axis, not a model input
     color_constancy: str = NONE  # gan_aug.data.color's method prepare applied to every image
     near_duplicates: Optional[dict] = None  # prepare --group-near-duplicates: what it merged (None: not asked)
 
@@ -91,7 +93,7 @@ def prepared_from_arrays(path, data):
     images, labels = data["images"], data["labels"]
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3 or images.shape[1] != images.shape[2]:
         raise UserError(f"{path}: images must be uint8 (N, H, H, 3), got {images.dtype} {images.shape}")
-    rows = {k: data[k] for k in ("labels", "split", "group", "image_id", "age", "sex", "site") if k in data}
+    rows = {k: data[k] for k in ("labels", "split", "group", "image_id", *METADATA) if k in data}
     wrong = [k for k, v in rows.items() if v.ndim != 1 or len(v) != len(images)]
     if wrong or not set(np.unique(data["split"])) <= set(SPLITS):
         raise UserError(f"{path}: {', '.join(wrong) or 'split'} do not match the images (one entry per image, "
@@ -111,7 +113,7 @@ def prepared_from_arrays(path, data):
     return PreparedSet(
         path=path, images=images, labels=labels.astype(np.int64), class_names=class_names, split=data["split"],
         group=data["group"], image_id=data["image_id"], source=str(data["source"]),
-        fingerprint=str(data["fingerprint"]), age=data.get("age"), sex=data.get("sex"), site=data.get("site"),
+        fingerprint=str(data["fingerprint"]), **{key: data.get(key) for key in METADATA},
         color_constancy=stored_color_constancy(path, data),
         near_duplicates=stored_near_duplicates(path, data),
     )
@@ -161,7 +163,7 @@ def summary_table(prepared):
     fmt = lambda row: "  ".join(str(v).ljust(w) if c == 0 else str(v).rjust(w)
                                 for c, (v, w) in enumerate(zip(row, widths)))
     lines = [fmt(header)] + [fmt(r) for r in rows]
-    metadata = [k for k in ("age", "sex", "site") if getattr(prepared, k) is not None]
+    metadata = [k.replace("_", " ") for k in METADATA if getattr(prepared, k) is not None]
     colour = prepared.color_constancy + " colour constancy" if prepared.color_constancy != NONE else "as captured"
     lines += [
         "",

@@ -1,6 +1,6 @@
 """The registry of source readers: name -> read(config) -> SourceRecords; read_source adds the per-image CSVs."""
 
-from gan_aug.data import ham10000, imagefolder, isic_csv, medmnist_npz, toy
+from gan_aug.data import ham10000, imagefolder, isic_csv, medmnist_npz, skin_tone_sets, toy
 from gan_aug.data.tables import attach_table
 
 READERS = {}
@@ -28,3 +28,6 @@ register("isic-csv", isic_csv.read)
 register("medmnist-npz", medmnist_npz.read)
 register("imagefolder", imagefolder.read)
 register("toy", toy.read)
+register("fitzpatrick17k", skin_tone_sets.read_fitzpatrick17k)
+register("ddi", skin_tone_sets.read_ddi)
+register("pad-ufes-20", skin_tone_sets.read_pad_ufes)

@@ -8,6 +8,7 @@ from typing import Optional
 
 import numpy as np
 
+from gan_aug.data.domain import FITZPATRICK, SKIN_TYPE_BANDS
 from gan_aug.data.names import check_class_names
 from gan_aug.errors import UserError
 
@@ -28,6 +29,7 @@ class SourceRecords:
     age: Optional[np.ndarray] = None  # (N,) float, nan where missing
     sex: Optional[np.ndarray] = None  # (N,) str, "" where missing
     site: Optional[np.ndarray] = None  # (N,) str, "" where missing
+    skin_type: Optional[np.ndarray] = None  # (N,) str, Fitzpatrick I-VI or a band (I-II), "" where missing
     notices: list = dataclasses.field(default_factory=list)  # things the user should hear about
 
     def __post_init__(self):
@@ -35,7 +37,7 @@ class SourceRecords:
         self.class_names = check_class_names(self.class_names, "the source's classes")
         n = len(self.labels)
         assert (self.paths is None) != (self.arrays is None), "exactly one of paths/arrays"
-        for name in ("image_ids", "groups", "paths", "arrays", "split", "age", "sex", "site"):
+        for name in ("image_ids", "groups", "paths", "arrays", "split", "age", "sex", "site", "skin_type"):
             value = getattr(self, name)
             assert value is None or len(value) == n, f"{name} has {len(value)} rows, labels {n}"
         self._refuse_repeated_ids()
@@ -174,6 +176,25 @@ def parse_age(text, image_id=""):
         where = f" of image {image_id}" if image_id else ""
         raise UserError(f"age {text[:40]!r}{where} is not an age in years (0-{MAX_AGE}, or empty for unknown)")
     return age
+
+
+def parse_skin_type(text, image_id=""):
+    """A Fitzpatrick skin type from a CSV cell as I-VI, or a DDI band (12, 34, 56) as I-II, III-IV, V-VI; '' where
+    the table says nothing (empty, 'unknown', -1 or 0 as Fitzpatrick17k writes it). Anything else is refused:
+    a subgroup table would report it as a skin type."""
+    text = clean_text(text)
+    if text in ("", "-1", "0", "-1.0", "0.0"):
+        return ""
+    number = text[:-2] if text.endswith(".0") else text
+    if number in SKIN_TYPE_BANDS:
+        return SKIN_TYPE_BANDS[number]
+    if number.isdigit() and 1 <= int(number) <= len(FITZPATRICK):
+        return FITZPATRICK[int(number) - 1]
+    if text.upper() in FITZPATRICK or text.upper() in SKIN_TYPE_BANDS.values():
+        return text.upper()
+    where = f" of image {image_id}" if image_id else ""
+    raise UserError(f"skin type {text[:40]!r}{where} is not a Fitzpatrick type (1-6 or I-VI, DDI's 12, 34 or 56, "
+                    "or empty for unknown)")
 
 
 def clean_text(value):

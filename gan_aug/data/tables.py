@@ -11,7 +11,7 @@ from pathlib import PurePosixPath
 import numpy as np
 
 from gan_aug.data.domain import GROUP_COLUMNS, IMAGE_ID_COLUMNS, METADATA_COLUMNS
-from gan_aug.data.records import clean_text, find_csv, parse_age, read_csv_rows
+from gan_aug.data.records import clean_text, find_csv, parse_age, parse_skin_type, read_csv_rows
 from gan_aug.errors import UserError
 
 
@@ -44,6 +44,9 @@ def lookup(table, image_id):
     return row if row is not None else table.get(PurePosixPath(image_id).name)
 
 
+PARSERS = {"age": parse_age, "skin_type": parse_skin_type}  # the other columns: clean_text
+
+
 def table_metadata(table, header, image_ids, old=None):
     """{'age': (N,) float, 'sex': (N,) str, 'site': (N,) str} for the columns the table has, '' / nan where an
     image has no row (or the values of `old`, a records-like object, there)."""
@@ -59,7 +62,7 @@ def table_metadata(table, header, image_ids, old=None):
             if row is None:
                 values.append(previous[i] if previous is not None else ("" if key != "age" else float("nan")))
             else:
-                values.append(parse_age(row[column], image_id) if key == "age" else clean_text(row[column]))
+                values.append(PARSERS.get(key, lambda text, _: clean_text(text))(row[column], image_id))
         out[key] = np.array(values, dtype=np.float64 if key == "age" else str)
     return out
 
