@@ -53,6 +53,7 @@ def test_five_folds_give_five_models_with_disjoint_lesion_groups_and_test_untouc
     ensemble = run_cli("evaluate", *checkpoints, "--data", ham16, "--split", "test", "--out", tmp_path / "ens.json")
     assert ensemble.exit_code == 0, ensemble.output
     by_folder = run_cli("evaluate", "--checkpoint", out, "--data", ham16, "--out", tmp_path / "ens2.json")
+    assert by_folder.exit_code == 0, by_folder.output  # the folder stands for its folds' ensemble
     scores = [json.loads((tmp_path / name).read_text()) for name in ("ens.json", "ens2.json")]
     assert len(scores[0]["checkpoint"]) == 5 and scores[0]["bma"] == scores[1]["bma"]
     leaky = run_cli("evaluate", "--checkpoint", out, "--data", ham16, "--split", "val", "--out", tmp_path / "v.json")

@@ -25,7 +25,6 @@ from gan_aug.data.prepared import fingerprint  # noqa: E402 -- after the path, f
 from classifier.config import ClassifierConfig  # noqa: E402
 from classifier.train import ClassifierTrainer  # noqa: E402
 from gan_aug.config import build_config  # noqa: E402
-from gan_aug.data.prepared import PreparedSet  # noqa: E402
 from gan_aug.gan.config import GanConfig  # noqa: E402
 from gan_aug.gan.train import GanTrainer  # noqa: E402
 from gan_aug.sinks import StatsCollector  # noqa: E402
