@@ -4,7 +4,6 @@ built from their published CSV columns; skin type recorded, shown by info and re
 import csv
 import json
 
-import numpy as np
 import pytest
 
 from classifier.evaluate import external_set
