@@ -138,3 +138,19 @@ def test_group_near_duplicates_refuses_a_source_with_fixed_splits(tmp_path, run_
                      "--out", tmp_path / "p.npz", "--group-near-duplicates")
     assert result.exit_code == 1 and "fixes its own splits" in result.output, result.output
     assert not (tmp_path / "p.npz").exists()
+
+
+def test_a_classifier_s_features_add_candidates_and_change_no_verdict_of_distinct_lesions(planted, run_cli):
+    """--features lesion:CKPT searches the classifier's feature space for candidates too; confirmation is the
+    same, so every confirmed pair is still a planted one."""
+    root, data, _ = planted
+    clf = root / "clf"
+    assert run_cli("train-classifier", "--data", data, "--out", clf, "--epochs", 1, "--set", "threads=1",
+                   "--set", "batch_size=32").exit_code == 0
+    out = root / "with_features"
+    result = run_cli("audit", data, "--features", f"lesion:{clf / 'best.pt'}", "--out", out)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "audit.json").read_text())
+    within = found(report["pairs"], "within")
+    assert within <= {(f"copy_of_{i}", f"lesion_{i}") for i in range(10)} and len(within) >= 8, within
+    assert report["detector"]["features"] == f"lesion:{clf / 'best.pt'}"
