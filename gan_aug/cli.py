@@ -133,10 +133,10 @@ def train_gan(config_path, sets, dry_run, **flags):
 
     \b
     Examples:
-      gan-aug train-gan --data ham32.npz --out runs/gan32 --config configs/dcgan32.yaml
+      gan-aug train-gan --data ham32.npz --out runs/gan32 --config configs/presets/dcgan32.yaml
       gan-aug train-gan --data ham32.npz --out runs/mel --class mel --kimg 200
       gan-aug train-gan --data ham32.npz --out runs/gan32 --resume --kimg 400
-      gan-aug train-gan --data ham32.npz --out runs/gan_cv --folds 5 --config configs/dcgan32.yaml
+      gan-aug train-gan --data ham32.npz --out runs/gan_cv --folds 5 --config configs/presets/dcgan32.yaml
     """
     config = build_or_print(GanConfig, config_path, flags, sets, dry_run)
     if config is None:
@@ -297,8 +297,8 @@ def tune(config_path, sets, dry_run, **flags):
 
     \b
     Examples:
-      gan-aug tune --config configs/tune_ham32.yaml --out runs/tune --trials 20
-      gan-aug tune --config configs/tune_ham32.yaml --out runs/tune --trials 20 &   (a second worker)
+      gan-aug tune --config configs/experiments/tune_ham32.yaml --out runs/tune --trials 20
+      gan-aug tune --config configs/experiments/tune_ham32.yaml --out runs/tune --trials 20 &   (a second worker)
     """
     config = build_or_print(TuneConfig, config_path, flags, sets, dry_run)
     if config is None:

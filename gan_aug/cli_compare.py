@@ -16,7 +16,7 @@ def compare(config_path, sets, dry_run, **flags):
 
     \b
     Example:
-      gan-aug compare --config configs/compare_ham32.yaml --out results/ham32
+      gan-aug compare --config configs/experiments/compare_ham32.yaml --out results/ham32
     """
     config = build_or_print(CompareConfig, config_path, flags, sets, dry_run)
     if config is None:

@@ -50,7 +50,7 @@ def run_demo(out, data=None, force=False, gan_kimg=20.0, epochs=8, seeds=(0, 1),
         _step("prepare: the embedded toy lesion set, 32 px")
         data = out / "data" / "toy32.npz"
         prepare(build_config(PrepareConfig, None, {"out": str(data), "source": "toy", "size": 32, "toy_count": toy_count}))
-    _step(f"train-gan: conditional DCGAN, {gan_kimg:g} kimg (a short run; see configs/dcgan32.yaml)")
+    _step(f"train-gan: conditional DCGAN, {gan_kimg:g} kimg (a short run; see configs/presets/dcgan32.yaml)")
     # The dcgan32 preset's recipe, spelled out so the demo does not depend on the repository's configs/,
     # but with DiffAugment always on (no ADA): D only saturated after ~90 kimg, far beyond a demo run.
     gan = build_config(GanConfig, None, {"data": str(data), "out": str(out / "gan"), "kimg": gan_kimg,

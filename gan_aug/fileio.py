@@ -8,6 +8,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from filelock import FileLock, Timeout
+
 from gan_aug.errors import UserError, first_line
 
 
@@ -273,3 +275,21 @@ def load_checkpoint_file(path, expected_format, kind, map_location="cpu"):
     from gan_aug.legacy import migrate_checkpoint
 
     return migrate_checkpoint(state)
+
+
+@contextlib.contextmanager
+def locked(path, busy_message=None):
+    """An exclusive lock on the file `path` (its folder made) while the block runs: filelock's, an flock on Unix,
+    which the system releases when its holder dies, so a killed process leaves no stale lock. Waited for, or with
+    `busy_message` refused at once with that one-line error while another process holds it."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(path))
+    try:
+        lock.acquire(timeout=0 if busy_message else -1)
+    except Timeout:
+        raise UserError(busy_message) from None
+    try:
+        yield
+    finally:
+        lock.release()
+

@@ -2,8 +2,16 @@
 
 import pytest
 
+from gan_aug.cli import cli
+
 ALL_COMMANDS = ["prepare", "info", "export", "import-synthetic", "train-gan", "synthesize", "score",
-                "train-classifier", "evaluate", "explain", "compare", "bundle", "rescore", "tune", "demo", "serve", "audit", "analyze"]
+                "train-classifier", "evaluate", "explain", "compare", "bundle", "rescore", "tune", "demo", "serve",
+                "audit", "analyze"]
+
+
+def test_the_list_is_the_group_s_commands():
+    # a new command must join ALL_COMMANDS (and so these tests and README's table, tests/test_docs.py)
+    assert sorted(cli.commands) == sorted(ALL_COMMANDS)
 
 
 def test_help_lists_every_command(run_cli):

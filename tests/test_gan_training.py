@@ -165,7 +165,7 @@ def test_run_directory_guards(toy16, tmp_path, run_cli):
 
 
 def test_dry_run_prints_resolved_config(toy16, tmp_path, run_cli):
-    result = run_cli("train-gan", "--data", toy16, "--out", tmp_path / "r", "--config", "configs/dcgan32.yaml",
+    result = run_cli("train-gan", "--data", toy16, "--out", tmp_path / "r", "--config", "configs/presets/dcgan32.yaml",
                      "--class", "mel", "--dry-run")
     assert result.exit_code == 0
     assert "g_channels: 32" in result.output and "- mel" in result.output

@@ -109,7 +109,7 @@ def test_recipe_errors(args, message, toy16, tmp_path, run_cli):
 
 def test_presets_are_valid_configs(tmp_path):
     for name, model in (("resnet50_224", "resnet50"), ("efficientnet_b0_224", "efficientnet_b0")):
-        config = build_config(ClassifierConfig, f"configs/{name}.yaml", {"data": "d.npz", "out": str(tmp_path)})
+        config = build_config(ClassifierConfig, f"configs/presets/{name}.yaml", {"data": "d.npz", "out": str(tmp_path)})
         assert config.model == model and config.pretrained == "imagenet" and config.freeze_epochs > 0
         assert 0 < config.backbone_lr_mult < 1
 

@@ -6,7 +6,7 @@ test predictions evaluated for real), bundles that folder and times the re-score
 the code path, not of any claim.
 
     python tools/bench_rescore.py --classifier RUN/best.pt --data ham64.npz \\
-        --external isic2018dev=isic-csv:../shared/data/isic2018_test_dev --work /tmp/gan-aug-bench-rescore
+        --external isic2018dev=isic-csv:../shared/data/isic2018_test_dev --work $WORK/bench-rescore
 """
 
 import argparse

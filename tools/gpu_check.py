@@ -107,7 +107,7 @@ def pipeline(tmp, ham, smoke, log, results, save):
         save()
 
     stage("prepare", "prepare", *source, "--size", size, "--out", data, "--force")
-    gan_flags = ["--config", ROOT / "configs" / "dcgan64.yaml"] if not smoke else ["--set", "batch_size=16"]
+    gan_flags = ["--config", ROOT / "configs" / "presets" / "dcgan64.yaml"] if not smoke else ["--set", "batch_size=16"]
     stage("train-gan", "train-gan", "--data", data, "--out", gan, "--kimg", kimg, *gan_flags, "--set", "ckpt_every=50",
           "--force")
     stage("synthesize", "synthesize", "--checkpoint", gan, "-n", n, "--out", syn, "--force")

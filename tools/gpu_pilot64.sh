@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue #24's 64 px pilot in one device call (about 9 minutes on one H200): prepare HAM10000 at 64 px, train the
 # judge (the classifier whose features pick each GAN's snapshot) and five distillation teachers, train the
-# generators of configs/pilot_ham64_gpu.yaml side by side for at most GAN_BOX seconds each, check them
+# generators of configs/experiments/pilot_ham64_gpu.yaml side by side for at most GAN_BOX seconds each, check them
 # (tools/generator_checks.py: judge acceptance, spread), synthesize their sets, score the sets (gan-aug score)
 # and run the compare config, all under one deadline so that what finished always comes back.
 # Usage, from the repository root:  bash tools/gpu_pilot64.sh [OUT_DIR]     (default: $OUT, else gpu_pilot_out)
@@ -84,10 +84,10 @@ gan() {  # NAME CONFIG KIMG [ARGS]: one generator, best.pt = lowest FD to the tr
   log "gan_$name: exit $? ($(ls "$WORK/gan_$name"/best.pt 2>/dev/null || echo 'no best.pt'))"
 }
 log "generators, at most ${GAN_BOX}s each"
-gan cond configs/stylegan_lite64.yaml "$KIMG_STYLEGAN" --set balanced_classes=true &
+gan cond configs/presets/stylegan_lite64.yaml "$KIMG_STYLEGAN" --set balanced_classes=true &
 for c in "${PER_CLASS[@]}"; do
-  gan "pcdc_$c" configs/dcgan32.yaml "$KIMG_DCGAN" --class "$c" --set mbstd_group=4 &
-  gan "pcsg_$c" configs/stylegan_lite64.yaml "$KIMG_STYLEGAN" --class "$c" --set mbstd_group=4 &
+  gan "pcdc_$c" configs/presets/dcgan32.yaml "$KIMG_DCGAN" --class "$c" --set mbstd_group=4 &
+  gan "pcsg_$c" configs/presets/stylegan_lite64.yaml "$KIMG_STYLEGAN" --class "$c" --set mbstd_group=4 &
 done
 wait
 log "generators done"
@@ -123,14 +123,14 @@ teachers="[$(for s in "${TEACHER_SEEDS[@]}"; do printf '%s/teachers/t%s, ' "$WOR
 # An arm whose set could not be made (its GAN left no best.pt in the box) is dropped, not the whole compare.
 arms=$("${PY:-python3}" - "$WORK" <<'EOF'
 import pathlib, sys, yaml
-arms = yaml.safe_load(open("configs/pilot_ham64_gpu.yaml"))["arms"]
+arms = yaml.safe_load(open("configs/experiments/pilot_ham64_gpu.yaml"))["arms"]
 from gan_aug.compare.arms import synthetic_set_name
 made = [a for a in arms if not (name := synthetic_set_name(a)) or (pathlib.Path(sys.argv[1]) / f"syn_{name}.npz").exists()]
 print("[" + ", ".join(made) + "]")
 EOF
 )
 log "arms: $arms"
-compare=("${GA[@]}" compare --config configs/pilot_ham64_gpu.yaml --data "$WORK/ham.npz" --out "$WORK/pilot"
+compare=("${GA[@]}" compare --config configs/experiments/pilot_ham64_gpu.yaml --data "$WORK/ham.npz" --out "$WORK/pilot"
   --set "arms=$arms" --set "synthetic_sets=$sets" --set "teachers=$teachers"
   --set "external=[isic2018dev=isic-csv:$ISIC_ROOT]" --set epochs="$EPOCHS" --set threads="$THREADS")
 [ -n "${SEEDS:-}" ] && compare+=(--set "seeds=$SEEDS")

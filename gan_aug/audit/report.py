@@ -93,5 +93,6 @@ def summary_markdown(summary, pairs, class_names):
     lines += ["", f"Pairs whose two images carry different labels: {disagree}.",
               f"Borderline pairs (margin under {summary['detector']['margin'] + BORDERLINE:.2f}): {borderline}. In an "
               "all-against-all search of a large set these are the least certain: in HAM10000 many were two distinct "
-              "lesions that look alike (BENCHMARKS.md); look at them before acting on them.", ""]
+              "lesions that look alike (gan-aug's docs/experiments/near-duplicates-ham64.md); look at them before "
+              "acting on them.", ""]
     return "\n".join(lines)

@@ -6,9 +6,7 @@ mean *val* BMA (never chosen on test). Gains come with a paired bootstrap 95% CI
 test images within each seed, the same resample for both arms.
 """
 
-import contextlib
 import dataclasses
-import fcntl
 import json
 from pathlib import Path
 
@@ -31,7 +29,7 @@ from gan_aug.config import build_config, to_yaml
 from gan_aug.data.prepared import load_prepared
 from gan_aug.data.synthetic import MANIFEST, load_synthetic
 from gan_aug.errors import UserError
-from gan_aug.fileio import atomic_write, remove_temp_files
+from gan_aug.fileio import atomic_write, locked, remove_temp_files
 from gan_aug.runtime import resolve_device
 from gan_aug.synth.config import SynthConfig
 from gan_aug.synth.sample import synthesize
@@ -61,20 +59,13 @@ def run_arm(config, arm, seed, prepared, synthetics, externals, teachers, progre
         return record
 
 
-@contextlib.contextmanager
 def exclusive_run(directory):
     """Hold a lock on one arm x seed while it trains. Two compare processes given overlapping arms and seeds
-    in one --out would otherwise train into the same folder and mix their checkpoints (it happened). flock
-    is released when its process dies, so a killed run leaves no stale lock; the lock file sits beside the
-    run folder because training with force replaces what is inside it."""
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    with open(directory.with_name(directory.name + ".lock"), "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise UserError(f"{directory} is being trained by another process: give this one other arms "
-                            "or seeds, or wait for it") from None
-        yield
+    in one --out would otherwise train into the same folder and mix their checkpoints (it happened). The lock
+    file sits beside the run folder because training with force replaces what is inside it."""
+    return locked(directory.with_name(directory.name + ".lock"),
+                  busy_message=f"{directory} is being trained by another process: give this one other arms or "
+                               "seeds, or wait for it")
 
 
 def _train_and_evaluate(config, arm, seed, directory, prepared, synthetics, externals, teachers, progress):
@@ -233,9 +224,3 @@ def report_finished(config, prepared, externals, current):
     return summary
 
 
-@contextlib.contextmanager
-def locked(path):
-    """An exclusive flock, waited for (unlike exclusive_run's, which refuses)."""
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield

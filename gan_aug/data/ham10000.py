@@ -1,4 +1,8 @@
-"""HAM10000: `HAM10000_metadata.csv` plus images anywhere under the root (official: two part folders)."""
+"""HAM10000: `HAM10000_metadata.csv` plus images anywhere under the root (official: two part folders).
+
+Licence: CC BY-NC-SA 4.0 (Tschandl et al. 2018): what is derived from it (prepared sets, GANs, synthetic sets,
+classifiers) carries that licence; gan-aug never ships any of it.
+"""
 
 import numpy as np
 

@@ -7,6 +7,8 @@
   benign_malignant, target; its metadata and patient groups come with it.
 
 A metadata or groups CSV of any year is attached by readers.read_source (tables.py), for every source.
+
+Licence: each archive states its own (ISIC 2018 to 2020: CC BY-NC 4.0); what is derived from it carries it.
 """
 
 import dataclasses

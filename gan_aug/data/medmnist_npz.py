@@ -1,4 +1,7 @@
-"""MedMNIST `.npz` files (e.g. dermamnist.npz, dermamnist_64.npz), keeping their official split."""
+"""MedMNIST `.npz` files (e.g. dermamnist.npz, dermamnist_64.npz), keeping their official split.
+
+Licence: DermaMNIST is CC BY-NC 4.0 (MedMNIST v2, Yang et al. 2023), a derivative of HAM10000 (CC BY-NC-SA 4.0).
+"""
 
 import os
 from pathlib import Path

@@ -11,7 +11,7 @@ class MinibatchStd(nn.Module):
 
     A generator that draws the same lesion for every z gives D groups with no spread where real groups have
     plenty, so collapse becomes something D can see and punish; without it, per-class GANs on 81-228 images
-    collapsed to one lesion while D's loss said it could not tell them apart (BENCHMARKS, issue #24).
+    collapsed to one lesion while D's loss said it could not tell them apart (docs/experiments/round09-ham64.md, issue #24).
     Groups are runs of consecutive samples, so the real and fake halves of a concatenated D batch never share
     one when the group divides each half (the trainer checks that).
     """

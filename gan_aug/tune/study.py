@@ -10,7 +10,6 @@ classifier/ never imports Optuna.
 import contextlib
 import copy
 import datetime
-import fcntl
 import logging
 import os
 import socket
@@ -30,7 +29,7 @@ from gan_aug.data.prepared import load_prepared
 from gan_aug.data.synthetic import load_synthetic
 from gan_aug.config import brief
 from gan_aug.errors import UserError, first_line
-from gan_aug.fileio import remove_temp_files
+from gan_aug.fileio import locked, remove_temp_files
 from gan_aug.tune.outputs import FINISHED, OUTPUTS, SURPLUS, check_outputs, is_surplus, write_outputs
 from gan_aug.tune.space import parse_space
 
@@ -116,15 +115,6 @@ def creation_lock(config):
         yield
         return
     with locked(Path(config.out) / ".study.lock"):
-        yield
-
-
-@contextlib.contextmanager
-def locked(path):
-    """An exclusive flock on `path` (its folder made), waited for; a killed holder's is released with it."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
         yield
 
 
