@@ -4,7 +4,7 @@ import dataclasses
 import typing
 
 from gan_aug.config import (DEVICE_HELP, FOLD_HELP, FOLDS_HELP, check_choice, check_folds, check_non_negative,
-                            check_run_settings, setting)
+                            StageConfig, check_run_settings, setting)
 from gan_aug.errors import UserError
 
 BALANCES = ("none", "oversample", "class-weight", "focal")
@@ -18,7 +18,7 @@ KEEP_RULES = ("best-val", "last")
 
 
 @dataclasses.dataclass
-class ClassifierConfig:
+class ClassifierConfig(StageConfig):
     """`gan-aug train-classifier`: one lesion classifier on a prepared set (+ synthetic images)."""
 
     data: str = setting(help="Prepared set (.npz).")

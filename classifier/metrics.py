@@ -1,6 +1,7 @@
 """The metric suite (protocol rule 6): BMA first, then accuracy, macro-F1, per-class precision/recall/F1,
 one-vs-rest AUC, melanoma sensitivity at fixed specificity, confusion matrix; plus the plots."""
 
+import typing
 import warnings
 
 import numpy as np
@@ -10,6 +11,28 @@ from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_
 from gan_aug.data.domain import MELANOMA
 
 SPECIFICITIES = (0.8, 0.9)
+
+
+class ClassMetrics(typing.TypedDict):
+    precision: float
+    recall: float
+    f1: float
+    support: int
+    auc: float
+
+
+class Metrics(typing.TypedDict):
+    """One prediction set's metrics, as metrics.json and compare's run records (done.json) hold them; beside these
+    keys, `label_names` (multilabel), a melanoma (or malignant) sensitivity per SPECIFICITIES, and what evaluate
+    adds (ECE, subgroups, TTA)."""
+    n: int
+    bma: float  # mean recall over the classes present (the ISIC challenge metric)
+    accuracy: float
+    macro_f1: float
+    auc_macro: float
+    per_class: typing.Dict[str, ClassMetrics]  # per label for multilabel
+    confusion_matrix: typing.List[typing.List[int]]
+    class_names: typing.List[str]
 
 
 def bma(y_true, y_pred, n_classes):
@@ -37,7 +60,7 @@ def _balanced_accuracy(y_true, y_pred):
         return float(balanced_accuracy_score(y_true, y_pred))
 
 
-def compute_metrics(y_true, probs, names):
+def compute_metrics(y_true, probs, names) -> Metrics:
     """All metrics of one prediction set. y_true (N,) ints, probs (N, K) rows summing to 1."""
     y_true, probs = np.asarray(y_true), np.asarray(probs, dtype=np.float64)
     k = len(names)
@@ -49,9 +72,8 @@ def compute_metrics(y_true, probs, names):
     for i, name in enumerate(names):
         positive = y_true == i
         auc[name] = float(roc_auc_score(positive, probs[:, i])) if 0 < positive.sum() < len(y_true) else float("nan")
-    out = {
+    out: Metrics = {
         "n": int(len(y_true)),
-        # BMA = mean recall over the classes present (the ISIC challenge metric)
         "bma": _balanced_accuracy(y_true, y_pred),
         "accuracy": float(accuracy_score(y_true, y_pred)) if len(y_true) else float("nan"),
         "macro_f1": float(f1_score(y_true, y_pred, labels=labels[present], average="macro", zero_division=0)),
@@ -75,7 +97,7 @@ def add_sensitivities(out, names, positives, probs):
                 positives[:, i], probs[:, i], spec)
 
 
-def multilabel_metrics(y_class, probs, class_names, label_names, positives, threshold=0.5):
+def multilabel_metrics(y_class, probs, class_names, label_names, positives, threshold=0.5) -> Metrics:
     """Per label: AUC (ISIC 2017's score; auc_macro is their mean) and precision/recall/F1 at `threshold`,
     support = its positives. BMA, accuracy and the confusion matrix are over the classes, each image given the
     class of its most probable label when that reaches `threshold`, else the class without a label."""
@@ -94,7 +116,7 @@ def multilabel_metrics(y_class, probs, class_names, label_names, positives, thre
     if unlabelled:
         decided = np.where(predicted.any(axis=1), decided, unlabelled[0])
     aucs = [row["auc"] for row in per_label.values()]
-    out = {"n": int(len(y_class)), "bma": _balanced_accuracy(y_class, decided),
+    out: Metrics = {"n": int(len(y_class)), "bma": _balanced_accuracy(y_class, decided),
            "accuracy": float(accuracy_score(y_class, decided)) if len(y_class) else float("nan"),
            "macro_f1": float(np.mean([row["f1"] for row in per_label.values()])),
            "auc_macro": float(np.nanmean(aucs)) if np.isfinite(aucs).any() else float("nan"),

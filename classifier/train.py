@@ -4,6 +4,7 @@ The test split is never read here (protocol rule 3): `gan-aug evaluate` touches 
 """
 
 import math
+import typing
 
 import numpy as np
 import torch
@@ -57,13 +58,21 @@ def batch_mixer(kind, alpha, n_classes):
     return {"mixup": v2.MixUp, "cutmix": v2.CutMix}[kind](alpha=alpha, num_classes=n_classes)
 
 
+class TrainSummary(typing.TypedDict):
+    """What a finished training returns (rank 0; other ranks get None): what compare, tune and k-fold read."""
+    best_epoch: int  # the epoch of best.pt: the best val BMA
+    best_val_bma: float
+    epochs: int  # the epochs run (fewer than asked when early stopping ended the run)
+    checkpoint: str  # best.pt's path
+
+
 class ClassifierTrainer:
     def __init__(self, config, progress=True, prepared=None, synthetic=None, teachers=None):
-        self.config, self.progress = config, progress
+        self.progress = progress
         run = setup_run(config, RUN_ARTIFACTS, inputs=("data", "synthetic", "teachers"))
+        self.config = config = run.config  # absolute input paths, the world size: what is recorded
         self.resumed = run.resume
         self.run_dir, self.device, self.autocast, self.world = run.run_dir, run.device, run.autocast, run.world
-        config.world_size = self.world.size
         prepared = view(prepared or load_prepared(config.data), config.folds, config.fold)  # fold k's, with --folds
         self.prepared = prepared
         check_image_size(config.model, prepared.image_size)
@@ -236,7 +245,7 @@ class ClassifierTrainer:
             state = self.state_dict()
             save_torch(state if name != "best.pt" else inference_state(state), self.run_dir / name)
 
-    def fit(self, on_epoch=None):
+    def fit(self, on_epoch=None) -> typing.Optional[TrainSummary]:
         """Train to config.epochs. Every rank scores val (the weights are the same on all of them, so they
         agree on the best epoch and on early stopping); rank 0 alone writes. `on_epoch(row)` sees each epoch's
         history row once it is saved; it may raise to stop the run (tune's pruning, without optuna here)."""
@@ -269,9 +278,10 @@ class ClassifierTrainer:
             sinks.close()
         if not self.world.is_main:
             return None  # one summary per run, rank 0's
-        return {"best_epoch": self.best["epoch"], "best_val_bma": self.best["bma"], "epochs": self.epoch,
-                "checkpoint": str(self.run_dir / "best.pt")}
+        return TrainSummary(best_epoch=self.best["epoch"], best_val_bma=self.best["bma"], epochs=self.epoch,
+                            checkpoint=str(self.run_dir / "best.pt"))
 
 
-def train_classifier(config, progress=True, prepared=None, synthetic=None, teachers=None, on_epoch=None):
+def train_classifier(config, progress=True, prepared=None, synthetic=None, teachers=None,
+                     on_epoch=None) -> typing.Optional[TrainSummary]:
     return ClassifierTrainer(config, progress, prepared, synthetic, teachers).fit(on_epoch)

@@ -3,8 +3,10 @@
 Each command's dataclass lives beside the code it configures (gan_aug/data/config.py, gan_aug/gan/config.py,
 classifier/config.py, ...) and has a `validate()` method. `build_config` fills it from those layers, coerces
 every value to the field's declared type, rejects unknown keys, and runs `validate()` once, so the rest of
-the code can trust the object it is handed. Fields declared with `setting(...)` carry their help text, from
-which the command line builds its flags: a flag's help and default cannot drift from the config.
+the code can trust the object it is handed: the object is then frozen (StageConfig), and a stage that needs
+other values (absolute paths, the run's world size) makes a new, validated one with `replaced`. Fields
+declared with `setting(...)` carry their help text, from which the command line builds its flags: a flag's
+help and default cannot drift from the config.
 """
 
 import dataclasses
@@ -136,6 +138,29 @@ def read_yaml(path):
     return data
 
 
+class StageConfig:
+    """The base of every stage's config dataclass: assignable while it is built and validated, frozen once
+    build_config (or `replaced`) has validated it, so no later code can change what was checked, or record one
+    setting and run with another."""
+
+    def __setattr__(self, name, value):
+        if self.__dict__.get("_validated"):
+            raise dataclasses.FrozenInstanceError(f"cannot assign {name} of a validated {type(self).__name__}: make "
+                                                  "a new one with gan_aug.config.replaced")
+        object.__setattr__(self, name, value)
+
+
+def _validated(config):
+    config.validate()
+    object.__setattr__(config, "_validated", True)
+    return config
+
+
+def replaced(config, **changes):
+    """A new validated (and frozen) config: `config` with `changes` (dataclasses.replace, then validate)."""
+    return _validated(dataclasses.replace(config, **changes))
+
+
 def build_config(cls, config_path=None, flags=None, sets=(), base=None):
     """Build and validate a `cls` instance from its defaults, `base` (a dict of settings), a YAML file,
     flags and --set pairs, later layers winning.
@@ -160,8 +185,7 @@ def build_config(cls, config_path=None, flags=None, sets=(), base=None):
     except TypeError as err:  # a required field left unset
         missing = [n for n, f in fields.items() if n not in values and _is_required(f)]
         raise UserError(f"missing required setting(s): {', '.join(missing) or err}") from None
-    config.validate()
-    return config
+    return _validated(config)
 
 
 def _is_required(field):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from gan_aug.config import check_device_name
+from gan_aug.config import check_device_name, replaced
 from gan_aug.distributed import World, join_world
 from gan_aug.errors import UserError
 from gan_aug.fileio import absolute, check_run_dir
@@ -64,16 +64,19 @@ class RunSetup:
     autocast: contextlib.AbstractContextManager
     world: World
     resume: bool  # there is a checkpoint to continue from
+    config: object  # the trainer's config with absolute input paths and the world's size: the one the run uses
 
 
 def setup_run(config, artifacts, latest="latest.pt", inputs=()):
     """Checks the run folder (resume/force, before any work), then sets threads, determinism, the device,
     autocast and the process group (under torchrun) from a trainer's config (fields out, resume, force,
-    threads, deterministic, device, amp). The config fields named in `inputs` (files the run reads) become
-    absolute paths, so the config.yaml and checkpoints that store them resume from any working directory."""
+    threads, deterministic, device, amp). The run's config (RunSetup.config) is a new one: the fields named in
+    `inputs` (files the run reads) as absolute paths, so the config.yaml and checkpoints that store them resume
+    from any working directory, and world_size the process group's."""
+    absolute_inputs = {}
     for name in inputs:
         value = getattr(config, name)
-        setattr(config, name, tuple(map(absolute, value)) if isinstance(value, tuple) else absolute(value))
+        absolute_inputs[name] = tuple(map(absolute, value)) if isinstance(value, tuple) else absolute(value)
     resume = check_run_dir(config.out, config.resume, config.force, artifacts, latest)
     use_threads(config.threads)
     if config.deterministic:
@@ -81,7 +84,8 @@ def setup_run(config, artifacts, latest="latest.pt", inputs=()):
     world, device = join_world(resolve_device(config.device))
     if config.resume and not resume and world.is_main:
         print(f"note: no checkpoint in {config.out} yet: the run starts from the beginning", file=sys.stderr)
-    return RunSetup(Path(config.out).resolve(), device, autocast_for(device, config.amp), world, resume)
+    config = replaced(config, world_size=world.size, **absolute_inputs)
+    return RunSetup(Path(config.out).resolve(), device, autocast_for(device, config.amp), world, resume, config)
 
 
 class _WithoutLines:

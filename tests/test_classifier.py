@@ -7,7 +7,7 @@ import pytest
 import torch
 from sklearn.metrics import balanced_accuracy_score, f1_score, roc_auc_score
 
-from classifier.metrics import compute_metrics
+from classifier.metrics import ClassMetrics, Metrics, compute_metrics
 from classifier.sampling import EpochSampler
 from classifier.train import ClassifierTrainer
 from classifier.config import ClassifierConfig
@@ -208,6 +208,7 @@ def test_metrics_agree_with_sklearn():
     probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
     names = ("akiec", "df", "mel", "nv")
     m = compute_metrics(y, probs, names)
+    assert set(Metrics.__annotations__) <= set(m) and set(m["per_class"]["mel"]) == set(ClassMetrics.__annotations__)
     pred = probs.argmax(1)
     assert m["bma"] == pytest.approx(balanced_accuracy_score(y, pred))
     assert m["macro_f1"] == pytest.approx(f1_score(y, pred, average="macro"))

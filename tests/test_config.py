@@ -82,3 +82,36 @@ def test_validate_runs_and_yaml_round_trips(tmp_path):
 def test_set_values_parse_as_yaml_scalars():
     assert parse_set_options(["a=1", "b=0.5", "c=true", "d=text", "e="]) == {
         "a": 1, "b": 0.5, "c": True, "d": "text", "e": None}
+
+
+STAGE_CONFIG_MODULES = ("gan_aug.data.config", "gan_aug.gan.config", "classifier.config", "gan_aug.synth.config",
+                        "gan_aug.metrics.config", "gan_aug.compare.config", "gan_aug.tune.config",
+                        "gan_aug.audit.config", "gan_aug.app.config")
+
+
+def test_every_stage_config_is_frozen_once_validated():
+    import importlib
+
+    from gan_aug.config import StageConfig
+
+    stage_configs = [value for name in STAGE_CONFIG_MODULES for value in vars(importlib.import_module(name)).values()
+                     if dataclasses.is_dataclass(value) and isinstance(value, type) and hasattr(value, "validate")]
+    assert len(stage_configs) >= 11
+    assert [c.__name__ for c in stage_configs if not issubclass(c, StageConfig)] == []
+
+
+def test_a_validated_config_cannot_be_assigned_and_replaced_makes_a_new_validated_one(tmp_path):
+    from classifier.config import ClassifierConfig
+    from gan_aug.config import replaced
+
+    config = build_config(ClassifierConfig, None, {"data": "d.npz", "out": str(tmp_path), "epochs": 3})
+    with pytest.raises(dataclasses.FrozenInstanceError, match="replaced"):
+        config.epochs = 0  # would skip validate's epochs >= 1
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(config, "world_size", 4)
+    longer = replaced(config, epochs=5)
+    assert (config.epochs, longer.epochs) == (3, 5) and longer.data == config.data
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        longer.epochs = 6
+    with pytest.raises(UserError):
+        replaced(config, epochs=0)  # a new config is validated like a built one

@@ -9,7 +9,7 @@ import pytest
 from conftest import tiny_gan
 from gan_aug.data.prepared import load_prepared
 from gan_aug.errors import UserError
-from gan_aug.data.synthetic import load_synthetic
+from gan_aug.data.synthetic import Provenance, SampledProvenance, load_synthetic
 from gan_aug.config import build_config
 from gan_aug.synth.config import SynthConfig
 from gan_aug.synth.sample import GanSource, split_counts
@@ -64,6 +64,8 @@ def test_manifest_and_provenance_round_trip(toy_gan, toy16, tmp_path, run_cli):
     assert len(rows) == 40 and all((out / r["file"]).is_file() for r in rows)
     assert {r["seed"] for r in rows} == {"3"} and rows[0]["checkpoint_sha256"] == provenance["gans"][0]["sha256"]
     assert set(p.name for p in out.iterdir()) == set(names[i] for i in set(labels)) | {"manifest.csv", "synthetic.json"}
+    # the record's type says what it holds (gan_aug.data.synthetic.Provenance): every key it requires, none unknown
+    assert Provenance.__required_keys__ <= set(provenance) <= set(SampledProvenance.__annotations__)
 
 
 def test_same_arguments_give_identical_files(toy_gan, tmp_path, run_cli):

@@ -3,14 +3,14 @@
 import dataclasses
 import typing
 
-from gan_aug.config import DEVICE_HELP, check_device_name, check_non_negative, check_positive, setting
+from gan_aug.config import DEVICE_HELP, StageConfig, check_device_name, check_non_negative, check_positive, setting
 from gan_aug.errors import UserError
 
 HOST = "127.0.0.1"  # the app serves this machine only: no flag opens it wider
 
 
 @dataclasses.dataclass
-class ServeConfig:
+class ServeConfig(StageConfig):
     """`gan-aug serve`: classify uploaded lesion images (and, with --gan, generate synthetic ones) in a browser."""
 
     checkpoint: str = setting(help="Classifier best.pt or its run directory.")

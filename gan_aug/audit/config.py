@@ -3,13 +3,13 @@
 import dataclasses
 import typing
 
-from gan_aug.config import check_non_negative, setting
+from gan_aug.config import StageConfig, check_non_negative, setting
 from gan_aug.data.near_duplicates import MARGIN, MIN_SCORE, NEIGHBOURS
 from gan_aug.errors import UserError
 
 
 @dataclasses.dataclass
-class AuditConfig:
+class AuditConfig(StageConfig):
     """`gan-aug audit`: near-duplicate pairs within and across a prepared set's splits, between its train split
     and external sets, and between synthetic sets and its train split."""
 

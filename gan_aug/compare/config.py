@@ -7,7 +7,7 @@ from pathlib import Path
 
 from classifier.config import ClassifierConfig
 from gan_aug.compare.arms import draws_synthetic, parse_arm, placebo_of, split_distill, synthetic_set_name, twin
-from gan_aug.config import DEVICE_HELP, brief, check_folds, setting
+from gan_aug.config import DEVICE_HELP, StageConfig, brief, check_folds, setting
 from gan_aug.errors import UserError
 
 # The ClassifierConfig settings every arm shares (the recipe); the arms change only balance/mix/teachers.
@@ -16,7 +16,7 @@ RECIPE_KEYS = ("model", "task", "epochs", "batch_size", "lr", "weight_decay", "p
 
 
 @dataclasses.dataclass
-class CompareConfig:
+class CompareConfig(StageConfig):
     """`gan-aug compare`: arms x seeds of one classifier recipe on one prepared set, and the report."""
 
     data: str = setting(help="Prepared set (.npz).")

@@ -12,6 +12,7 @@ input before its first run leaves nothing behind.
 import contextlib
 import json
 import os
+import typing
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ import yaml
 
 from classifier.checkpoint import FORMAT as CLASSIFIER_FORMAT
 from classifier.crossval import FOLD_MARK
+from classifier.metrics import Metrics
 from gan_aug.compare.arms import parse_arm, split_distill, synthetic_set_name
 from gan_aug.compare.config import RECIPE_KEYS
 from gan_aug.compare.summary import DATA_FACTS, load_predictions, run_dir
@@ -32,8 +34,22 @@ from gan_aug.fileio import load_checkpoint_file
 NOT_RECIPE = ("device", "threads")
 # What compare writes at the top of its folder; a folder that holds one of them without being compare's keeps it.
 OUTPUTS = ("config.yaml", DATA_FACTS, "results.csv", "report.md")
-RECORD_KEYS = ("arm", "seed", "splits", "best_epoch")
-SPLIT_KEYS = ("bma", "accuracy", "macro_f1", "auc_macro", "per_class", "confusion_matrix", "class_names")
+
+
+class RunRecord(typing.TypedDict):
+    """done.json: one finished arm x seed, what compare's report, bundle, rescore and a resumed compare read."""
+    arm: str
+    seed: int
+    splits: typing.Dict[str, Metrics]  # val, test and each external set
+    best_epoch: int  # of its best.pt (with folds: the folds' mean)
+
+
+class RecordedRun(RunRecord, total=False):
+    recipe: dict  # what trained it (resume.recipes), absent in runs that predate the record
+
+
+RECORD_KEYS = tuple(RunRecord.__annotations__)
+SPLIT_KEYS = tuple(k for k in Metrics.__annotations__ if k != "n")  # records older than `n` lack it
 
 
 def draws(arm):
@@ -109,7 +125,7 @@ def to_record(recipe):
     return {k: v for k, v in recipe.items() if not k.endswith("_path") and not k.endswith("_paths")}
 
 
-def read_done(path):
+def read_done(path) -> RecordedRun:
     """The record of a finished arm x seed; written atomically, so one that does not load was damaged since."""
     def damaged(why):
         return UserError(f"{path} is damaged ({why}): delete it to run that arm x seed again")

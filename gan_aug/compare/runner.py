@@ -22,8 +22,8 @@ from gan_aug.compare.config import parse_external
 from gan_aug.compare.placebo import PLACEBOS
 from gan_aug.compare.folds import fold_synthetic_sets, gan_runs, train_and_evaluate_folds
 from gan_aug.compare.report import write_report
-from gan_aug.compare.resume import (check_finished, check_out_folder, matches, read_done, recipes, stale_syntheses,
-                                    to_record, undone_on_failure)
+from gan_aug.compare.resume import (RecordedRun, check_finished, check_out_folder, matches, read_done, recipes,
+                                    stale_syntheses, to_record, undone_on_failure)
 from gan_aug.compare.summary import DATA_FACTS, PREDICTIONS, DataFacts, run_dir, summarize
 from gan_aug.config import build_config, to_yaml
 from gan_aug.data.prepared import load_prepared
@@ -81,7 +81,7 @@ def _train_and_evaluate(config, arm, seed, directory, prepared, synthetics, exte
         flags["synthetic"] = config.synthetic_paths()[synthetic_set_name(arm)]
     clf_config = build_config(ClassifierConfig, None, flags)
     synthetic = synthetics[synthetic_key(arm)] if "mix" in overrides else None
-    record = {"arm": arm, "seed": seed, "splits": {}}
+    record: RecordedRun = {"arm": arm, "seed": seed, "splits": {}}  # best_epoch below, recipe by the caller
 
     splits = {"test": (prepared, "test"), **externals}
 

@@ -4,14 +4,14 @@
 import dataclasses
 import typing
 
-from gan_aug.config import check_choice, check_non_negative, setting
+from gan_aug.config import StageConfig, check_choice, check_non_negative, setting
 from gan_aug.errors import UserError
 
 MIN_SIZE, MAX_SIZE = 8, 512
 
 
 @dataclasses.dataclass
-class PrepareConfig:
+class PrepareConfig(StageConfig):
     """`gan-aug prepare`: read a source, decode, resize, split by lesion, write one .npz."""
 
     out: str = setting(help="Output .npz file.")
@@ -62,7 +62,7 @@ EXPORT_FORMATS = ("stylegan2-ada", "imagefolder")
 
 
 @dataclasses.dataclass
-class ExportConfig:
+class ExportConfig(StageConfig):
     """`gan-aug export`: one split of a prepared set in another generator's dataset format, and a receipt."""
 
     data: str = setting(help="Prepared set (.npz).")
@@ -80,7 +80,7 @@ class ExportConfig:
 
 
 @dataclasses.dataclass
-class ImportConfig:
+class ImportConfig(StageConfig):
     """`gan-aug import-synthetic`: another generator's labelled images as a gan-aug synthetic set."""
 
     images: str = setting(flag=False, help="Folder of the generator's images: one subfolder per class, or any "

@@ -23,7 +23,7 @@ from PIL import Image
 from gan_aug.data.images import DECODE_ERRORS, decode_error, square_resize, to_rgb
 from gan_aug.data.prepared import load_prepared
 from gan_aug.data.records import IMAGE_EXTENSIONS, read_csv_rows, require_columns
-from gan_aug.data.synthetic import check_out, check_provenance, sha256_file, write_synthetic_folder
+from gan_aug.data.synthetic import SampledProvenance, check_out, check_provenance, sha256_file, write_synthetic_folder
 from gan_aug.errors import UserError
 from gan_aug.fileio import (atomic_folder, atomic_write, check_apart, file_inside, remove_temp_files,
                             replaceable_link, require_name)
@@ -271,7 +271,7 @@ def import_synthetic(config):
         resized += was_resized
     rows = [{"file": f"{c}/{i:06d}.png", "class": c, "class_index": k}
             for k, c in enumerate(wanted) for i in range(len(by_class[c]))]
-    provenance = {
+    provenance: SampledProvenance = {
         "format": "gan-aug/synthetic/1", "class_names": wanted, "image_size": prepared.image_size,
         "counts": {c: len(by_class[c]) for c in wanted},
         "gan_data": {"fingerprint": receipt["fingerprint"], "split": receipt["split"]},

@@ -11,6 +11,7 @@ that keep a set's files inside its folder, so every reader applies the same rule
 import csv
 import hashlib
 import json
+import typing
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,29 @@ from gan_aug.fileio import (SCRATCH_MARKER, atomic_folder, atomic_write, check_n
 MANIFEST = "manifest.csv"
 PROVENANCE = "synthetic.json"
 MANIFEST_COLUMNS = ("file", "class", "class_index", "seed", "truncation", "checkpoint_sha256", "step")
+
+
+class GanData(typing.TypedDict):
+    fingerprint: str  # of the prepared set (or fold view) the generator learnt from: the provenance check's key
+    split: str
+
+
+class Provenance(typing.TypedDict):
+    """synthetic.json, written by synthesize and import-synthetic, read by every stage that uses a set."""
+    format: str  # gan-aug/synthetic/1
+    class_names: typing.List[str]
+    image_size: int
+    counts: typing.Dict[str, int]
+    gan_data: GanData
+    gans: typing.List[dict]  # per checkpoint: path, sha256, step, classes, data, model_args, config ([] if imported)
+
+
+class SampledProvenance(Provenance, total=False):
+    seed: int
+    truncation: float
+    distribution: str
+    filter: dict  # the classifier filter's checkpoints, sha256s, min_confidence and acceptance
+    generator: dict  # an imported set's generator, its receipt and what import did
 
 
 def sha256_file(path):
@@ -74,7 +98,8 @@ def check_provenance(provenance, prepared):
                         "so it may have seen this set's validation or test images")
 
 
-def write_synthetic_folder(out, images_by_class, rows, provenance, force, class_written=lambda: None):
+def write_synthetic_folder(out, images_by_class, rows, provenance: SampledProvenance, force,
+                           class_written=lambda: None):
     """Write every image of `images_by_class` (class -> (n, H, W, 3) uint8) under the file names of `rows`,
     then the provenance, then the manifest, into a scratch folder that then replaces `out` whole."""
     out = Path(out)
@@ -96,7 +121,7 @@ def write_synthetic_folder(out, images_by_class, rows, provenance, force, class_
         check_out(out, force, is_npz=False)  # again: something may have landed in --out while we sampled
 
 
-def write_synthetic_npz(out, images, labels, rows, provenance):
+def write_synthetic_npz(out, images, labels, rows, provenance: SampledProvenance):
     split = np.full(len(labels), "train")
     ids = np.array([r["file"] for r in rows], dtype=str)
     with atomic_write(out) as handle:

@@ -4,12 +4,12 @@ import dataclasses
 import typing
 
 from gan_aug.config import (DEVICE_HELP, FOLD_HELP, FOLDS_HELP, check_choice, check_folds, check_positive,
-                            check_run_settings, setting)
+                            StageConfig, check_run_settings, setting)
 from gan_aug.errors import UserError
 
 
 @dataclasses.dataclass
-class GanConfig:
+class GanConfig(StageConfig):
     """`gan-aug train-gan`: one class-conditional GAN on the train split of a prepared set."""
 
     data: str = setting(help="Prepared set (.npz); the GAN sees its train split only.")

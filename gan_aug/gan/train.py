@@ -44,14 +44,14 @@ class GanTrainer:
     def __init__(self, config, progress=True, quality=None):
         """`quality`: a callable that scores a sampler (gan_aug.metrics.tracking.TrainingQuality), given by
         the caller when config.metrics_every is set; the loop itself never imports the metrics."""
-        self.config, self.progress, self.quality = config, progress, quality
+        self.progress, self.quality = progress, quality
         self._stats_step = None  # the step whose standing statistics G_ema holds
         if config.metrics_every and quality is None:
             raise UserError("metrics_every is set but no quality tracker was given")
         run = setup_run(config, RUN_ARTIFACTS, RESUMABLE, inputs=("data", "fid_weights"))
+        self.config = config = run.config  # absolute input paths, the world size: what is recorded
         self.resumed = run.resume
         self.run_dir, self.device, self.autocast, self.world = run.run_dir, run.device, run.autocast, run.world
-        config.world_size = self.world.size
         prepared = load_view(config.data, config.folds, config.fold)  # with --folds: fold k's train part only
         arch = NETWORKS[config.arch]
         if prepared.image_size not in arch.sizes:

@@ -3,12 +3,12 @@
 import dataclasses
 import typing
 
-from gan_aug.config import DEVICE_HELP, check_device_name, setting
+from gan_aug.config import DEVICE_HELP, StageConfig, check_device_name, setting
 from gan_aug.errors import UserError
 
 
 @dataclasses.dataclass
-class ScoreConfig:
+class ScoreConfig(StageConfig):
     """`gan-aug score`: how good, how diverse and how private a synthetic set is, per class."""
 
     data: str = setting(help="Prepared set (.npz); its train split is the reference.")

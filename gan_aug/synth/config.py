@@ -3,7 +3,7 @@
 import dataclasses
 import typing
 
-from gan_aug.config import DEVICE_HELP, check_device_name, check_non_negative, check_positive, setting
+from gan_aug.config import DEVICE_HELP, StageConfig, check_device_name, check_non_negative, check_positive, setting
 from gan_aug.data.names import check_class_names
 from gan_aug.errors import UserError
 
@@ -21,7 +21,7 @@ MAX_SEED = 2 ** 63 // SEED_STRIDE
 
 
 @dataclasses.dataclass
-class SynthConfig:
+class SynthConfig(StageConfig):
     """`gan-aug synthesize`: sample a labelled synthetic set from one or more GAN checkpoints."""
 
     checkpoints: typing.Tuple[str, ...] = setting(flag="--checkpoint", help="GAN run directory (its latest.pt) or "

@@ -8,7 +8,8 @@ import torch
 from tqdm import tqdm
 
 from classifier.teachers import TeacherEnsemble
-from gan_aug.data.synthetic import check_out, no_images, sha256_file, write_synthetic_folder, write_synthetic_npz
+from gan_aug.data.synthetic import (SampledProvenance, check_out, no_images, sha256_file, write_synthetic_folder,
+                                    write_synthetic_npz)
 from gan_aug.errors import UserError
 from gan_aug.gan.checkpoint import load_checkpoint, load_generator, resolve_checkpoint
 from gan_aug.gan.sampling import generate
@@ -168,7 +169,7 @@ def synthesize(config, progress=True):
                          "truncation": config.truncation, "checkpoint_sha256": source.sha256, "step": source.step})
             labels.append(class_index)
 
-    provenance = {
+    provenance: SampledProvenance = {
         "format": "gan-aug/synthetic/1", "class_names": wanted, "image_size": sources[0].image_size,
         "counts": {c: counts.get(c, 0) for c in wanted}, "seed": config.seed, "truncation": config.truncation,
         "distribution": config.distribution,

@@ -5,7 +5,7 @@ import typing
 from pathlib import Path
 
 from classifier.config import ClassifierConfig
-from gan_aug.config import build_config, check_positive, setting
+from gan_aug.config import StageConfig, build_config, check_positive, setting
 from gan_aug.errors import UserError
 from gan_aug.tune.space import NOT_TUNABLE, parse_space
 
@@ -14,7 +14,7 @@ RECIPE_ONLY = ("device", "threads", "amp", "deterministic", "teachers")  # fixed
 
 
 @dataclasses.dataclass
-class TuneConfig:
+class TuneConfig(StageConfig):
     """`gan-aug tune`: Optuna (TPE, median pruning on per-epoch val BMA) over train-classifier's settings."""
 
     data: str = setting(help="Prepared set (.npz): trials train on its train split and are scored on val.")
