@@ -9,8 +9,10 @@ import torch
 from classifier.checkpoint import load_classifier, run_files
 from classifier.data import rows_metadata
 from classifier.inference import predict, tta_views
+from classifier.intervals import ITERATIONS, intervals
 from classifier.metrics import save_confusion_png, save_roc_png
-from classifier.review import calibration, save_reliability_png, subgroup_lines, subgroup_metrics, subgroup_values
+from classifier.review import (calibration, format_ci, save_reliability_png, subgroup_lines, subgroup_metrics,
+                               subgroup_values)
 from gan_aug.data import images as image_ops
 from gan_aug.data.color import NONE, correct_colors, method_of
 from gan_aug.data.config import PrepareConfig
@@ -68,13 +70,15 @@ def split_targets(task, prepared, idx, model_classes):
     return task.targets(torch.from_numpy(relabel_to_model(prepared, model_classes)[idx])).numpy()
 
 
-def evaluate_checkpoint(checkpoint, prepared, split, out=None, device="auto", amp=True, tta=False, extra=None):
+def evaluate_checkpoint(checkpoint, prepared, split, out=None, device="auto", amp=True, tta=False, extra=None,
+                        bootstrap=ITERATIONS):
     """(metrics, targets, probabilities) of `checkpoint` on one split of `prepared`, with calibration and, where
     the set has metadata, subgroup results; with `out`, also writes the metrics JSON and the confusion-matrix, ROC
     and reliability PNGs. A list of checkpoints is evaluated as an ensemble: the mean of their class
     probabilities (they must predict the same classes at the same size). `tta`: each model's probabilities are
     the mean over the image and its flips (True, 'flips') or its 8 symmetries ('d8'). `extra(targets, probs)`: more entries for the metrics (e.g. evaluate's
-    post-hoc results), computed before anything is written."""
+    post-hoc results), computed before anything is written. `bootstrap`: resamples of the 95% intervals of BMA,
+    accuracy, each recall and each subgroup's BMA (the set's groups resampled: lesions or patients; 0: none)."""
     device = resolve_device(device)
     checkpoints = [c for path in ([checkpoint] if isinstance(checkpoint, (str, Path)) else checkpoint)
                    for c in run_files(path)]
@@ -111,7 +115,12 @@ def evaluate_checkpoint(checkpoint, prepared, split, out=None, device="auto", am
     positives = task.positives(targets)
     metrics["calibration"] = calibration(probs, positives, top_label=not task.multilabel)
     metrics["ece"] = metrics["calibration"]["ece"]
-    metrics["subgroups"] = subgroup_metrics(task, targets, probs, subgroup_values(prepared, idx))
+    subgroups = subgroup_values(prepared, idx)
+    if bootstrap:
+        y_class, decided, names = task.decisions(targets, probs)
+        metrics["intervals"] = intervals(y_class, decided, names, prepared.group[idx], subgroups, bootstrap)
+    metrics["subgroups"] = subgroup_metrics(task, targets, probs, subgroups,
+                                            metrics.get("intervals", {}).get("subgroups"))
     metrics.update({"checkpoint": str(checkpoints[0]) if len(checkpoints) == 1 else [str(c) for c in checkpoints],
                     "data": str(prepared.path), "split": split, "task": first["task"], "model": first["model"],
                     "tta": list(tta_views(tta)) if tta else []})
@@ -134,7 +143,8 @@ def posthoc_metrics(checkpoints, probs, targets, val_prepared, names, device="au
     from classifier.metrics import compute_metrics
     from classifier.posthoc import correct
 
-    val_metrics, val_targets, val_probs = evaluate_checkpoint(checkpoints, val_prepared, "val", device=device, tta=tta)
+    val_metrics, val_targets, val_probs = evaluate_checkpoint(checkpoints, val_prepared, "val", device=device, tta=tta,
+                                                              bootstrap=0)
     if list(val_metrics["class_names"]) != list(val_prepared.class_names):
         raise UserError("--posthoc corrects the class prior of multiclass models of the --val-data set's classes only")
     prior = val_prepared.class_counts("train").astype(float)
@@ -147,12 +157,15 @@ def posthoc_metrics(checkpoints, probs, targets, val_prepared, names, device="au
 
 def metrics_table(metrics):
     """Per-class rows plus the headline numbers, as text."""
-    lines = [f"BMA {metrics['bma']:.4f}  accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}  "
-             f"AUC {metrics['auc_macro']:.4f}  (n={metrics['n']})",
-             "class      precision  recall   f1      auc     support"]
+    cis = metrics.get("intervals") or {}
+    lines = [f"BMA {metrics['bma']:.4f}{format_ci(cis.get('bma'))}  accuracy {metrics['accuracy']:.4f}"
+             f"{format_ci(cis.get('accuracy'))}  macro-F1 {metrics['macro_f1']:.4f}  AUC {metrics['auc_macro']:.4f}  "
+             f"(n={metrics['n']})" + (f"; 95% intervals from {cis['iterations']} bootstrap resamples of the "
+                                      f"{cis['resampled']}" if cis else ""),
+             "class      precision  recall   f1      auc     support  recall 95% interval"]
     for name, row in metrics["per_class"].items():
         lines.append(f"{name:<10} {row['precision']:.3f}      {row['recall']:.3f}    {row['f1']:.3f}   "
-                     f"{row['auc']:.3f}   {row['support']}")
+                     f"{row['auc']:.3f}   {row['support']:<8}{format_ci(cis.get('recall', {}).get(name))}")
     for key in sorted(k for k in metrics if "sensitivity_at_spec" in k):
         lines.append(f"{key}: {metrics[key]:.3f}")
     for name, corrected in metrics.get("posthoc", {}).items():

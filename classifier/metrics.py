@@ -97,6 +97,17 @@ def add_sensitivities(out, names, positives, probs):
                 positives[:, i], probs[:, i], spec)
 
 
+def decided_classes(probs, class_names, label_names, threshold=0.5):
+    """A multilabel model's class for each image: its most probable label's class when that label reaches
+    `threshold`, else the class without a label (ISIC 2017's nevus)."""
+    probs = np.asarray(probs, dtype=np.float64)
+    decided = np.array([list(class_names).index(label_names[j]) for j in probs.argmax(axis=1)], dtype=np.int64)
+    unlabelled = [i for i, c in enumerate(class_names) if c not in label_names]
+    if unlabelled:
+        decided = np.where((probs >= threshold).any(axis=1), decided, unlabelled[0])
+    return decided
+
+
 def multilabel_metrics(y_class, probs, class_names, label_names, positives, threshold=0.5) -> Metrics:
     """Per label: AUC (ISIC 2017's score; auc_macro is their mean) and precision/recall/F1 at `threshold`,
     support = its positives. BMA, accuracy and the confusion matrix are over the classes, each image given the
@@ -111,10 +122,7 @@ def multilabel_metrics(y_class, probs, class_names, label_names, positives, thre
         auc = float(roc_auc_score(y, probs[:, j])) if 0 < y.sum() < len(y) else float("nan")
         per_label[name] = {"precision": float(precision), "recall": float(recall), "f1": float(f1),
                            "support": int(y.sum()), "auc": auc}
-    decided = np.array([class_names.index(label_names[j]) for j in probs.argmax(axis=1)], dtype=np.int64)
-    unlabelled = [i for i, c in enumerate(class_names) if c not in label_names]
-    if unlabelled:
-        decided = np.where(predicted.any(axis=1), decided, unlabelled[0])
+    decided = decided_classes(probs, class_names, label_names, threshold)
     aucs = [row["auc"] for row in per_label.values()]
     out: Metrics = {"n": int(len(y_class)), "bma": _balanced_accuracy(y_class, decided),
            "accuracy": float(accuracy_score(y_class, decided)) if len(y_class) else float("nan"),

@@ -4,6 +4,8 @@ where the evaluation set has metadata."""
 
 import numpy as np
 
+from classifier.intervals import MIN_SUBGROUP_N
+
 CALIBRATION_BINS = 15  # Guo et al. 2017's number: enough bins to see a shape, enough images per bin
 # Age bands (lower bound, label): wide enough that a test split of a few thousand images fills each.
 AGE_BANDS = ((0, "<30"), (30, "30-44"), (45, "45-59"), (60, "60-74"), (75, "75+"))
@@ -55,16 +57,23 @@ def subgroup_values(prepared, idx):
     return out
 
 
-def subgroup_metrics(task, targets, probs, groups):
-    """{attribute: {value: {n, bma, auc_macro}}}: the task's metrics within each subgroup of `groups`
-    (subgroup_values). A subgroup where a class is missing gets its AUC from the classes present (or nan)."""
+def subgroup_metrics(task, targets, probs, groups, cis=None):
+    """{attribute: {value: {n, bma, auc_macro, bma_ci}}}: the task's metrics within each subgroup of `groups`
+    (subgroup_values), with the BMA intervals `cis` (intervals()['subgroups']) where given. A subgroup where a class
+    is missing gets its AUC from the classes present (or nan); one under MIN_SUBGROUP_N images gets no numbers,
+    only its n and too_small: a BMA of 1.000 over three images is no result."""
     out = {}
     for attribute, values in groups.items():
         out[attribute] = {}
         for value in sorted(set(values.tolist()), key=lambda v: (v == UNKNOWN, v)):
             inside = values == value
+            n = int(inside.sum())
+            if n < MIN_SUBGROUP_N:
+                out[attribute][value] = {"n": n, "bma": None, "auc_macro": None, "too_small": True}
+                continue
             m = task.metrics(targets[inside], probs[inside])
-            out[attribute][value] = {"n": int(inside.sum()), "bma": m["bma"], "auc_macro": m["auc_macro"]}
+            out[attribute][value] = {"n": n, "bma": m["bma"], "auc_macro": m["auc_macro"],
+                                     "bma_ci": ((cis or {}).get(attribute) or {}).get(value)}
     return out
 
 
@@ -94,5 +103,11 @@ def save_reliability_png(result, path, title=""):
 
 def subgroup_lines(subgroups):
     """Text rows of the subgroup results, for the console."""
-    return [f"{attribute}={value:<18} n={row['n']:<5} BMA {row['bma']:.3f}  AUC {row['auc_macro']:.3f}"
-            for attribute, rows in subgroups.items() for value, row in rows.items()]
+    return [f"{attribute}={value:<18} n={row['n']:<5} " + (
+        f"too small (under {MIN_SUBGROUP_N} images)" if row.get("too_small") else
+        f"BMA {row['bma']:.3f}{format_ci(row.get('bma_ci'))}  AUC {row['auc_macro']:.3f}")
+        for attribute, rows in subgroups.items() for value, row in rows.items()]
+
+
+def format_ci(ci):
+    return f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""

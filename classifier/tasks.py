@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from classifier.metrics import compute_metrics, multilabel_metrics
+from classifier.metrics import compute_metrics, decided_classes, multilabel_metrics
 from gan_aug.data.domain import MALIGNANT, NO_LABEL_CLASS
 from gan_aug.errors import UserError
 
@@ -51,6 +51,10 @@ class Task:
 
     def metrics(self, targets, probs):
         return compute_metrics(targets, probs, self.output_names)
+
+    def decisions(self, targets, probs):
+        """(true class, decided class, the classes' names) of each image: what BMA and recall count."""
+        return np.asarray(targets), np.asarray(probs).argmax(axis=1), list(self.output_names)
 
 
 class Multiclass(Task):
@@ -149,6 +153,9 @@ class Multilabel(Task):
 
     def metrics(self, targets, probs):
         return multilabel_metrics(targets, probs, self.class_names, self.output_names, self.positives(targets))
+
+    def decisions(self, targets, probs):
+        return np.asarray(targets), decided_classes(probs, self.class_names, self.output_names), list(self.class_names)
 
 
 TASKS = {}

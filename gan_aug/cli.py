@@ -228,8 +228,12 @@ def train_classifier(config_path, sets, dry_run, **flags):
 @click.option("--posthoc", multiple=True, type=click.Choice(["bias", "label-shift"]),
               help="Also report the metrics after a post-hoc class correction fitted on val (repeatable).")
 @click.option("--val-data", type=str, help="The prepared set whose val split --posthoc fits on [--data].")
+@click.option("--bootstrap", default=1000, show_default=True, type=click.IntRange(min=0),
+              help="Resamples of the 95% intervals (BMA, accuracy, recalls, subgroups); the set's lesions or "
+                   "patients are resampled where it has them. 0: no intervals.")
 @click.option("--force", is_flag=True, help="Overwrite --out and the PNGs beside it.")
-def evaluate(checkpoints, data, split, source, root, csv, metadata_csv, tta, out, device, posthoc, val_data, force):
+def evaluate(checkpoints, data, split, source, root, csv, metadata_csv, tta, out, device, posthoc, val_data, bootstrap,
+             force):
     """Evaluate a classifier on a test split or an external set (classes matched by name).
 
     \b
@@ -265,7 +269,8 @@ def evaluate(checkpoints, data, split, source, root, csv, metadata_csv, tta, out
     val_prepared = load_prepared(val_data) if val_data else prepared
     corrections = (lambda targets, probs: {"posthoc": posthoc_metrics(
         checkpoints, probs, targets, val_prepared, posthoc, device, tta)}) if posthoc else None
-    metrics, _, _ = evaluate_checkpoint(checkpoints, prepared, split, out, device, tta=tta, extra=corrections)
+    metrics, _, _ = evaluate_checkpoint(checkpoints, prepared, split, out, device, tta=tta, extra=corrections,
+                                        bootstrap=bootstrap)
     click.echo(metrics_table(metrics))
     click.echo(f"wrote {out}")
 

@@ -13,6 +13,7 @@ from classifier.checkpoint import load_classifier
 from classifier.evaluate import evaluate_checkpoint, external_set
 from classifier.inference import predict
 from classifier.models import LesionClassifier
+from classifier.intervals import MIN_SUBGROUP_N
 from classifier.review import calibration, subgroup_metrics
 from classifier.tasks import TASKS
 from gan_aug.data.prepared import load_prepared
@@ -124,12 +125,19 @@ def test_subgroups_by_sex_age_band_and_site(ham_root, tmp_path, run_cli):
     for rows in subgroups.values():
         assert sum(r["n"] for r in rows.values()) == metrics["n"]
     assert set(subgroups["sex"]) == {"male", "female"} and "unknown" in subgroups["age"]  # some ages are missing
-    # each subgroup's BMA is the task's BMA on its images alone
+    assert "too small" in result.output  # the fixture's test split: every subgroup under MIN_SUBGROUP_N
+    # each subgroup's BMA is the task's BMA on its images alone (the train split: subgroups large enough)
     prepared = load_prepared(data)
-    _, targets, probs = evaluate_checkpoint(run, prepared, "test")
-    female = prepared.sex[prepared.indices("test")] == "female"
+    _, targets, probs = evaluate_checkpoint(run, prepared, "train", bootstrap=0)
     _, task, _ = load_classifier(run)
-    assert subgroups["sex"]["female"]["bma"] == pytest.approx(task.metrics(targets[female], probs[female])["bma"])
+    sex = prepared.sex[prepared.indices("train")]
+    rows = subgroup_metrics(task, targets, probs, {"sex": sex})["sex"]
+    assert any(row["n"] >= MIN_SUBGROUP_N for row in rows.values())
+    for value, row in rows.items():
+        if row["n"] < MIN_SUBGROUP_N:  # too few to score: no number, not a 0.000 or 1.000
+            assert row["bma"] is None and row["too_small"]
+        else:
+            assert row["bma"] == pytest.approx(task.metrics(targets[sex == value], probs[sex == value])["bma"])
     assert subgroup_metrics(task, targets, probs, {}) == {}
 
 
@@ -164,8 +172,9 @@ def test_compare_report_has_a_subgroup_table(ham_root, tmp_path, run_cli):
     result = run_cli("compare", "--config", cfg, "--out", tmp_path / "cmp")
     assert result.exit_code == 0, result.output
     report = (tmp_path / "cmp" / "report.md").read_text()
-    assert "## Subgroups (test BMA, mean over seeds)" in report and "| subgroup | n | none | oversample |" in report
+    assert "## Subgroups (test BMA, mean over seeds;" in report and "| subgroup | n | none | oversample |" in report
     assert "| sex=female |" in report and "| site=back |" in report
+    assert "| too small | too small |" in report  # the fixture's test split is under MIN_SUBGROUP_N images
     result = run_cli("compare", "--config", cfg, "--out", tmp_path / "ml", "--set", "task=multilabel")
     assert result.exit_code == 1 and "compare reports BMA gains of single-label tasks" in result.output
 

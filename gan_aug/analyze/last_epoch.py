@@ -24,7 +24,8 @@ def final_epoch_predictions(config, prepared, arm):
     """(labels, (S, N) predictions) of every seed's latest.pt on the test split."""
     rows = []
     for seed in config.seeds:
-        _, targets, probs = evaluate_checkpoint(run_dir(config.out, arm, seed) / "latest.pt", prepared, "test")
+        _, targets, probs = evaluate_checkpoint(run_dir(config.out, arm, seed) / "latest.pt", prepared, "test",
+                                                bootstrap=0)
         rows.append(probs.argmax(1))
     return targets, np.stack(rows)
 

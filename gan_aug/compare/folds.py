@@ -30,7 +30,7 @@ def gan_runs(gan_run, folds):
 
 def out_of_fold_metrics(checkpoints, prepared, folds, device, out):
     """(metrics, targets, probabilities) of every train+val image, each from the fold model that held it out."""
-    parts = [evaluate_checkpoint(ckpt, fold_view(prepared, folds, k), "val", None, device)
+    parts = [evaluate_checkpoint(ckpt, fold_view(prepared, folds, k), "val", None, device, bootstrap=0)
              for k, ckpt in enumerate(checkpoints)]
     targets = np.concatenate([p[1] for p in parts])
     probs = np.concatenate([p[2] for p in parts])

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
+from classifier.intervals import MIN_SUBGROUP_N
 from classifier.metrics import save_confusion_png
 from gan_aug.compare.arms import draws_synthetic, is_generative, split_distill, synthetic_set_name
 from gan_aug.compare.summary import predicted_shares
@@ -41,14 +42,26 @@ def subgroup_table(config, records, split):
     first = subgroups(config.arms[0], config.seeds[0])
     if not first:
         return []
-    lines = [f"## Subgroups ({split} BMA, mean over seeds)", "",
+    lines = [f"## Subgroups ({split} BMA, mean over seeds; in brackets the mean of each seed's 95% interval; "
+             f"a subgroup under {MIN_SUBGROUP_N} images is too small to score)", "",
              "| subgroup | n | " + " | ".join(config.run_arms()) + " |",
              "|" + " --- |" * (2 + len(config.run_arms()))]
     for attribute, rows in first.items():
         for value, row in rows.items():
-            means = [np.mean([subgroups(a, s).get(attribute, {}).get(value, {}).get("bma", np.nan)
-                              for s in config.seeds]) for a in config.run_arms()]
-            lines.append(f"| {attribute}={value} | {row['n']} | " + " | ".join(f"{m:.3f}" for m in means) + " |")
+            if row.get("too_small"):
+                lines.append(f"| {attribute}={value} | {row['n']} | " + " | ".join(
+                    ["too small"] * len(config.run_arms())) + " |")
+                continue
+            cells = []
+            for a in config.run_arms():
+                rows_of_seeds = [subgroups(a, s).get(attribute, {}).get(value, {}) for s in config.seeds]
+                bmas = [np.nan if r.get("bma") is None else r["bma"] for r in rows_of_seeds]
+                cis = [r.get("bma_ci") for r in rows_of_seeds]
+                # the interval of one seed's model is the set's sampling error; seeds add their own spread
+                ci = (f" [{np.mean([c[0] for c in cis]):.3f}, {np.mean([c[1] for c in cis]):.3f}]"
+                      if all(cis) else "")
+                cells.append(f"{np.mean(bmas):.3f}{ci}")
+            lines.append(f"| {attribute}={value} | {row['n']} | " + " | ".join(cells) + " |")
     return lines + [""]
 
 
