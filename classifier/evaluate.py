@@ -10,6 +10,7 @@ from classifier.checkpoint import load_classifier, run_files
 from classifier.data import rows_metadata
 from classifier.inference import predict, tta_views
 from classifier.intervals import ITERATIONS, intervals
+from classifier.operating import operating_lines
 from classifier.metrics import save_confusion_png, save_roc_png
 from classifier.review import (calibration, format_ci, save_reliability_png, subgroup_lines, subgroup_metrics,
                                subgroup_values)
@@ -155,6 +156,20 @@ def posthoc_metrics(checkpoints, probs, targets, val_prepared, names, device="au
     return out
 
 
+def operating_point_metrics(checkpoints, targets, probs, groups, val_prepared, rule, aggregate=None, device="auto",
+                            tta=False, bootstrap=ITERATIONS):
+    """The operating point `rule` chosen on the val split of `val_prepared` (the set the model was selected on) and
+    applied to (targets, probs): classifier.operating's record, per image and, with `aggregate`, per patient."""
+    from classifier.operating import operating_point, parse_rule
+
+    parse_rule(rule)  # a bad rule fails before the val split is predicted
+    _, task, _ = load_classifier(run_files(checkpoints[0])[0], resolve_device(device))
+    _, val_targets, val_probs = evaluate_checkpoint(checkpoints, val_prepared, "val", device=device, tta=tta,
+                                                    bootstrap=0)
+    val = (*task.malignancy(val_targets, val_probs), val_prepared.group[val_prepared.indices("val")])
+    return operating_point(rule, val, (*task.malignancy(targets, probs), groups), aggregate, bootstrap)
+
+
 def metrics_table(metrics):
     """Per-class rows plus the headline numbers, as text."""
     cis = metrics.get("intervals") or {}
@@ -171,6 +186,8 @@ def metrics_table(metrics):
     for name, corrected in metrics.get("posthoc", {}).items():
         fitted = f" (val {corrected['val_bma_raw']:.4f} -> {corrected['val_bma']:.4f})" if "val_bma" in corrected else ""
         lines.append(f"after post-hoc {name}: BMA {corrected['bma']:.4f}  accuracy {corrected['accuracy']:.4f}{fitted}")
+    if "operating_point" in metrics:
+        lines += operating_lines(metrics["operating_point"])
     if "ece" in metrics:
         lines.append(f"expected calibration error ({metrics['calibration']['kind']}): {metrics['ece']:.4f}")
     return "\n".join(lines + subgroup_lines(metrics.get("subgroups", {})))

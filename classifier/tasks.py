@@ -56,6 +56,15 @@ class Task:
         """(true class, decided class, the classes' names) of each image: what BMA and recall count."""
         return np.asarray(targets), np.asarray(probs).argmax(axis=1), list(self.output_names)
 
+    def malignancy(self, targets, probs):
+        """(is each image malignant, the model's malignant score): the probabilities of the malignant outputs summed
+        (for a two-stage model exactly its screen's p(malignant), so both stages give one answer)."""
+        mask = np.array([name in MALIGNANT for name in self.output_names])
+        if not mask.any() or mask.all():
+            raise UserError("an operating point needs malignant and benign classes; this model predicts "
+                            f"{', '.join(self.output_names)}")
+        return mask[np.asarray(targets)], np.asarray(probs)[:, mask].sum(axis=1)
+
 
 class Multiclass(Task):
     name = "multiclass"
@@ -90,6 +99,9 @@ class Binary(Task):
 
     def probabilities(self, outputs):
         return F.softmax(outputs["malignant"].float(), dim=1)
+
+    def malignancy(self, targets, probs):
+        return np.asarray(targets) == 1, np.asarray(probs)[:, 1]
 
 
 class TwoStage(Task):
@@ -156,6 +168,15 @@ class Multilabel(Task):
 
     def decisions(self, targets, probs):
         return np.asarray(targets), decided_classes(probs, self.class_names, self.output_names), list(self.class_names)
+
+    def malignancy(self, targets, probs):
+        """Each label is scored on its own: the malignant score is the most probable malignant label's."""
+        labels = np.array([name in MALIGNANT for name in self.output_names])
+        if not labels.any():
+            raise UserError("an operating point needs a malignant label; this model has "
+                            f"{', '.join(self.output_names)}")
+        truth = np.array([name in MALIGNANT for name in self.class_names])[np.asarray(targets)]
+        return truth, np.asarray(probs)[:, labels].max(axis=1)
 
 
 TASKS = {}

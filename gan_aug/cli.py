@@ -228,12 +228,18 @@ def train_classifier(config_path, sets, dry_run, **flags):
 @click.option("--posthoc", multiple=True, type=click.Choice(["bias", "label-shift"]),
               help="Also report the metrics after a post-hoc class correction fitted on val (repeatable).")
 @click.option("--val-data", type=str, help="The prepared set whose val split --posthoc fits on [--data].")
+@click.option("--operating-point", type=str, help="A threshold on the malignant score chosen on val by a rule, "
+                                               "sens=X, spec=X or youden, and applied unchanged to the evaluated set: "
+                                               "sensitivity, specificity, PPV, NPV.")
+@click.option("--patient-level", type=click.Choice(["max", "mean"]),
+              help="Also score the operating point per patient (the set's groups: patient ids where it has them, "
+                   "else lesions): malignant when any image is, scored by the max or mean of its images.")
 @click.option("--bootstrap", default=1000, show_default=True, type=click.IntRange(min=0),
               help="Resamples of the 95% intervals (BMA, accuracy, recalls, subgroups); the set's lesions or "
                    "patients are resampled where it has them. 0: no intervals.")
 @click.option("--force", is_flag=True, help="Overwrite --out and the PNGs beside it.")
-def evaluate(checkpoints, data, split, source, root, csv, metadata_csv, tta, out, device, posthoc, val_data, bootstrap,
-             force):
+def evaluate(checkpoints, data, split, source, root, csv, metadata_csv, tta, out, device, posthoc, val_data,
+             operating_point, patient_level, bootstrap, force):
     """Evaluate a classifier on a test split or an external set (classes matched by name).
 
     \b
@@ -243,9 +249,11 @@ def evaluate(checkpoints, data, split, source, root, csv, metadata_csv, tta, out
       gan-aug evaluate --checkpoint runs/meta --source isic-csv --root ISIC2020 --metadata-csv meta.csv --tta
       gan-aug evaluate --checkpoint runs/clf_s0 --checkpoint runs/clf_s1 --data ham32.npz --split val --out ens.json
       gan-aug evaluate --checkpoint runs/clf --source isic-csv --root ISIC2018_Test --val-data ham32.npz --posthoc bias
+      gan-aug evaluate --checkpoint runs/clf --data isic20.npz --operating-point sens=0.95 --patient-level max
     """
     from classifier.checkpoint import load_classifier, run_files
-    from classifier.evaluate import evaluate_checkpoint, external_set, metrics_table, output_paths, posthoc_metrics
+    from classifier.evaluate import (evaluate_checkpoint, external_set, metrics_table, operating_point_metrics,
+                                     output_paths, posthoc_metrics)
     from gan_aug.data.color import method_of
     from gan_aug.data.prepared import load_prepared
     from gan_aug.fileio import check_new_outputs
@@ -264,12 +272,24 @@ def evaluate(checkpoints, data, split, source, root, csv, metadata_csv, tta, out
         split = "test"
     else:
         prepared = load_prepared(data)
-    if posthoc and not (val_data or data):
-        raise UserError("--posthoc fits on the val split of the model's prepared set: give --val-data PREPARED.npz")
+    if patient_level and not operating_point:
+        raise UserError("--patient-level scores an operating point: give --operating-point too")
+    if (posthoc or operating_point) and not (val_data or data):
+        raise UserError("--posthoc and --operating-point are fitted on the val split of the model's prepared set: give "
+                        "--val-data PREPARED.npz")
     val_prepared = load_prepared(val_data) if val_data else prepared
-    corrections = (lambda targets, probs: {"posthoc": posthoc_metrics(
-        checkpoints, probs, targets, val_prepared, posthoc, device, tta)}) if posthoc else None
-    metrics, _, _ = evaluate_checkpoint(checkpoints, prepared, split, out, device, tta=tta, extra=corrections,
+    groups = prepared.group[prepared.indices(split)]
+
+    def extra(targets, probs):
+        out = {}
+        if posthoc:
+            out["posthoc"] = posthoc_metrics(checkpoints, probs, targets, val_prepared, posthoc, device, tta)
+        if operating_point:
+            out["operating_point"] = operating_point_metrics(checkpoints, targets, probs, groups, val_prepared,
+                                                             operating_point, patient_level, device, tta, bootstrap)
+        return out
+
+    metrics, _, _ = evaluate_checkpoint(checkpoints, prepared, split, out, device, tta=tta, extra=extra,
                                         bootstrap=bootstrap)
     click.echo(metrics_table(metrics))
     click.echo(f"wrote {out}")
