@@ -97,7 +97,8 @@ LAYERS = (
     ("models", ("gan_aug.gan", "classifier")),
     ("products", ("gan_aug.synth", "gan_aug.metrics")),
     ("experiments", ("gan_aug.compare", "gan_aug.tune", "gan_aug.audit", "gan_aug.analyze")),
-    ("faces", ("gan_aug.cli", "gan_aug.cli_config", "gan_aug.cli_compare", "gan_aug.cli_audit", "gan_aug.cli_analyze", "gan_aug.demo",
+    ("faces", ("gan_aug.cli", "gan_aug.cli_config", "gan_aug.cli_compare", "gan_aug.cli_audit", "gan_aug.cli_analyze",
+               "gan_aug.cli_evaluate", "gan_aug.demo",
                "gan_aug.app", "gan_aug.__main__")),
 )
 
