@@ -15,7 +15,7 @@ from classifier.metrics import save_confusion_png, save_roc_png
 from classifier.review import (calibration, format_ci, save_reliability_png, subgroup_lines, subgroup_metrics,
                                subgroup_values)
 from gan_aug.data import images as image_ops
-from gan_aug.data.color import NONE, correct_colors, method_of
+from gan_aug.data.color import NONE, correct_colors, method_of, prepare_flags
 from gan_aug.data.config import PrepareConfig
 from gan_aug.data.domain import BINARY_CLASSES
 from gan_aug.data.prepared import PreparedSet
@@ -30,7 +30,7 @@ def external_set(source, root, size, csv=None, workers=0, metadata_csv=None, col
     `color_constancy` (the method of the set the models learned from, as prepare applies it); `metadata_csv`
     gives them age, sex and site (for metadata models and subgroup results)."""
     config = PrepareConfig(out="unused.npz", source=source, root=str(root), size=size, csv=csv,
-                           metadata_csv=metadata_csv, color_constancy=color_constancy)
+                           metadata_csv=metadata_csv)  # the reader's settings; the corrections come after decoding
     config.validate()
     records = read_source(config)
     if records.arrays is not None:
@@ -102,8 +102,7 @@ def evaluate_checkpoint(checkpoint, prepared, split, out=None, device="auto", am
                             f"{prepared.image_size} px (prepare it with --size {args['image_size']})")
         if prepared.color_constancy != method_of(args):  # the same pixels under another light: a silent shift
             raise UserError(f"{path} learned from images with colour constancy '{method_of(args)}', the evaluation "
-                            f"set has '{prepared.color_constancy}' (prepare it with --color-constancy "
-                            f"{method_of(args)})")
+                            f"set has '{prepared.color_constancy}' (prepare it with {prepare_flags(method_of(args))})")
     targets = split_targets(members[0][1], prepared, idx, first["class_names"])
     member_probs = []
     for model, task, state in members:

@@ -1,5 +1,5 @@
-"""Colour constancy (issue #40): shades of gray per image, recorded by prepare, applied alike to the external
-images a model of the set is evaluated, compared, rescored or served on."""
+"""Colour constancy (issue #40) and hair removal (issue #44): per image, recorded by prepare, applied alike to the
+external images a model of the set is evaluated, compared, rescored or served on."""
 
 import dataclasses
 import json
@@ -14,7 +14,7 @@ from classifier.checkpoint import load_classifier
 from classifier.evaluate import evaluate_checkpoint, external_set
 from gan_aug.compare.runner import load_externals
 from gan_aug.compare.summary import DataFacts
-from gan_aug.data.color import METHODS, correct_colors, method_of, shades_of_gray
+from gan_aug.data.color import METHODS, correct_colors, method_of, remove_hair, shades_of_gray, steps_of
 from gan_aug.data.images import square_resize
 from gan_aug.data.prepared import load_prepared
 from gan_aug.errors import UserError
@@ -48,10 +48,54 @@ def test_correct_colors_is_per_image_and_none_is_the_identity():
     batch = correct_colors(images, SOG)
     assert np.array_equal(batch[2], correct_colors(images[2], SOG))  # an upload alone gets the set's pixels
     assert not np.array_equal(batch, images)
-    assert list(METHODS) == ["none", SOG]
-    with pytest.raises(UserError, match="unknown color_constancy 'grey-world'"):
+    assert list(METHODS) == ["none", "hair-removal", SOG]
+    with pytest.raises(UserError, match="unknown preprocessing step 'grey-world'"):
         correct_colors(images, "grey-world")
     assert method_of({"color_constancy": SOG}) == SOG  # a checkpoint without the key: gan_aug.legacy, below
+
+
+def hairy_lesion():
+    """Skin with a wide dark lesion and thin dark hairs across both: (image, hair mask off the lesion, lesion)."""
+    size = 64
+    y, x = np.mgrid[:size, :size]
+    lesion = (y - 32) ** 2 + (x - 32) ** 2 < 14 ** 2
+    image = np.where(lesion[..., None], [90, 50, 40], [205, 160, 140]).astype(np.uint8)
+    hair = np.zeros((size, size), bool)
+    for offset in (-20, 3, 25):  # three hairs, one pixel wide, diagonal
+        hair |= np.abs(y - x - offset) < 1
+    image[hair] = [25, 20, 20]
+    return image, hair & ~lesion, lesion & ~hair
+
+
+def test_hair_removal_inpaints_thin_dark_hairs_and_leaves_the_lesion():
+    image, hair, lesion = hairy_lesion()
+    skin = np.array([205, 160, 140])
+    cleaned = remove_hair(image)
+    assert np.abs(image[hair] - skin).mean() > 100  # a hair pixel before: far from the skin around it
+    assert np.abs(cleaned[hair].astype(int) - skin).mean() < 25  # after: skin again
+    assert np.abs(cleaned[lesion].astype(int) - image[lesion]).mean() < 5  # the lesion is wider than the cross
+    plain = np.zeros((32, 32, 3), np.uint8) + np.array([205, 160, 140], np.uint8)
+    assert np.array_equal(remove_hair(plain), plain)
+    # the chain runs hair removal first, then colour constancy, and refuses any other order
+    both = correct_colors(image[None], "hair-removal+" + SOG)[0]
+    assert np.array_equal(both, shades_of_gray(remove_hair(image)))
+    with pytest.raises(UserError, match=r"in the order hair-removal\+shades-of-gray"):
+        steps_of(SOG + "+hair-removal")
+
+
+def test_prepare_records_hair_removal_before_colour_constancy(ham_root, tmp_path, run_cli):
+    common = ("prepare", "--source", "ham10000", "--root", ham_root, "--size", 32, "--workers", 1)
+    assert run_cli(*common, "--out", tmp_path / "plain.npz").exit_code == 0
+    result = run_cli(*common, "--out", tmp_path / "both.npz", "--hair-removal", "--color-constancy", SOG)
+    assert result.exit_code == 0, result.output
+    plain, both = load_prepared(tmp_path / "plain.npz"), load_prepared(tmp_path / "both.npz")
+    assert both.color_constancy == "hair-removal+" + SOG
+    assert np.array_equal(both.images, correct_colors(plain.images, "hair-removal+" + SOG))
+    assert "pixels       hair removed, then shades-of-gray colour constancy" in run_cli("info", both.path).output
+    # an external set read for a model of this set is corrected the same way
+    external = external_set("ham10000", ham_root, 32, color_constancy=both.color_constancy)
+    assert np.array_equal(external.images, both.images[np.argsort(both.image_id)][np.argsort(np.argsort(
+        external.image_id))])
 
 
 def test_prepare_records_the_method_and_info_shows_it(ham_root, tmp_path, run_cli):
@@ -65,8 +109,8 @@ def test_prepare_records_the_method_and_info_shows_it(ham_root, tmp_path, run_cl
     assert np.array_equal(after.images, correct_colors(before.images, SOG))
     assert not np.array_equal(after.images, before.images)
     info = run_cli("info", corrected)
-    assert info.exit_code == 0 and f"colour       {SOG} colour constancy" in info.output
-    assert "colour       as captured" in run_cli("info", plain).output
+    assert info.exit_code == 0 and f"pixels       {SOG} colour constancy" in info.output
+    assert "pixels       as captured" in run_cli("info", plain).output
     refused = run_cli(*common, "--out", tmp_path / "x.npz", "--color-constancy", "grey-world")
     assert refused.exit_code == 1 and "unknown color_constancy 'grey-world'" in refused.output
 
@@ -76,7 +120,7 @@ def test_a_set_prepared_before_the_key_is_none_and_an_unknown_method_is_refused(
     assert load_prepared(old).color_constancy == "none"
     arrays = dict(np.load(old))
     np.savez(tmp_path / "future.npz", **arrays, color_constancy=np.array("retinex"))
-    with pytest.raises(UserError, match="colour constancy 'retinex', which this gan-aug does not know"):
+    with pytest.raises(UserError, match="prepared with 'retinex', which this gan-aug does not know"):
         load_prepared(tmp_path / "future.npz")
 
 

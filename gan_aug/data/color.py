@@ -1,15 +1,19 @@
-"""Colour constancy: each image's illuminant estimated and divided out, so images taken under different lights
-(dermatoscopes, clinics, years) reach the models with a neutral-grey illuminant.
+"""Per-image corrections before any model sees an image: colour constancy (each image's illuminant estimated and
+divided out, so images taken under different lights, dermatoscopes, clinics and years, reach the models with a
+neutral-grey illuminant) and hair removal (dark hairs found by a morphological black-hat and inpainted).
 
-prepare records the method in the prepared set; a classifier records its set's method in its checkpoint, and
-every stage that feeds it raw images (evaluate --source, compare's and rescore's external sets, serve, explain)
-corrects them with that method, so the model never sees images coloured otherwise than it learned from.
+What prepare applied is recorded in the prepared set as one method string, the steps joined by '+' in the order
+they ran ("hair-removal+shades-of-gray"; the key is `color_constancy`, as the first step was). A classifier records
+its set's string in its checkpoint, and every stage that feeds it raw images (evaluate --source, compare's and
+rescore's external sets, serve, explain, audit) corrects them with it, so the model never sees images other than
+those it learned from.
 """
 
 import numpy as np
 from tqdm import tqdm
 
 from gan_aug.config import check_choice
+from gan_aug.errors import UserError
 
 NONE = "none"
 SHADES_OF_GRAY_P = 6  # the Minkowski norm ISIC 2018's leading entries used (Barata et al.; Finlayson & Trezzi 2004)
@@ -29,30 +33,89 @@ def shades_of_gray(image, p=SHADES_OF_GRAY_P):
     return np.rint(np.clip(pixels / illuminant, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
-# Method name -> correction of one (H, W, 3) uint8 image. Each image is corrected on its own (its own pixels
-# only), so a set corrected whole, in chunks or one upload at a time gets the same pixels.
+HAIR_REMOVAL = "hair-removal"
+HAIR_THRESHOLD = 10  # black-hat response (0-255) above which a pixel is hair: thin, darker than its surround
+
+
+def remove_hair(image):
+    """One (H, W, 3) uint8 image with dark hairs inpainted (the DullRazor idea, Lee et al. 1997, as ISIC entries
+    ran it in OpenCV): the black-hat of the grey image with a cross about 1/16 of the image wide finds structures
+    thinner and darker than their surround, and Telea's inpainting fills them from around. A lesion is wider than
+    the cross, so it is left alone."""
+    import cv2
+
+    side = max(3, min(image.shape[:2]) // 16) | 1  # odd, at least 3 px
+    kernel = cv2.getStructuringElement(cv2.MORPH_CROSS, (side, side))
+    blackhat = cv2.morphologyEx(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), cv2.MORPH_BLACKHAT, kernel)
+    mask = (blackhat > HAIR_THRESHOLD).astype(np.uint8)
+    if not mask.any():
+        return image.copy()
+    return cv2.inpaint(np.ascontiguousarray(image), mask, max(1, side // 3), cv2.INPAINT_TELEA)
+
+
+# Step name -> correction of one (H, W, 3) uint8 image, in the order a chain runs them (hair first: the illuminant
+# is estimated on skin, not on hairs). Each image is corrected on its own (its own pixels only), so a set
+# corrected whole, in chunks or one upload at a time gets the same pixels.
 METHODS = {
     NONE: None,
+    HAIR_REMOVAL: remove_hair,
     "shades-of-gray": shades_of_gray,
 }
 
 
+def chain(color_constancy=NONE, hair_removal=False):
+    """The method string prepare records: its steps, in METHODS' order, or "none"."""
+    steps = ([HAIR_REMOVAL] if hair_removal else []) + ([color_constancy] if color_constancy != NONE else [])
+    return "+".join(steps) or NONE
+
+
+def steps_of(method):
+    """The corrections of a method string, in order; a one-line error for an unknown or misordered one."""
+    steps = [] if method == NONE else str(method).split("+")
+    known = [s for s in METHODS if s != NONE]
+    for step in steps:
+        check_choice("preprocessing step", step, known)
+    if [known.index(s) for s in steps] != sorted({known.index(s) for s in steps}):
+        raise UserError(f"preprocessing '{method}': each step once, in the order {'+'.join(known)}")
+    return [METHODS[s] for s in steps]
+
+
+def describe(method):
+    """'hair removed, then shades-of-gray colour constancy'; 'as captured' for none."""
+    words = {HAIR_REMOVAL: "hair removed", "shades-of-gray": "shades-of-gray colour constancy"}
+    return ", then ".join(words[s] for s in str(method).split("+")) if method != NONE else "as captured"
+
+
+def prepare_flags(method):
+    """The prepare flags that apply `method`: '--hair-removal --color-constancy shades-of-gray'."""
+    steps = [] if method == NONE else str(method).split("+")
+    colour = [s for s in steps if s != HAIR_REMOVAL]
+    return " ".join((["--hair-removal"] if HAIR_REMOVAL in steps else []) +
+                    [f"--color-constancy {colour[0] if colour else NONE}"])
+
+
 def check_method(method, what="color_constancy"):
-    check_choice(what, method, METHODS)
+    if method not in METHODS or method == HAIR_REMOVAL:  # prepare's --color-constancy: a colour method or none
+        check_choice(what, method, [m for m in METHODS if m != HAIR_REMOVAL])
     return method
 
 
 def correct_colors(images, method, progress=False):
-    """`images` ((N, H, W, 3) or one (H, W, 3) uint8) with colour constancy `method` applied to each image; the
-    array itself for "none"."""
-    correct = METHODS[check_method(method)]
-    if correct is None:
+    """`images` ((N, H, W, 3) or one (H, W, 3) uint8) with the corrections of `method` (a method string) applied
+    to each image; the array itself for "none"."""
+    steps = steps_of(method)
+    if not steps:
         return images
     if images.ndim == 3:
-        return correct(images)
+        for correct in steps:
+            images = correct(images)
+        return images
     out = np.empty_like(images)
     for i in tqdm(range(len(images)), desc=method, unit="img", disable=not progress, leave=False):
-        out[i] = correct(images[i])
+        image = images[i]
+        for correct in steps:
+            image = correct(image)
+        out[i] = image
     return out
 
 

@@ -38,6 +38,9 @@ class PrepareConfig(StageConfig):
     color_constancy: str = setting("none", help="Colour constancy per image: none or shades-of-gray (p = 6: a "
                                                 "neutral-grey illuminant); recorded, and applied alike to external "
                                                 "sets a model of this set is evaluated or served on.")
+    hair_removal: bool = setting(False, help="Inpaint dark hairs in each image (morphological black-hat + "
+                                             "Telea inpainting), before colour constancy; recorded and applied "
+                                             "alike, as colour constancy is.")
 
     def validate(self):
         from gan_aug.data.color import check_method

@@ -8,7 +8,7 @@ import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
 from gan_aug.data import images as image_ops
-from gan_aug.data.color import correct_colors
+from gan_aug.data.color import chain, correct_colors
 from gan_aug.data.prepared import fingerprint
 from gan_aug.data.readers import read_source
 from gan_aug.errors import UserError
@@ -86,7 +86,8 @@ def build_prepared(config, progress=True):
     if len(records) == 0:
         raise UserError("no images left to prepare")
     # Before the fingerprint: the corrected pixels are the set's, the ones every later stage learns from.
-    images = correct_colors(images, config.color_constancy, progress)
+    preprocessing = chain(config.color_constancy, config.hair_removal)
+    images = correct_colors(images, preprocessing, progress)
     labels, groups = records.labels, records.groups
     if config.group_near_duplicates and records.split is not None:
         raise UserError(f"source '{config.source}' fixes its own splits: --group-near-duplicates cannot move "
@@ -105,7 +106,7 @@ def build_prepared(config, progress=True):
         "image_id": np.asarray(records.image_ids, dtype=str),
         "source": np.array(config.source),
         "fingerprint": np.array(fingerprint(images, labels, split)),
-        "color_constancy": np.array(config.color_constancy),
+        "color_constancy": np.array(preprocessing),  # the whole chain, hair removal included (color.py)
     }
     if grouping is not None:
         arrays["near_duplicates"] = np.array(json.dumps(grouping))

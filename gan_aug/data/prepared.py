@@ -10,7 +10,7 @@ from typing import Optional
 
 import numpy as np
 
-from gan_aug.data.color import METHODS, NONE
+from gan_aug.data.color import METHODS, NONE, describe, steps_of
 from gan_aug.data.names import check_class_names
 from gan_aug.errors import UserError, first_line
 from gan_aug.legacy import PREPARED_SET, with_defaults
@@ -120,12 +120,14 @@ def prepared_from_arrays(path, data):
 
 
 def stored_color_constancy(path, data):
-    """The colour constancy prepare applied ("none" for sets prepared before the key); a method this version does
-    not know is refused (external images could not be corrected to match)."""
+    """The per-image corrections prepare applied (gan_aug.data.color; "none" for sets prepared before the key); a
+    method this version does not know is refused (external images could not be corrected to match)."""
     method = str(with_defaults(data, PREPARED_SET)["color_constancy"])
-    if method not in METHODS:
-        raise UserError(f"{path}: prepared with colour constancy '{method}', which this gan-aug does not know "
-                        f"(it knows {', '.join(METHODS)})")
+    try:
+        steps_of(method)
+    except UserError:
+        raise UserError(f"{path}: prepared with '{method}', which this gan-aug does not know how to apply (it knows "
+                        f"{', '.join(METHODS)})") from None
     return method
 
 
@@ -164,7 +166,7 @@ def summary_table(prepared):
                                 for c, (v, w) in enumerate(zip(row, widths)))
     lines = [fmt(header)] + [fmt(r) for r in rows]
     metadata = [k.replace("_", " ") for k in METADATA if getattr(prepared, k) is not None]
-    colour = prepared.color_constancy + " colour constancy" if prepared.color_constancy != NONE else "as captured"
+    colour = describe(prepared.color_constancy)
     lines += [
         "",
         f"file         {prepared.path}",
@@ -172,7 +174,7 @@ def summary_table(prepared):
         f"image size   {prepared.image_size}x{prepared.image_size}",
         f"groups       {len(np.unique(prepared.group))} (lesions; images of one group share a split)",
         f"metadata     {', '.join(metadata) or 'none'}",
-        f"colour       {colour}",
+        f"pixels       {colour}",
         f"near dups    {near_duplicate_line(prepared.near_duplicates)}",
         f"fingerprint  {prepared.fingerprint}",
     ]
