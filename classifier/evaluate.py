@@ -15,7 +15,7 @@ from classifier.metrics import save_confusion_png, save_roc_png
 from classifier.review import (calibration, format_ci, save_reliability_png, subgroup_lines, subgroup_metrics,
                                subgroup_values)
 from gan_aug.data import images as image_ops
-from gan_aug.data.color import NONE, correct_colors, method_of, prepare_flags
+from gan_aug.data.color import NONE, correct_colors, describe, method_of, prepare_flags
 from gan_aug.data.config import PrepareConfig
 from gan_aug.data.domain import BINARY_CLASSES
 from gan_aug.data.prepared import PreparedSet
@@ -101,8 +101,9 @@ def evaluate_checkpoint(checkpoint, prepared, split, out=None, device="auto", am
             raise UserError(f"the model takes {args['image_size']} px images, the evaluation set has "
                             f"{prepared.image_size} px (prepare it with --size {args['image_size']})")
         if prepared.color_constancy != method_of(args):  # the same pixels under another light: a silent shift
-            raise UserError(f"{path} learned from images with colour constancy '{method_of(args)}', the evaluation "
-                            f"set has '{prepared.color_constancy}' (prepare it with {prepare_flags(method_of(args))})")
+            raise UserError(f"{path} learned from images {describe(method_of(args))}, but the evaluation set holds "
+                            f"images {describe(prepared.color_constancy)} (prepare it with "
+                            f"{prepare_flags(method_of(args))})")
     targets = split_targets(members[0][1], prepared, idx, first["class_names"])
     member_probs = []
     for model, task, state in members:

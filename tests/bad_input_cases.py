@@ -563,6 +563,19 @@ CASES = [
     Case("evaluate-color-constancy-mismatch", "evaluate", WRONG,
          "a model of a plain set scored on a shades-of-gray set",
          lambda b: evaluate(b, data=b.npz(color_constancy=np.array("shades-of-gray"))), "shades-of-gray"),
+    Case("evaluate-hair-removal-mismatch", "evaluate", WRONG, "a model of a plain set scored on a hair-removed set",
+         lambda b: evaluate(b, data=b.npz(color_constancy=np.array("hair-removal"))),
+         "learned from images as captured, but the evaluation set holds images with hair removed"),
+    Case("prepared-preprocessing-misordered", "info", DAMAGED, "a set recording its corrections in an order "
+         "prepare never runs", lambda b: ["info", b.npz(color_constancy=np.array("shades-of-gray+hair-removal"))],
+         "does not know how to apply"),
+    # -- intervals and operating points (issue #44) -------------------------------------------------------------
+    Case("evaluate-operating-point-unknown", "evaluate", DAMAGED, "--operating-point recall=0.9",
+         lambda b: evaluate(b, "--operating-point", "recall=0.9"), "sens=X or spec=X"),
+    Case("evaluate-operating-point-out-of-range", "evaluate", DAMAGED, "--operating-point sens=1.5",
+         lambda b: evaluate(b, "--operating-point", "sens=1.5"), "X in (0, 1]"),
+    Case("evaluate-patient-level-alone", "evaluate", DAMAGED, "--patient-level max without an operating point",
+         lambda b: evaluate(b, "--patient-level", "max"), "give --operating-point too"),
     # -- per-image tables (issue #39) ---------------------------------------------------------------------------
     Case("prepare-groups-csv-image-twice", "prepare", WRONG, "--groups-csv gives one image two lesion ids",
          lambda b: prepare(b, "--groups-csv", b.file("groups.csv", "image,lesion_id\nISIC_0000001,L1\n"

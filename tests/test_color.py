@@ -91,7 +91,7 @@ def test_prepare_records_hair_removal_before_colour_constancy(ham_root, tmp_path
     plain, both = load_prepared(tmp_path / "plain.npz"), load_prepared(tmp_path / "both.npz")
     assert both.color_constancy == "hair-removal+" + SOG
     assert np.array_equal(both.images, correct_colors(plain.images, "hair-removal+" + SOG))
-    assert "pixels       hair removed, then shades-of-gray colour constancy" in run_cli("info", both.path).output
+    assert "pixels       with hair removed, then shades-of-gray colour constancy" in run_cli("info", both.path).output
     # an external set read for a model of this set is corrected the same way
     external = external_set("ham10000", ham_root, 32, color_constancy=both.color_constancy)
     assert np.array_equal(external.images, both.images[np.argsort(both.image_id)][np.argsort(np.argsort(
@@ -109,7 +109,7 @@ def test_prepare_records_the_method_and_info_shows_it(ham_root, tmp_path, run_cl
     assert np.array_equal(after.images, correct_colors(before.images, SOG))
     assert not np.array_equal(after.images, before.images)
     info = run_cli("info", corrected)
-    assert info.exit_code == 0 and f"pixels       {SOG} colour constancy" in info.output
+    assert info.exit_code == 0 and f"pixels       with {SOG} colour constancy" in info.output
     assert "pixels       as captured" in run_cli("info", plain).output
     refused = run_cli(*common, "--out", tmp_path / "x.npz", "--color-constancy", "grey-world")
     assert refused.exit_code == 1 and "unknown color_constancy 'grey-world'" in refused.output
@@ -168,7 +168,8 @@ def test_evaluate_source_corrects_the_external_images_as_prepare_would(sog_model
     assert np.array_equal(probs, evaluate_checkpoint(sog_model, prepared_copy, "train")[2])
     # without the correction the model sees other pixels and answers otherwise; the check refuses that pairing
     uncorrected = external_set("isic-csv", ext, 16)
-    with pytest.raises(UserError, match=f"colour constancy '{SOG}', the evaluation set has 'none'"):
+    with pytest.raises(UserError, match=f"learned from images with {SOG} colour constancy, but the evaluation set "
+                                        "holds images as captured"):
         evaluate_checkpoint(sog_model, uncorrected, "test")
     forced = evaluate_checkpoint(sog_model, dataclasses.replace(uncorrected, color_constancy=SOG), "test")[2]
     assert not np.allclose(forced, probs, atol=1e-4)

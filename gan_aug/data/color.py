@@ -81,9 +81,9 @@ def steps_of(method):
 
 
 def describe(method):
-    """'hair removed, then shades-of-gray colour constancy'; 'as captured' for none."""
+    """How images under `method` are: 'with hair removed, then shades-of-gray colour constancy', 'as captured'."""
     words = {HAIR_REMOVAL: "hair removed", "shades-of-gray": "shades-of-gray colour constancy"}
-    return ", then ".join(words[s] for s in str(method).split("+")) if method != NONE else "as captured"
+    return "with " + ", then ".join(words[s] for s in str(method).split("+")) if method != NONE else "as captured"
 
 
 def prepare_flags(method):
