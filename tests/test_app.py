@@ -211,6 +211,7 @@ def test_an_empty_age_is_unknown_and_an_age_that_is_none_is_refused(ham_root, tm
             model.classify(image, bad)  # the model side refuses it too, whoever calls it
 
 
+@pytest.mark.slow  # a whole pipeline of its own: the quick tier stays under 2 minutes
 def test_a_two_stage_model_gives_one_answer(classifier, tmp_path):
     """Issue #39: the page said "bcc" and, beside it, "screen benign, then df". With the screen at P(malignant)
     0.475 and bcc nearly all of the malignant share, bcc (0.469) beats each benign class (0.131): the two-stage

@@ -81,6 +81,7 @@ def planted(tmp_path_factory):
     return root, data, external
 
 
+@pytest.mark.slow  # a whole pipeline of its own: the quick tier stays under 2 minutes
 def test_audit_finds_planted_copies_across_splits_in_external_and_synthetic_sets_and_nothing_else(planted,
                                                                                                      run_cli):
     root, data, external = planted
@@ -102,6 +103,7 @@ def test_audit_finds_planted_copies_across_splits_in_external_and_synthetic_sets
     assert f"{len(report['pairs'])} near-duplicate pair(s)" in result.output
 
 
+@pytest.mark.slow  # a whole pipeline of its own: the quick tier stays under 2 minutes
 def test_group_near_duplicates_keeps_each_cluster_in_one_split(tmp_path, run_cli):
     from gan_aug.data.near_duplicates.search import confirmed_within
 
@@ -140,6 +142,7 @@ def test_group_near_duplicates_refuses_a_source_with_fixed_splits(tmp_path, run_
     assert not (tmp_path / "p.npz").exists()
 
 
+@pytest.mark.slow  # a whole pipeline of its own: the quick tier stays under 2 minutes
 def test_a_classifier_s_features_add_candidates_and_change_no_verdict_of_distinct_lesions(planted, run_cli):
     """--features lesion:CKPT searches the classifier's feature space for candidates too; confirmation is the
     same, so every confirmed pair is still a planted one."""

@@ -2,6 +2,7 @@
 augmented real images of the right class, placebo-shuffle the synthetic images under permuted labels."""
 
 import numpy as np
+import pytest
 
 from conftest import write_prepared
 from gan_aug.compare.placebo import augmented_real, shuffled_labels
@@ -45,6 +46,7 @@ def test_placebo_shuffle_keeps_the_images_and_permutes_the_labels(tmp_path):
     assert not np.array_equal(labels, synthetic[1])
 
 
+@pytest.mark.slow  # a whole pipeline of its own: the quick tier stays under 2 minutes
 def test_placebo_early_draws_from_the_first_snapshot_of_the_gan_run(toy16, tmp_path):
     """The same counts per class, from the run's checkpoint at or before 5% of its training."""
     from conftest import tiny_gan

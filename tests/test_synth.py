@@ -161,6 +161,7 @@ def test_bad_inputs(toy_gan, tmp_path, run_cli):
     assert "not a readable checkpoint" in result.output
 
 
+@pytest.mark.slow  # trains a study or a classifier of its own: the quick tier stays under 2 minutes
 def test_confidence_filter_keeps_only_confident_samples(toy16, toy_gan, tmp_path, run_cli):
     from classifier.checkpoint import load_classifier
     from classifier.inference import predict

@@ -227,6 +227,7 @@ def test_an_infinite_bound_is_refused_before_the_study_stores_it(toy16, tmp_path
             build_config(TuneConfig, None, {"data": str(toy16), "out": str(tmp_path), "space": space})
 
 
+@pytest.mark.slow  # trains a study or a classifier of its own: the quick tier stays under 2 minutes
 def test_best_yaml_tune_did_not_write_is_kept_without_force(toy16, tune_yaml, tmp_path, run_cli):
     out = tmp_path / "tune"
     out.mkdir()
