@@ -77,7 +77,7 @@ def evaluate_checkpoint(checkpoint, prepared, split, out=None, device="auto", am
     the set has metadata, subgroup results; with `out`, also writes the metrics JSON and the confusion-matrix, ROC
     and reliability PNGs. A list of checkpoints is evaluated as an ensemble: the mean of their class
     probabilities (they must predict the same classes at the same size). `tta`: each model's probabilities are
-    the mean over the image and its flips (True, 'flips') or its 8 symmetries ('d8'). `extra(targets, probs)`: more entries for the metrics (e.g. evaluate's
+    the mean over the image and its flips (True, 'flips') or its 8 symmetries ('d8'). `extra(targets, probs, task)`: more entries for the metrics (e.g. evaluate's
     post-hoc results), computed before anything is written. `bootstrap`: resamples of the 95% intervals of BMA,
     accuracy, each recall and each subgroup's BMA (the set's groups resampled: lesions or patients; 0: none)."""
     device = resolve_device(device)
@@ -126,7 +126,7 @@ def evaluate_checkpoint(checkpoint, prepared, split, out=None, device="auto", am
                     "data": str(prepared.path), "split": split, "task": first["task"], "model": first["model"],
                     "tta": list(tta_views(tta)) if tta else []})
     if extra is not None:
-        metrics.update(extra(targets, probs))
+        metrics.update(extra(targets, probs, members[0][1]))
     if out is None:
         return metrics, targets, probs
     out, confusion_png, roc_png, reliability_png = output_paths(out)
@@ -156,14 +156,14 @@ def posthoc_metrics(checkpoints, probs, targets, val_prepared, names, device="au
     return out
 
 
-def operating_point_metrics(checkpoints, targets, probs, groups, val_prepared, rule, aggregate=None, device="auto",
-                            tta=False, bootstrap=ITERATIONS):
+def operating_point_metrics(task, checkpoints, targets, probs, groups, val_prepared, rule, aggregate=None,
+                            device="auto", tta=False, bootstrap=ITERATIONS):
     """The operating point `rule` chosen on the val split of `val_prepared` (the set the model was selected on) and
-    applied to (targets, probs): classifier.operating's record, per image and, with `aggregate`, per patient."""
+    applied to (targets, probs) of `task`'s models: classifier.operating's record, per image and, with `aggregate`,
+    per patient."""
     from classifier.operating import operating_point, parse_rule
 
     parse_rule(rule)  # a bad rule fails before the val split is predicted
-    _, task, _ = load_classifier(run_files(checkpoints[0])[0], resolve_device(device))
     _, val_targets, val_probs = evaluate_checkpoint(checkpoints, val_prepared, "val", device=device, tta=tta,
                                                     bootstrap=0)
     val = (*task.malignancy(val_targets, val_probs), val_prepared.group[val_prepared.indices("val")])

@@ -56,8 +56,12 @@ def intervals(y_true, y_pred, class_names, groups, subgroups=None, iterations=IT
     subgroup (subgroup_values: attribute -> (N,) value per image) of at least MIN_SUBGROUP_N images,
     subgroups[attribute][value] = its BMA's interval, from the same resamples."""
     y_true, y_pred, n_classes = np.asarray(y_true), np.asarray(y_pred), len(class_names)
-    masks = {(a, v): values == v for a, values in (subgroups or {}).items() for v in set(values.tolist())
-             if (values == v).sum() >= MIN_SUBGROUP_N}
+    masks = {}
+    for attribute, values in (subgroups or {}).items():
+        for value in set(values.tolist()):
+            inside = values == value
+            if inside.sum() >= MIN_SUBGROUP_N:
+                masks[(attribute, value)] = inside
     bmas, accuracies, recalls, sub_bmas = [], [], [], {key: [] for key in masks}
     for weights in resample_weights(groups, iterations, seed):
         bma, accuracy, recall = weighted_scores(weights, y_true, y_pred, n_classes)

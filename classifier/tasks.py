@@ -17,11 +17,11 @@ from gan_aug.data.domain import MALIGNANT, NO_LABEL_CLASS
 from gan_aug.errors import UserError
 
 
-def malignant_mask(class_names):
+def malignant_mask(class_names, need="binary and two-stage tasks"):
     mask = torch.tensor([name in MALIGNANT for name in class_names])
     if not mask.any() or mask.all():
-        raise UserError(f"binary and two-stage tasks need both malignant ({', '.join(sorted(MALIGNANT))}) "
-                        f"and benign classes; this set has {', '.join(class_names)}")
+        raise UserError(f"{need} need both malignant ({', '.join(sorted(MALIGNANT))}) and benign classes; this set "
+                        f"has {', '.join(class_names)}")
     return mask
 
 
@@ -59,10 +59,7 @@ class Task:
     def malignancy(self, targets, probs):
         """(is each image malignant, the model's malignant score): the probabilities of the malignant outputs summed
         (for a two-stage model exactly its screen's p(malignant), so both stages give one answer)."""
-        mask = np.array([name in MALIGNANT for name in self.output_names])
-        if not mask.any() or mask.all():
-            raise UserError("an operating point needs malignant and benign classes; this model predicts "
-                            f"{', '.join(self.output_names)}")
+        mask = malignant_mask(self.output_names, "operating points").numpy()
         return mask[np.asarray(targets)], np.asarray(probs)[:, mask].sum(axis=1)
 
 

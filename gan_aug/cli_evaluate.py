@@ -77,12 +77,12 @@ def evaluate(checkpoints, data, split, source, root, csv, metadata_csv, tta, out
     val_prepared = load_prepared(val_data) if val_data else prepared
     groups = prepared.group[prepared.indices(split)]
 
-    def extra(targets, probs):
+    def extra(targets, probs, task):
         out = {}
         if posthoc:
             out["posthoc"] = posthoc_metrics(checkpoints, probs, targets, val_prepared, posthoc, device, tta)
         if operating_point:
-            out["operating_point"] = operating_point_metrics(checkpoints, targets, probs, groups, val_prepared,
+            out["operating_point"] = operating_point_metrics(task, checkpoints, targets, probs, groups, val_prepared,
                                                              operating_point, patient_level, device, tta, bootstrap)
         return out
 

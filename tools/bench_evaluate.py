@@ -17,6 +17,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from classifier.checkpoint import load_classifier  # noqa: E402
 from classifier.evaluate import evaluate_checkpoint, operating_point_metrics  # noqa: E402
 from gan_aug.data.prepared import load_prepared  # noqa: E402
 
@@ -41,13 +42,14 @@ def main():
     torch.set_num_threads(args.threads)
     prepared = load_prepared(args.data)
     groups = prepared.group[prepared.indices(args.split)]
+    task = load_classifier(args.checkpoint)[1]
     print(f"{args.split} split of {args.data}: {len(groups)} images, {torch.get_num_threads()} thread(s)")
     for name, tta, bootstrap, rule in (v for v in VARIANTS if args.only in v[0]):
         def run():
             metrics, targets, probs = evaluate_checkpoint(args.checkpoint, prepared, args.split, tta=tta,
                                                           bootstrap=bootstrap)
             if rule:
-                operating_point_metrics([args.checkpoint], targets, probs, groups, prepared, rule, tta=tta,
+                operating_point_metrics(task, [args.checkpoint], targets, probs, groups, prepared, rule, tta=tta,
                                         bootstrap=bootstrap)
             return metrics
         run()

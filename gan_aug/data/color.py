@@ -63,15 +63,22 @@ METHODS = {
 }
 
 
+COLOUR_METHODS = [m for m in METHODS if m != HAIR_REMOVAL]  # what --color-constancy takes
+
+
 def chain(color_constancy=NONE, hair_removal=False):
     """The method string prepare records: its steps, in METHODS' order, or "none"."""
     steps = ([HAIR_REMOVAL] if hair_removal else []) + ([color_constancy] if color_constancy != NONE else [])
     return "+".join(steps) or NONE
 
 
+def step_names(method):
+    return [] if method == NONE else str(method).split("+")
+
+
 def steps_of(method):
     """The corrections of a method string, in order; a one-line error for an unknown or misordered one."""
-    steps = [] if method == NONE else str(method).split("+")
+    steps = step_names(method)
     known = [s for s in METHODS if s != NONE]
     for step in steps:
         check_choice("preprocessing step", step, known)
@@ -83,20 +90,19 @@ def steps_of(method):
 def describe(method):
     """How images under `method` are: 'with hair removed, then shades-of-gray colour constancy', 'as captured'."""
     words = {HAIR_REMOVAL: "hair removed", "shades-of-gray": "shades-of-gray colour constancy"}
-    return "with " + ", then ".join(words[s] for s in str(method).split("+")) if method != NONE else "as captured"
+    steps = step_names(method)
+    return "with " + ", then ".join(words[s] for s in steps) if steps else "as captured"
 
 
 def prepare_flags(method):
     """The prepare flags that apply `method`: '--hair-removal --color-constancy shades-of-gray'."""
-    steps = [] if method == NONE else str(method).split("+")
-    colour = [s for s in steps if s != HAIR_REMOVAL]
-    return " ".join((["--hair-removal"] if HAIR_REMOVAL in steps else []) +
-                    [f"--color-constancy {colour[0] if colour else NONE}"])
+    steps = step_names(method)
+    colour = [s for s in steps if s != HAIR_REMOVAL] or [NONE]
+    return " ".join((["--hair-removal"] if HAIR_REMOVAL in steps else []) + [f"--color-constancy {colour[0]}"])
 
 
 def check_method(method, what="color_constancy"):
-    if method not in METHODS or method == HAIR_REMOVAL:  # prepare's --color-constancy: a colour method or none
-        check_choice(what, method, [m for m in METHODS if m != HAIR_REMOVAL])
+    check_choice(what, method, COLOUR_METHODS)
     return method
 
 
@@ -106,16 +112,17 @@ def correct_colors(images, method, progress=False):
     steps = steps_of(method)
     if not steps:
         return images
+
+    def correct(image):
+        for step in steps:
+            image = step(image)
+        return image
+
     if images.ndim == 3:
-        for correct in steps:
-            images = correct(images)
-        return images
+        return correct(images)
     out = np.empty_like(images)
     for i in tqdm(range(len(images)), desc=method, unit="img", disable=not progress, leave=False):
-        image = images[i]
-        for correct in steps:
-            image = correct(image)
-        out[i] = image
+        out[i] = correct(images[i])
     return out
 
 
