@@ -7,6 +7,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from gan_aug.data.rows import is_mapped
 from gan_aug.data.synthetic import check_provenance
 from gan_aug.errors import UserError
 
@@ -55,9 +56,48 @@ def align_synthetic(synthetic, prepared):
     return images, remap[labels] if len(labels) else labels
 
 
+class DeviceRows:
+    """The concatenated rows of (N, H, W, 3) uint8 image stacks that stay where they are (a memory-mapped
+    prepared set's rows, gan_aug.data.rows, and synthetic images), indexed like the (N, 3, H, W) uint8 tensor
+    on `device` they stand for: [slice] or [index tensor] reads those rows only, so a training split of a set
+    larger than memory is read batch by batch. The same values as the tensor, so training does not change."""
+
+    def __init__(self, parts, device):
+        self.parts, self.device = [p for p in parts if len(p)], device
+        self.starts = np.cumsum([0] + [len(p) for p in self.parts])
+        self.shape = (int(self.starts[-1]), 3) + tuple(parts[0].shape[1:3])
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        positions = np.arange(len(self))[key] if isinstance(key, slice) else np.asarray(torch.as_tensor(key).cpu())
+        out = np.empty((len(positions),) + self.shape[2:] + (3,), dtype=np.uint8)
+        for part, start, stop in zip(self.parts, self.starts, self.starts[1:]):
+            inside = (positions >= start) & (positions < stop)
+            if inside.any():
+                out[inside] = part[positions[inside] - start]
+        return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous().to(self.device)
+
+
+def device_images(images, device):
+    """(N, H, W, 3) uint8 rows as the (N, 3, H, W) tensor on `device`, or as DeviceRows when they are a mapped
+    set's (read when indexed)."""
+    if is_mapped(images):
+        return DeviceRows([images], device)
+    return torch.from_numpy(np.asarray(images)).permute(0, 3, 1, 2).contiguous().to(device)
+
+
+def training_pool(train_images, synthetic_images, device):
+    """The pool the sampler indexes: the real train images, then the synthetic ones."""
+    if isinstance(train_images, DeviceRows):
+        return DeviceRows(train_images.parts + [synthetic_images], device)
+    return torch.cat([train_images, device_images(synthetic_images, device)])
+
+
 @dataclasses.dataclass
 class SplitTensors:
-    images: torch.Tensor  # (N, 3, H, W) uint8
+    images: object  # (N, 3, H, W) uint8: a tensor, or DeviceRows for a memory-mapped set
     labels: torch.Tensor  # (N,) int64
     meta: Optional[torch.Tensor]  # (N, M) float32 or None
 
@@ -71,8 +111,8 @@ def rows_metadata(prepared, idx, vocab):
 def split_tensors(prepared, split, vocab, device):
     idx = prepared.indices(split)
     meta = None if vocab is None else torch.from_numpy(rows_metadata(prepared, idx, vocab)).to(device)
-    return SplitTensors(torch.from_numpy(prepared.images[idx]).permute(0, 3, 1, 2).contiguous().to(device),
-                        torch.from_numpy(prepared.labels[idx]).to(device), meta)
+    return SplitTensors(device_images(prepared.rows(idx), device), torch.from_numpy(prepared.labels[idx]).to(device),
+                        meta)
 
 
 def to_float(images):

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from classifier.checkpoint import load_classifier, run_files
-from classifier.data import rows_metadata
+from classifier.data import device_images, rows_metadata
 from classifier.inference import predict, tta_views
 from classifier.intervals import ITERATIONS, intervals
 from classifier.operating import operating_lines
@@ -86,7 +86,7 @@ def evaluate_checkpoint(checkpoint, prepared, split, out=None, device="auto", am
     idx = prepared.indices(split)
     if len(idx) == 0:
         raise UserError(f"the evaluation set has no '{split}' images")
-    images = torch.from_numpy(prepared.images[idx]).permute(0, 3, 1, 2).to(device)
+    images = device_images(prepared.rows(idx), device)
     members = [load_classifier(path, device) for path in checkpoints]
     first = members[0][2]["model_args"]
     for path, (_, _, state) in zip(checkpoints, members):

@@ -31,6 +31,9 @@ def load_teacher(path, fingerprint, image_size, device):
     return model, task, list(args["class_names"])
 
 
+CHUNK = 4096  # images hashed at a time
+
+
 class TeacherEnsemble:
     def __init__(self, checkpoints, fingerprint, image_size, device):
         self.paths = [classifier_file(c) for c in checkpoints]
@@ -42,15 +45,20 @@ class TeacherEnsemble:
         self._labelled = {}  # content digest of a training pool -> its probabilities (see label_pool)
 
     def probabilities(self, images):
-        """(N, K) mean class probabilities of the teachers for uint8 images (N, 3, H, W)."""
-        images = images.to(self.device)
+        """(N, K) mean class probabilities of the teachers for uint8 images (N, 3, H, W): a tensor, or
+        classifier.data.DeviceRows (a memory-mapped set's rows, read batch by batch)."""
+        if torch.is_tensor(images):
+            images = images.to(self.device)
         return torch.stack([predict(m, self.task, images, None, autocast=self.autocast)
                             for m in self.models]).mean(dim=0)
 
     def label_pool(self, images):
         """probabilities(images), remembered by content: a compare trains every seed of an arm on the same
         pool (real train images + one synthetic set), so one ensemble labels it once, not once per seed."""
-        key = hashlib.blake2b(images.cpu().contiguous().numpy().data, digest_size=16).hexdigest()
+        digest = hashlib.blake2b(digest_size=16)
+        for start in range(0, len(images), CHUNK):  # a pool larger than memory is read a chunk at a time
+            digest.update(images[start:start + CHUNK].cpu().contiguous().numpy().data)
+        key = digest.hexdigest()
         if key not in self._labelled:
             self._labelled[key] = self.probabilities(images).cpu()
         return self._labelled[key]

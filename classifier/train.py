@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from classifier.checkpoint import FORMAT, build_from_args, inference_state
 from classifier.data import (align_synthetic, augment_batch, encode_metadata, metadata_vocabulary, metadata_width,
-                             split_tensors, to_float)
+                             split_tensors, to_float, training_pool)
 from classifier.inference import split_metrics
 from classifier.models import check_image_size, input_norm
 from classifier.sampling import EpochSampler
@@ -95,8 +95,7 @@ class ClassifierTrainer:
         syn_images, syn_labels = np.zeros((0,) + prepared.images.shape[1:], np.uint8), np.zeros(0, np.int64)
         if config.synthetic:
             syn_images, syn_labels = align_synthetic(synthetic or load_synthetic(config.synthetic), prepared)
-        syn = torch.from_numpy(syn_images).permute(0, 3, 1, 2).to(self.device)
-        self.pool_images = torch.cat([train.images, syn])  # (N_real + N_syn, 3, H, W) uint8
+        self.pool_images = training_pool(train.images, syn_images, self.device)  # (N_real + N_syn, 3, H, W) uint8
         self.pool_targets = torch.cat([train.labels, torch.from_numpy(syn_labels).to(self.device)])
         # Distillation: every pool image's target is the teachers' mean class probabilities (computed once,
         # on the unaugmented images: the augmentations are symmetries and light jitter that keep the class).

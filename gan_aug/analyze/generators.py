@@ -68,6 +68,6 @@ def generator_checks(checkpoints, judge, data, n=1024, truncation=1.0, device="c
         if source.data["fingerprint"] != prepared.fingerprint:
             raise UserError(f"{path} was trained on another prepared set than {data}")
         for class_index, name in enumerate(source.class_names):
-            real = prepared.images[train[prepared.labels[train] == prepared.class_names.index(name)]]
+            real = prepared.rows(train[prepared.labels[train] == prepared.class_names.index(name)])
             rows.append(check_class(source, class_index, judge, n, truncation, real))
     return rows

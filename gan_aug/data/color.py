@@ -106,9 +106,9 @@ def check_method(method, what="color_constancy"):
     return method
 
 
-def correct_colors(images, method, progress=False):
+def correct_colors(images, method, progress=False, in_place=False):
     """`images` ((N, H, W, 3) or one (H, W, 3) uint8) with the corrections of `method` (a method string) applied
-    to each image; the array itself for "none"."""
+    to each image; the array itself for "none". `in_place`: written over `images` (a set larger than memory)."""
     steps = steps_of(method)
     if not steps:
         return images
@@ -120,7 +120,7 @@ def correct_colors(images, method, progress=False):
 
     if images.ndim == 3:
         return correct(images)
-    out = np.empty_like(images)
+    out = images if in_place else np.empty_like(images)
     for i in tqdm(range(len(images)), desc=method, unit="img", disable=not progress, leave=False):
         out[i] = correct(images[i])
     return out

@@ -127,7 +127,7 @@ def export(config):
     idx = prepared.indices(config.split)
     if not len(idx):
         raise UserError(f"{config.data} has no '{config.split}' images")
-    images, labels = prepared.images[idx], prepared.labels[idx]
+    images, labels = prepared.rows(idx), prepared.labels[idx]
     notices = []
     if config.split != "train":
         notices.append(f"a generator trained on the {config.split} split cannot be imported: its images could "

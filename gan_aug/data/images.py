@@ -89,13 +89,14 @@ def _decode_chunk(args):
     return out
 
 
-def decode_files(paths, size, workers, progress=True):
-    """Decode all `paths` to (N, size, size, 3) uint8 using `workers` processes.
+def decode_files(paths, size, workers, progress=True, out=None):
+    """Decode all `paths` to (N, size, size, 3) uint8 using `workers` processes, into `out` when given (a
+    zero-filled array, e.g. a file-backed one for a set larger than memory).
 
     Returns (images, errors): unreadable files get an all-zero image and an entry in `errors`
     (a dict index -> message), so the caller decides whether to stop or skip them.
     """
-    images = np.zeros((len(paths), size, size, 3), dtype=np.uint8)
+    images = np.zeros((len(paths), size, size, 3), dtype=np.uint8) if out is None else out
     errors = {}
     chunks = [(paths[i:i + CHUNK], size) for i in range(0, len(paths), CHUNK)]
     bar = tqdm(total=len(paths), desc="decode", unit="img", disable=not progress, leave=False)

@@ -1,8 +1,11 @@
 """`gan-aug prepare`: source -> one leak-free prepared set (.npz) that every later stage reads."""
 
+import contextlib
 import json
 import os
+import tempfile
 import warnings
+from pathlib import Path
 
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
@@ -11,6 +14,7 @@ from gan_aug.data import images as image_ops
 from gan_aug.data.color import chain, correct_colors
 from gan_aug.data.prepared import fingerprint
 from gan_aug.data.readers import read_source
+from gan_aug.data.rows import RowFile, memory_map_above, save_npz
 from gan_aug.errors import UserError
 from gan_aug.fileio import atomic_write, check_new_outputs
 
@@ -48,11 +52,39 @@ def group_split(labels, groups, val_frac, test_frac, seed):
     return split
 
 
-def _decode(records, config, workers, progress):
+@contextlib.contextmanager
+def decode_buffer(config, records):
+    """Where the files of `records` are decoded to: None (an array in memory) below memory_map_above(), else a
+    zero-filled .npy beside the output (a temp file, removed afterwards), so a set larger than memory is never
+    held whole. Sources that arrive decoded (DermaMNIST's arrays) are in memory already."""
+    n = 0 if records.paths is None else len(records.paths)
+    shape = (n, config.size, config.size, 3)
+    if n * config.size * config.size * 3 <= memory_map_above():
+        yield None
+        return
+    out = Path(config.out)
+    fd, path = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    try:
+        yield RowFile(path, shape)
+    finally:
+        os.unlink(path)
+
+
+def _drop_rows(images, keep):
+    """images[keep]; a decode buffer on disk is compacted where it lies instead of copied into memory."""
+    if not isinstance(images, RowFile):
+        return images[keep]
+    for new, old in enumerate(np.flatnonzero(keep)):
+        images[new] = images[old]
+    return images.head(int(keep.sum()))
+
+
+def _decode(records, config, workers, progress, buffer):
     """Decoded images for `records`, and the records without unreadable files when skipping them."""
     if records.arrays is not None:
         return image_ops.resize_arrays(records.arrays, config.size, progress), records, []
-    images, errors = image_ops.decode_files(records.paths, config.size, workers, progress)
+    images, errors = image_ops.decode_files(records.paths, config.size, workers, progress, out=buffer)
     notices = []
     if errors:
         shown = "; ".join(list(errors.values())[:3]) + (" ..." if len(errors) > 3 else "")
@@ -60,7 +92,7 @@ def _decode(records, config, workers, progress):
             raise UserError(f"{len(errors)} unreadable image(s): {shown} (use --skip-bad to go on without them)")
         keep = np.ones(len(records), dtype=bool)
         keep[list(errors)] = False
-        images, records = images[keep], records.subset(keep).drop_empty_classes()
+        images, records = _drop_rows(images, keep), records.subset(keep).drop_empty_classes()
         notices.append(f"skipped {len(errors)} unreadable image(s): {shown}")
     return images, records, notices
 
@@ -78,16 +110,17 @@ def _group_near_duplicates(images, groups, split, seed, progress):
     return groups, split, facts
 
 
-def build_prepared(config, progress=True):
-    """Read, decode and split the source named in `config`; return (arrays dict, notices)."""
-    records = read_source(config)
+def build_prepared(config, progress=True, records=None, buffer=None):
+    """Read (unless `records` were), decode and split the source named in `config`; return (arrays dict,
+    notices). `buffer`: where to decode the images (decode_buffer), None for an array in memory."""
+    records = records if records is not None else read_source(config)
     workers = config.workers or os.cpu_count() or 1
-    images, records, notices = _decode(records, config, workers, progress)
+    images, records, notices = _decode(records, config, workers, progress, buffer)
     if len(records) == 0:
         raise UserError("no images left to prepare")
     # Before the fingerprint: the corrected pixels are the set's, the ones every later stage learns from.
     preprocessing = chain(config.color_constancy, config.hair_removal)
-    images = correct_colors(images, preprocessing, progress)
+    images = correct_colors(images, preprocessing, progress, in_place=buffer is not None)
     labels, groups = records.labels, records.groups
     if config.group_near_duplicates and records.split is not None:
         raise UserError(f"source '{config.source}' fixes its own splits: --group-near-duplicates cannot move "
@@ -120,7 +153,9 @@ def build_prepared(config, progress=True):
 def prepare(config, progress=True):
     """Run `gan-aug prepare`: refuses an existing output unless config.force; writes atomically."""
     check_new_outputs([config.out], config.force)
-    arrays, notices = build_prepared(config, progress)
-    with atomic_write(config.out) as handle:
-        np.savez(handle, **arrays)
+    records = read_source(config)
+    with decode_buffer(config, records) as buffer:
+        arrays, notices = build_prepared(config, progress, records, buffer)
+        with atomic_write(config.out) as handle:
+            save_npz(handle, arrays)
     return arrays, notices

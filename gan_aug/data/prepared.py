@@ -3,6 +3,7 @@
 import dataclasses
 import hashlib
 import json
+import struct
 import zipfile
 import zlib
 from pathlib import Path
@@ -13,6 +14,7 @@ import numpy as np
 from gan_aug.data.color import METHODS, NONE, describe, steps_of
 from gan_aug.data.names import check_class_names
 from gan_aug.errors import UserError, first_line
+from gan_aug.data.rows import hash_rows, map_member, subset
 from gan_aug.legacy import PREPARED_SET, with_defaults
 
 REQUIRED_KEYS = ("images", "labels", "class_names", "split", "group", "image_id", "source", "fingerprint")
@@ -23,7 +25,7 @@ METADATA = ("age", "sex", "site", "skin_type")  # per-image arrays a prepared se
 def fingerprint(images, labels, split):
     """sha256 of the pixels, labels and split: the identity of a prepared set for provenance checks."""
     digest = hashlib.sha256()
-    digest.update(np.ascontiguousarray(images, dtype=np.uint8).data)
+    hash_rows(digest, images)
     digest.update(np.asarray(labels, dtype="<i8").tobytes())
     digest.update("\n".join(np.asarray(split).tolist()).encode())
     return digest.hexdigest()
@@ -56,6 +58,11 @@ class PreparedSet:
         assert split in SPLITS, split
         return np.flatnonzero(self.split == split)
 
+    def rows(self, index):
+        """self.images[index]: in memory a copy, for a memory-mapped set a view whose rows are read when asked for
+        (gan_aug.data.rows), so a split of a set larger than memory is never held whole."""
+        return subset(self.images, index)
+
     def class_counts(self, split=None):
         labels = self.labels if split is None else self.labels[self.split == split]
         return np.bincount(labels, minlength=len(self.class_names))
@@ -66,21 +73,23 @@ def load_prepared(path):
     path = Path(path)
     if not path.is_file():
         raise UserError(f"prepared set not found: {path}")
-    return prepared_from_arrays(path, read_npz(path, "prepared set"))
+    return prepared_from_arrays(path, read_npz(path, "prepared set", mappable=("images",)))
 
 
 # What a damaged or foreign .npz raises: a zero-byte file EOFError, a cut one BadZipFile, text a ValueError.
-NPZ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
+NPZ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, struct.error)
 
 
-def read_npz(path, what):
-    """Every array of the .npz at `path` (never unpickling), or a one-line UserError naming `what` it should be."""
+def read_npz(path, what, mappable=()):
+    """Every array of the .npz at `path` (never unpickling), or a one-line UserError naming `what` it should be.
+    The `mappable` members are memory-mapped where they are large and stored uncompressed (gan_aug.data.rows)."""
     try:
         archive = np.load(path, allow_pickle=False)
         if not isinstance(archive, np.lib.npyio.NpzFile):
             raise ValueError("a single .npy array, not an .npz archive")
         with archive:
-            return {key: archive[key] for key in archive.files}
+            mapped = {key: map_member(path, archive.zip, f"{key}.npy") for key in mappable if key in archive.files}
+            return {key: archive[key] if mapped.get(key) is None else mapped[key] for key in archive.files}
     except NPZ_ERRORS as err:
         raise UserError(f"{path} is not a readable {what}: {first_line(err)}") from None
 

@@ -30,4 +30,4 @@ def select_training_data(prepared, classes, batch_size):
     keep = train & np.isin(prepared.labels, [names.index(n) for n in chosen])
     remap = {names.index(n): i for i, n in enumerate(chosen)}
     labels = np.array([remap[int(l)] for l in prepared.labels[keep]], dtype=np.int64)
-    return prepared.images[keep], labels, tuple(chosen)
+    return prepared.rows(np.flatnonzero(keep)), labels, tuple(chosen)  # a memory-mapped set's rows stay on disk

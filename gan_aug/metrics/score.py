@@ -62,7 +62,7 @@ def score(config, progress=True):
         raise UserError(f"synthetic images are {syn_images.shape[1]} px, the prepared set {prepared.image_size} px")
     syn_labels = np.array([prepared.class_names.index(syn_names[l]) for l in syn_labels], dtype=np.int64)
     train, val = prepared.indices("train"), prepared.indices("val")
-    real_images, real_labels = prepared.images[train], prepared.labels[train]
+    real_images, real_labels = prepared.rows(train), prepared.labels[train]
 
     cuda = resolve_device(config.device).type == "cuda"
     feature_source = fidelity.feature_record(config.features, config.fid_weights, prepared.image_size)
