@@ -310,9 +310,10 @@ def serve(config_path, sets, dry_run, **flags):
 
 from gan_aug.cli_analyze import COMMANDS as ANALYZE_COMMANDS  # noqa: E402
 from gan_aug.cli_audit import COMMANDS as AUDIT_COMMANDS  # noqa: E402  (its module imports this one's)
+from gan_aug.cli_diffusion import COMMANDS as DIFFUSION_COMMANDS  # noqa: E402
 from gan_aug.cli_evaluate import COMMANDS as EVALUATE_COMMANDS  # noqa: E402
 
-for _command in COMMANDS + EVALUATE_COMMANDS + AUDIT_COMMANDS + ANALYZE_COMMANDS:
+for _command in COMMANDS + EVALUATE_COMMANDS + AUDIT_COMMANDS + ANALYZE_COMMANDS + DIFFUSION_COMMANDS:
     cli.add_command(_command)
 
 

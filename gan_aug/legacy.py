@@ -6,6 +6,7 @@ of today's default."""
 
 CLASSIFIER_CHECKPOINT = "gan-aug/classifier-checkpoint/1"
 GAN_CHECKPOINT = "gan-aug/gan-checkpoint/1"
+DIFFUSION_CHECKPOINT = "gan-aug/diffusion-checkpoint/1"
 
 # A classifier checkpoint's model_args, as its code behaved before each key was recorded.
 CLASSIFIER_MODEL_ARGS = {

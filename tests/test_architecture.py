@@ -94,11 +94,11 @@ LAYERS = (
     ("core", ("gan_aug", "gan_aug.errors", "gan_aug.fileio", "gan_aug.config", "gan_aug.distributed", "gan_aug.legacy",
               "gan_aug.runtime", "gan_aug.sinks")),
     ("data", ("gan_aug.data",)),
-    ("models", ("gan_aug.gan", "classifier")),
+    ("models", ("gan_aug.gan", "gan_aug.diffusion", "classifier")),
     ("products", ("gan_aug.synth", "gan_aug.metrics")),
     ("experiments", ("gan_aug.compare", "gan_aug.tune", "gan_aug.audit", "gan_aug.analyze")),
     ("faces", ("gan_aug.cli", "gan_aug.cli_config", "gan_aug.cli_compare", "gan_aug.cli_audit", "gan_aug.cli_analyze",
-               "gan_aug.cli_evaluate", "gan_aug.demo",
+               "gan_aug.cli_evaluate", "gan_aug.cli_diffusion", "gan_aug.demo",
                "gan_aug.app", "gan_aug.__main__")),
 )
 

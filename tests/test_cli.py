@@ -4,7 +4,7 @@ import pytest
 
 from gan_aug.cli import cli
 
-ALL_COMMANDS = ["prepare", "info", "export", "import-synthetic", "train-gan", "synthesize", "score",
+ALL_COMMANDS = ["prepare", "info", "export", "import-synthetic", "train-gan", "train-diffusion", "synthesize", "score",
                 "train-classifier", "evaluate", "explain", "compare", "bundle", "rescore", "tune", "demo", "serve",
                 "audit", "analyze"]
 

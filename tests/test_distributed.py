@@ -98,6 +98,19 @@ def test_gan_two_processes_follow_one(toy16, tmp_path):
     assert row(one)["Loss/D"] == pytest.approx(row(two)["Loss/D"], abs=1e-4)
 
 
+def test_diffusion_two_processes_follow_one(toy16, tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    flags = ["--kimg", 0.016, "--set", "batch_size=16", "--set", "channels=16,32", "--set", "layers_per_block=1",
+             "--set", "grid_columns=1", "--set", "sample_steps=2", "--set", "amp=false"]
+    launch(1, "train-diffusion", "--data", toy16, "--out", one, *flags)  # one step of 16 images
+    launch(2, "train-diffusion", "--data", toy16, "--out", two, *flags)  # 8 + 8
+    a, b = checkpoint(one), checkpoint(two)
+    assert b["config"]["world_size"] == 2 and a["step"] == b["step"] == 1
+    assert_same_gradients(a["opt"], b["opt"])
+    row = lambda run: json.loads((run / "stats.jsonl").read_text().splitlines()[0])
+    assert row(one)["Loss/denoising"] == pytest.approx(row(two)["Loss/denoising"], abs=1e-5)
+
+
 def test_gan_killed_on_two_processes_resumes_and_moves_to_one(toy16, tmp_path):
     full, cut = tmp_path / "full", tmp_path / "cut"
     common = ["--data", toy16, "--ckpt-every", 0.032, *GAN]

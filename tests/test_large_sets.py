@@ -119,3 +119,22 @@ def test_a_mapped_set_trains_the_gan_identically(toy16, tmp_path, monkeypatch):
     monkeypatch.setenv(THRESHOLD, "0")
     mapped = torch.load(tiny_gan(toy16, tmp_path / "mapped") / "latest.pt", weights_only=True)
     assert same_weights(held["G"], mapped["G"]) and same_weights(held["D"], mapped["D"])
+
+
+@pytest.mark.slow  # the near-duplicate search fits its detector: 25 s for both sets
+def test_grouping_near_duplicates_through_a_file_writes_the_same_set(tmp_path, monkeypatch):
+    from test_audit import SIZE, copies_of, toy_lesions, write_imagefolder
+
+    lesions = toy_lesions(90, seed=4)
+    images = np.concatenate([lesions, copies_of(lesions, range(12), seed=5)])
+    source = write_imagefolder(tmp_path / "folder", images, [f"l{i}" for i in range(90)] +
+                               [f"c{i}" for i in range(12)])
+    written = []
+    for threshold in (None, "0"):
+        if threshold is not None:
+            monkeypatch.setenv(THRESHOLD, threshold)
+        out = tmp_path / f"grouped_{threshold}.npz"
+        prepare(PrepareConfig(out=str(out), source="imagefolder", root=str(source), size=SIZE, workers=1,
+                              group_near_duplicates=True), progress=False)
+        written.append(out.read_bytes())
+    assert written[0] == written[1] and load_prepared(tmp_path / "grouped_0.npz").near_duplicates["pairs"] > 0

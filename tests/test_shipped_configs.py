@@ -8,13 +8,14 @@ import pytest
 from classifier.config import ClassifierConfig
 from gan_aug.compare.config import CompareConfig
 from gan_aug.config import build_config, read_yaml
+from gan_aug.diffusion.config import DiffusionConfig
 from gan_aug.gan.config import GanConfig
 from gan_aug.tune.config import TuneConfig
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").rglob("*.yaml"))
 # A key only that stage has says which one a file is for (a file's name may not: tune_ham32_untuned.yaml is
 # the compare config of tune's baseline).
-STAGE_BY_KEY = {"arch": GanConfig, "arms": CompareConfig, "space": TuneConfig}
+STAGE_BY_KEY = {"arch": GanConfig, "arms": CompareConfig, "space": TuneConfig, "label_dropout": DiffusionConfig}
 
 
 def stage_of(path):

@@ -12,6 +12,8 @@ resident memory (the kernel's ru_maxrss of that process and the workers it waite
             pool's rows read from disk, augmented), without the network: what the data path costs
   train     the first --train-steps batches of that epoch through the network and optimizer (small_cnn):
             on a CPU an epoch at 512 px takes hours, so its time is this rate times the epoch's batches
+  split     where the epoch's time goes: 3,200 random train rows read from disk in batches of 32, and one batch
+            augmented 10 times
 """
 
 import argparse
@@ -88,6 +90,30 @@ def epoch_step(data, steps, threads):
                           "epoch_images": trainer.sampler.n_real, "pool": type(trainer.pool_images).__name__}))
 
 
+def split_step(data, threads):
+    """In this process: the read rate and the augmentation rate of the epoch step, apart. Prints a JSON line."""
+    import numpy as np
+    import torch
+
+    from classifier.data import augment_batch, to_float
+    from gan_aug.data.prepared import load_prepared
+
+    torch.set_num_threads(threads)
+    prepared = load_prepared(data)
+    rows = prepared.rows(prepared.indices("train"))
+    draws = np.random.default_rng(0).integers(0, len(rows), 3200)
+    started = time.perf_counter()
+    batches = [rows[draws[start:start + 32]] for start in range(0, len(draws), 32)]
+    read = time.perf_counter() - started
+    batch, generator = to_float(torch.from_numpy(batches[0]).permute(0, 3, 1, 2).contiguous()), torch.Generator()
+    started = time.perf_counter()
+    for _ in range(10):
+        augment_batch(batch, generator)
+    augmented = time.perf_counter() - started
+    print(json.dumps({"read_img_per_s": len(draws) / read, "read_mb_per_s": len(draws) * batches[0][0].nbytes / read
+                      / 1e6, "augment_img_per_s": 10 * len(batch) / augmented}))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ham", help="HAM10000 folder (metadata CSV and image parts).")
@@ -97,11 +123,14 @@ def main():
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--train-steps", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--only", default="prepare,info,epoch,train", help="Steps to run, comma-separated.")
+    parser.add_argument("--only", default="prepare,info,epoch,train,split", help="Steps to run, comma-separated.")
     parser.add_argument("--epoch-step", nargs=2, metavar=("DATA", "STEPS"), help=argparse.SUPPRESS)
+    parser.add_argument("--split-step", metavar="DATA", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.epoch_step:
         return epoch_step(args.epoch_step[0], int(args.epoch_step[1]), args.threads)
+    if args.split_step:
+        return split_step(args.split_step, args.threads)
     if not (args.ham and args.work):
         parser.error("--ham and --work are required")
     work = Path(args.work)
@@ -124,6 +153,8 @@ def main():
                        str(train_steps)]
             wall, peak = measured(command)
             print(f"{step}: {wall:.0f} s in all, peak {peak:.0f} MiB", flush=True)
+    if "split" in steps:
+        measured([sys.executable, __file__, "--threads", str(args.threads), "--split-step", str(data)])
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
-"""The measurements of tools/gpu_check.sh, on one GPU: GAN and classifier throughput, a 1-GPU torchrun
-DDP smoke run, and the wall time of the full HAM10000 64 px pipeline. Writes OUT/results.json and
-OUT/results.md. `--smoke` runs every step tiny on the CPU, to check the script itself (tests do).
+"""The measurements of tools/gpu_check.sh, on one GPU: GAN, diffusion and classifier throughput, a 1-GPU torchrun
+DDP smoke run, the wall time of the full HAM10000 64 px pipeline, and a 64 px diffusion model against a 64 px
+StyleGAN-lite trained for the same minutes side by side, scored per class in the pipeline judge's features.
+Writes OUT/results.json and OUT/results.md. `--smoke` runs every step tiny on the CPU, to check the script itself.
 
     python tools/gpu_check.py --out gpu_check_out [--ham ../shared/data/ham10000] [--smoke]
 """
@@ -25,6 +26,8 @@ from gan_aug.data.prepared import fingerprint  # noqa: E402 -- after the path, f
 from classifier.config import ClassifierConfig  # noqa: E402
 from classifier.train import ClassifierTrainer  # noqa: E402
 from gan_aug.config import build_config  # noqa: E402
+from gan_aug.diffusion.config import DiffusionConfig  # noqa: E402
+from gan_aug.diffusion.train import DiffusionTrainer  # noqa: E402
 from gan_aug.gan.config import GanConfig  # noqa: E402
 from gan_aug.gan.train import GanTrainer  # noqa: E402
 from gan_aug.sinks import StatsCollector  # noqa: E402
@@ -33,6 +36,7 @@ from gan_aug.sinks import StatsCollector  # noqa: E402
 GANS = [("dcgan64", "dcgan", 64, 2048, 64, 20000), ("stylegan_lite128", "stylegan_lite", 128, 256, 64, 600),
         ("stylegan_lite256", "stylegan_lite", 256, 128, 32, 300)]
 PIPELINE_TARGET_S = 15 * 60
+DIFFUSION_TARGET = 3000  # img/s of the 9M-parameter 64 px UNet (configs/presets/diffusion64.yaml), bf16, compiled
 
 
 def random_set(path, size, n, classes=7, seed=0):
@@ -66,6 +70,65 @@ def gan_throughput(tmp, arch, size, batch, channels, steps, device, compile_):
                                             "force": True})
     trainer, stats = GanTrainer(config, progress=False), StatsCollector()
     return steps * batch / timed_steps(lambda: trainer.train_step(stats), steps)
+
+
+def diffusion_throughput(tmp, size, batch, steps, device, compile_, preset="diffusion64.yaml"):
+    data = random_set(tmp / f"diffusion{size}.npz", size, max(batch * 4, 64))
+    flags = {"data": str(data), "out": str(tmp / f"diffusion{size}"), "batch_size": batch, "device": device,
+             "compile": compile_, "force": True}
+    if size < 64:  # the smoke run's 16 px: two levels
+        flags.update(channels=(8, 16), layers_per_block=1)
+    config = build_config(DiffusionConfig, ROOT / "configs" / "presets" / preset, flags)
+    trainer, stats = DiffusionTrainer(config, progress=False), StatsCollector()
+    return steps * batch / timed_steps(lambda: trainer.train_step(stats), steps)
+
+
+def generators_side_by_side(tmp, data, judge, minutes, rates, smoke, log, results, save):
+    """A diffusion model and a StyleGAN-lite on the pipeline's prepared set, trained at once for `minutes` each
+    (their kimg from the rates measured alone, halved: they share the GPU), then 1,000 images of each class
+    sampled from each and scored against the train split in the judge's features (FD, KID, precision, recall per
+    class; CAS). Each result is saved as it ends."""
+    share = 0.5 * 60 * minutes / 1000
+    runs = {"diffusion64": ["train-diffusion", "--config", ROOT / "configs" / "presets" / "diffusion64.yaml",
+                            "--kimg", max(0.032, rates["diffusion"] * share)],
+            "stylegan_lite64": ["train-gan", "--config", ROOT / "configs" / "presets" / "stylegan_lite64.yaml",
+                                "--kimg", max(0.032, rates["stylegan_lite64"] * share)]}
+    tiny = {"diffusion64": ["--set", "channels=8,16", "--set", "layers_per_block=1", "--set", "batch_size=16"],
+            "stylegan_lite64": ["--set", "batch_size=16", "--set", "g_channels=8", "--set", "d_channels=8"]}
+    side = results.setdefault("generators_64px", {})
+    jobs = {}
+    for name, args in runs.items():
+        command = [sys.executable, "-m", "gan_aug", *map(str, args), "--data", str(data), "--out", str(tmp / name),
+                   "--set", "ckpt_every=1000", "--set", "snapshot_every=1000", "--force",
+                   *(tiny[name] if smoke else [])]
+        log.write(f"$ {' '.join(command)}\n")
+        jobs[name] = (subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True),
+                      time.perf_counter())
+    for name, (job, started) in jobs.items():
+        output, _ = job.communicate()
+        log.write(output[-3000:] + "\n")
+        if job.returncode:
+            raise RuntimeError(f"{name} failed:\n{output[-2000:]}")
+        side[name] = {"train_s": time.perf_counter() - started, "kimg": float(runs[name][-1])}
+    save()
+    n = 14 if smoke else 7000
+    for name in runs:
+        sampling = ["--steps", 5 if smoke else 50] if name.startswith("diffusion") else []
+        side[name]["synthesize_s"], _ = gan_aug("synthesize", "--checkpoint", tmp / name, "-n", n, "--distribution",
+                                                "uniform", *sampling, "--out", tmp / f"syn_{name}", "--force", log=log)
+        gan_aug("score", "--data", data, "--synthetic", tmp / f"syn_{name}", "--features", f"lesion:{judge}/best.pt",
+                "--out", tmp / f"scores_{name}.json", "--force", *(["--no-cas"] if smoke else []), log=log)
+        side[name]["scores"] = json.loads((tmp / f"scores_{name}.json").read_text())
+        save()
+
+
+def generator_line(name, side):
+    """One results.md row of generators_side_by_side: what it trained and its overall scores."""
+    scores = side.get("scores", {})
+    overall, nan = scores.get("per_class", {}).get("all", {}), float("nan")
+    return (f"| {name}: {side['kimg']:.0f} kimg in {side['train_s']:.0f} s | "
+            f"FD {overall.get('frechet_distance', nan):.2f}, precision {overall.get('precision', nan):.3f}, recall {overall.get('recall', nan):.3f}, CAS BMA "
+            f"{scores.get('cas', {}).get('bma', nan):.3f} | |")
 
 
 def classifier_throughput(tmp, model, size, batch, steps, device):
@@ -119,6 +182,7 @@ def pipeline(tmp, ham, smoke, log, results, save):
     config.write_text(f"data: {data}\nsynthetic: {syn}\narms: [oversample, mix:0.3]\nseeds: [0, 1]\n"
                       f"epochs: {epochs}\n")
     stage("compare", "compare", "--config", config, "--out", tmp / "cmp")
+    return data, judge
 
 
 def main():
@@ -128,6 +192,8 @@ def main():
     parser.add_argument("--smoke", action="store_true", help="tiny sizes on the CPU: check the script itself")
     # Off by default: compiling three GANs costs minutes of the 8-minute budget before the first timed step.
     parser.add_argument("--compile", action="store_true", help="torch.compile the GANs being timed")
+    parser.add_argument("--minutes", type=float, default=4.0, help="Training minutes of the 64 px diffusion model "
+                                                                   "and of the StyleGAN-lite beside it.")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -159,6 +225,20 @@ def main():
                 rate = gan_throughput(tmp, arch, size, batch, channels, 3 if args.smoke else 30, device, args.compile)
                 results["gan_img_per_s"][name] = {"img_per_s": rate, "target": target, "batch": batch}
             measure(name, gan_rate)
+        rates = {}
+
+        def diffusion_rate():  # the issue's target is for bf16 and compiled: both on whatever --compile says
+            size, batch, steps = (16, 8, 3) if args.smoke else (64, 256, 30)
+            rates["diffusion"] = diffusion_throughput(tmp, size, batch, steps, device, args.compile or not args.smoke)
+            results["diffusion_img_per_s"] = {"img_per_s": rates["diffusion"], "target": DIFFUSION_TARGET,
+                                              "batch": batch, "compiled": args.compile or not args.smoke}
+        measure("diffusion64", diffusion_rate)
+
+        def stylegan_lite64_rate():
+            size, batch, channels = (16, 8, 4) if args.smoke else (64, 128, 64)
+            rates["stylegan_lite64"] = gan_throughput(tmp, "stylegan_lite", size, batch, channels,
+                                                      3 if args.smoke else 20, device, args.compile)
+        measure("stylegan_lite64", stylegan_lite64_rate)
         size, batch = (32, 8) if args.smoke else (224, 256)
         measure("resnet50", lambda: results.update(classifier_resnet50_224_img_per_s=classifier_throughput(
             tmp, "resnet50", size, batch, 2 if args.smoke else 20, device)))
@@ -171,11 +251,21 @@ def main():
                     log=log)
             results["ddp_smoke"] = "ok"
         measure("ddp_smoke", ddp_smoke)
-        measure("pipeline", lambda: pipeline(tmp, args.ham, args.smoke, log, results, save))
+        made = {}
+        measure("pipeline", lambda: made.update(zip(("data", "judge"), pipeline(tmp, args.ham, args.smoke, log, results,
+                                                                              save))))
+        if made and len(rates) == 2:
+            measure("generators_64px", lambda: generators_side_by_side(tmp, made["data"], made["judge"], args.minutes,
+                                                                       rates, args.smoke, log, results, save))
     lines = [f"# gpu_check {results['date']}: {results['machine']}, torch {results['torch']}", "",
              "| measurement | value | target |", "| --- | ---: | ---: |"]
     lines += [f"| {k} img/s (batch {v['batch']}) | {v['img_per_s']:.0f} | >= {v['target']} |"
               for k, v in results["gan_img_per_s"].items()]
+    if "diffusion_img_per_s" in results:
+        rate = results["diffusion_img_per_s"]
+        lines.append(f"| diffusion64 img/s (batch {rate['batch']}, compiled {rate['compiled']}) | "
+                     f"{rate['img_per_s']:.0f} | >= {rate['target']} |")
+    lines += [generator_line(name, side) for name, side in results.get("generators_64px", {}).items()]
     if "classifier_resnet50_224_img_per_s" in results:
         lines.append(f"| resnet50 224 px classifier img/s | {results['classifier_resnet50_224_img_per_s']:.0f} | |")
     stages = results["pipeline_64px_s"]

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The prepared GPU check (issue #22): on one H100/H200, in under 8 minutes, it writes to OUT_DIR
-#   nvidia-smi.txt, tests_cuda.log (the test suite's GPU tests), results.json / results.md (GAN img/s of
-#   dcgan64, stylegan_lite128, stylegan_lite256; resnet50 at 224 px; a 1-GPU torchrun smoke run; the
-#   HAM10000 64 px pipeline's wall time) and commands.log.
+# The prepared GPU check (issues #22, #45): on one H100/H200 it writes to OUT_DIR
+#   nvidia-smi.txt, tests_cuda.log (the test suite's GPU tests), results.json / results.md (img/s of dcgan64,
+#   stylegan_lite128, stylegan_lite256, the 64 px diffusion UNet and stylegan_lite64; resnet50 at 224 px; a 1-GPU
+#   torchrun smoke run; the HAM10000 64 px pipeline's wall time; a 64 px diffusion model and StyleGAN-lite trained
+#   side by side for --minutes (4) and scored per class) and commands.log. About 15 minutes in all (estimated:
+#   the side-by-side part has not run on a GPU yet).
 # tests/test_cuda.py alone: collecting the other test files imports packages (gradio, optuna) a GPU image may lack.
 # Usage, from the repository root:  bash tools/gpu_check.sh [OUT_DIR] [--smoke] [gpu_check.py flags]
 #   (OUT_DIR default: $OUT, else gpu_check_out)

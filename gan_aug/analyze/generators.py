@@ -17,7 +17,7 @@ import torch
 from classifier.teachers import TeacherEnsemble
 from gan_aug.data.prepared import load_prepared
 from gan_aug.errors import UserError
-from gan_aug.synth.sample import GanSource
+from gan_aug.synth.sample import open_source
 
 THRESHOLDS = (0.3, 0.5, 0.7)
 SPREAD_IMAGES = 200
@@ -64,7 +64,7 @@ def generator_checks(checkpoints, judge, data, n=1024, truncation=1.0, device="c
     rows = []
     for path in checkpoints:
         best = Path(path) / "best.pt"  # a run's FD-chosen snapshot; without one, its latest.pt
-        source = GanSource(best if best.is_file() else path, device)
+        source = open_source(best if best.is_file() else path, device)
         if source.data["fingerprint"] != prepared.fingerprint:
             raise UserError(f"{path} was trained on another prepared set than {data}")
         for class_index, name in enumerate(source.class_names):

@@ -24,7 +24,7 @@ from gan_aug.app.uploads import read_upload
 from gan_aug.errors import UserError
 from gan_aug.runtime import resolve_device, use_threads
 from gan_aug.synth.config import MAX_SEED
-from gan_aug.synth.sample import GanSource
+from gan_aug.synth.sample import open_source
 
 DISCLAIMER = ("**A research tool, not a diagnostic device.** These models were trained to study data augmentation "
               "on public dermoscopy sets; they are not validated for clinical use. Do not use them to diagnose, "
@@ -102,7 +102,7 @@ def build_app(config, workdir):
     """The page for `config` (a ServeConfig); `workdir` is the session's temporary folder."""
     device = resolve_device(config.device)
     model = LesionModel(config.checkpoint, device, config.neighbours)
-    gan_classes = list(GanSource(config.gan, device).class_names) if config.gan else []
+    gan_classes = list(open_source(config.gan, device).class_names) if config.gan else []
     metadata = model.vocab is not None
     with gr.Blocks(title="gan-aug: lesion classifier (research tool)", analytics_enabled=False) as app:
         gr.Markdown("# gan-aug: skin-lesion classifier" + (" and GAN" if config.gan else ""))

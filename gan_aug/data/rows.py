@@ -12,6 +12,7 @@ import struct
 import zipfile
 
 import numpy as np
+from tqdm import tqdm
 
 from gan_aug.errors import UserError
 
@@ -64,9 +65,10 @@ def is_mapped(images):
 
 
 def read_rows(array, rows, out):
-    """out[i] = array[rows[i]]. For a mapped set the rows are read with pread, not through the mapping: a mapped
-    page counts towards the process's resident memory until the kernel drops it, so reading a set larger than
-    memory through the mapping pushes the process's size towards the machine's (harmless, but unreadable)."""
+    """out[i] = array[rows[i]]. For a set on disk the rows are read from its file, not through the mapping: a
+    mapped page counts towards the process's resident memory until the kernel drops it, so reading a set larger
+    than memory through the mapping would push the process's size towards the machine's (harmless, but it hides
+    what the process itself needs)."""
     location = getattr(array, "rows_at", None)
     if location is None:
         out[...] = array[rows]
@@ -74,13 +76,11 @@ def read_rows(array, rows, out):
     path, offset = location
     row_bytes = int(np.prod(array.shape[1:])) * array.dtype.itemsize
     flat = out.reshape(len(out), -1).view(np.uint8)
-    fd = os.open(path, os.O_RDONLY)
-    try:
+    with open(path, "rb", buffering=0) as handle:
         for i in np.argsort(rows, kind="stable"):  # in file order: the disk reads ahead
-            if os.preadv(fd, [flat[i]], offset + int(rows[i]) * row_bytes) != row_bytes:
+            handle.seek(offset + int(rows[i]) * row_bytes)
+            if handle.readinto(flat[i]) != row_bytes:
                 raise UserError(f"{path} is shorter than its header says: prepare it again")
-    finally:
-        os.close(fd)
 
 
 def hash_rows(digest, images):
@@ -88,9 +88,20 @@ def hash_rows(digest, images):
     if not is_mapped(images):
         digest.update(np.ascontiguousarray(images, dtype=np.uint8).data)
         return
-    step = max(1, HASH_CHUNK // max(1, int(np.prod(images.shape[1:]))))
-    for start in range(0, len(images), step):
-        digest.update(rows_of(images, np.arange(start, min(start + step, len(images)))).data)
+    for rows in row_chunks(images, "fingerprint"):
+        digest.update(rows_of(images, rows).data)
+
+
+def row_chunks(images, desc):
+    """Index arrays over the rows of images on disk, HASH_CHUNK bytes each, with a progress bar on a terminal
+    (tqdm's disable=None: none in logs or tests): reading 26 GB takes minutes."""
+    row_bytes = max(1, int(np.prod(images.shape[1:])) * images.dtype.itemsize)
+    step = max(1, HASH_CHUNK // row_bytes)
+    with tqdm(total=len(images) * row_bytes, desc=desc, unit="B", unit_scale=True, disable=None, leave=False) as bar:
+        for start in range(0, len(images), step):
+            rows = np.arange(start, min(start + step, len(images)))
+            yield rows
+            bar.update(len(rows) * row_bytes)
 
 
 def rows_of(images, rows):
@@ -134,7 +145,7 @@ def subset(images, index):
 
 
 class RowFile:
-    """A zero-filled .npy file of uint8 rows, written and read row by row (pwrite, pread), never mapped: where
+    """A zero-filled .npy file of uint8 rows, written and read row by row, never mapped: where
     prepare decodes a set larger than memory. Indexed like the array it holds: [int] = row, [int], [slice]."""
 
     def __init__(self, path, shape, offset=None):
@@ -159,11 +170,9 @@ class RowFile:
         row = int(row)
         if not 0 <= row < len(self):
             raise IndexError(row)
-        fd = os.open(self.path, os.O_WRONLY)
-        try:
-            os.pwrite(fd, np.ascontiguousarray(value, dtype=np.uint8).data, self.rows_at[1] + row * self.row_bytes)
-        finally:
-            os.close(fd)
+        with open(self.path, "r+b", buffering=0) as handle:
+            handle.seek(self.rows_at[1] + row * self.row_bytes)
+            handle.write(np.ascontiguousarray(value, dtype=np.uint8).data)
 
     def head(self, rows):
         """The first `rows` rows (the file is not shortened)."""
@@ -182,6 +191,5 @@ def save_npz(handle, arrays):
                 header = {"descr": np.lib.format.dtype_to_descr(value.dtype), "fortran_order": False,
                           "shape": tuple(value.shape)}
                 np.lib.format.write_array_header_1_0(member, header)
-                step = max(1, HASH_CHUNK // max(1, int(np.prod(value.shape[1:]))))
-                for start in range(0, len(value), step):
-                    member.write(rows_of(value, np.arange(start, min(start + step, len(value)))).data)
+                for rows in row_chunks(value, f"write {key}"):
+                    member.write(rows_of(value, rows).data)

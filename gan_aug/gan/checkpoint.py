@@ -25,11 +25,12 @@ STATE_KEYS = ("model_args", "class_names", "image_size", "data", "config", "G", 
               "ada", "step", "images_seen", "rng")
 
 
-def save_checkpoint(state, run_dir, step):
-    """Write checkpoints/stepNNNNNNN.pt atomically and point latest.pt at it; returns its path."""
+def save_checkpoint(state, run_dir, step, format=FORMAT):
+    """Write checkpoints/stepNNNNNNN.pt atomically and point latest.pt at it; returns its path. A generator
+    run of another kind (train-diffusion) gives its own format."""
     run_dir = Path(run_dir)
     path = run_dir / "checkpoints" / f"step{step:07d}.pt"
-    save_torch({"format": FORMAT, **state}, path)
+    save_torch({"format": format, **state}, path)
     latest = run_dir / LATEST
     tmp = run_dir / f".{LATEST}.tmp"
     if tmp.exists():

@@ -22,7 +22,11 @@ def class_grid(G, z, c, columns, device, batch_size=64):
     """One row per class, one column per latent: (rows * H, columns * W, 3) uint8."""
     chunks = [to_uint8(G(z[i:i + batch_size].to(device), c[i:i + batch_size].to(device)))
               for i in range(0, len(z), batch_size)]
-    images = np.concatenate(chunks)  # (rows * columns, H, W, 3)
+    return tile(np.concatenate(chunks), columns)
+
+
+def tile(images, columns):
+    """(rows * columns, H, W, 3) images -> one (rows * H, columns * W, 3) grid, row by row."""
     rows = len(images) // columns
     H, W = images.shape[1:3]
     return images.reshape(rows, columns, H, W, 3).transpose(0, 2, 1, 3, 4).reshape(rows * H, columns * W, 3)

@@ -265,9 +265,9 @@ class GanTrainer:
                           TensorBoardSink(self.run_dir / "tb", resumed_at))
         stats = StatsCollector()
         total = int(round(cfg.kimg * 1000))
-        next_snapshot = _next_multiple(self.images_seen, cfg.snapshot_every * 1000)
-        next_ckpt = _next_multiple(self.images_seen, cfg.ckpt_every * 1000)
-        next_metrics = _next_multiple(self.images_seen, cfg.metrics_every * 1000) if cfg.metrics_every else None
+        next_snapshot = next_multiple(self.images_seen, cfg.snapshot_every * 1000)
+        next_ckpt = next_multiple(self.images_seen, cfg.ckpt_every * 1000)
+        next_metrics = next_multiple(self.images_seen, cfg.metrics_every * 1000) if cfg.metrics_every else None
         bar = tqdm(total=total, initial=min(self.images_seen, total), unit="img", unit_scale=True,
                    desc=f"train-gan {cfg.arch}", disable=not (self.progress and self.world.is_main))
         started, start_images = time.perf_counter(), self.images_seen
@@ -288,13 +288,13 @@ class GanTrainer:
                     if warning and self.world.is_main:
                         tqdm.write(warning, file=sys.stderr)
                     self.snapshot(sinks)
-                    next_snapshot = _next_multiple(self.images_seen, cfg.snapshot_every * 1000)
+                    next_snapshot = next_multiple(self.images_seen, cfg.snapshot_every * 1000)
                 if next_metrics and (self.images_seen >= next_metrics or done):
                     self.measure(sinks)
-                    next_metrics = _next_multiple(self.images_seen, cfg.metrics_every * 1000)
+                    next_metrics = next_multiple(self.images_seen, cfg.metrics_every * 1000)
                 if self.images_seen >= next_ckpt or done:
                     self.checkpoint()
-                    next_ckpt = _next_multiple(self.images_seen, cfg.ckpt_every * 1000)
+                    next_ckpt = next_multiple(self.images_seen, cfg.ckpt_every * 1000)
         finally:
             bar.close()
             sinks.close()
@@ -306,7 +306,7 @@ class GanTrainer:
                 "checkpoint": str(self.run_dir / "latest.pt")}
 
 
-def _next_multiple(value, every):
+def next_multiple(value, every):
     """The first multiple of `every` strictly above `value`."""
     every = max(int(round(every)), 1)
     return (value // every + 1) * every

@@ -17,6 +17,7 @@ FORMATS = ("png", "npz")
 # overflows. So seeds run 0..MAX_SEED, where every derived seed fits (past it torch failed with a raw
 # "Overflow when unpacking long long").
 SEED_STRIDE = 1_000_003
+DEFAULT_SAMPLING = ("ddim", 50, 1.0)  # a diffusion checkpoint's sampler, steps and guidance unless given
 MAX_SEED = 2 ** 63 // SEED_STRIDE
 
 
@@ -34,7 +35,12 @@ class SynthConfig(StageConfig):
                                               "comma-separated) [every class the checkpoints know].")
     distribution: str = setting("balance", help="balance (fill the rarest classes first), uniform, or counts "
                                 "such as mel=1000,df=500.")
-    truncation: float = setting(1.0, help="Truncation psi, 1 = none.")
+    truncation: float = setting(1.0, help="Truncation psi, 1 = none (GANs).")
+    sampler: str = setting(DEFAULT_SAMPLING[0], help="Diffusion checkpoints: ddim or dpm-solver (both "
+                                                     "deterministic).")
+    steps: int = setting(DEFAULT_SAMPLING[1], help="Diffusion checkpoints: sampler steps.")
+    guidance: float = setting(DEFAULT_SAMPLING[2], help="Diffusion checkpoints: classifier-free guidance scale (1: "
+                              "the conditional model alone; higher: more typical of the class, less varied).")
     seed: int = setting(0, help="Sampling seed; the same arguments give byte-identical files.")
     format: str = setting("png", help="png (ImageFolder + manifest) or npz.")
     filter_checkpoints: typing.Tuple[str, ...] = setting((), flag="--filter-checkpoint", help=(
@@ -70,7 +76,13 @@ class SynthConfig(StageConfig):
             self.min_confidence = 0.5
         if self.min_confidence is not None and not 0 < self.min_confidence < 1:
             raise UserError(f"--min-confidence must be in (0, 1), got {self.min_confidence}")
-        check_positive(self, "max_draws", "batch_size")
+        from gan_aug.diffusion.model import SAMPLERS
+
+        if self.sampler not in SAMPLERS:
+            raise UserError(f"--sampler must be {' or '.join(SAMPLERS)}, got {self.sampler}")
+        if self.guidance < 1:
+            raise UserError(f"--guidance must be >= 1 (1: no guidance), got {self.guidance}")
+        check_positive(self, "max_draws", "batch_size", "steps")
         check_non_negative(self, "threads")
         check_device_name(self.device)
         if (self.format == "npz") != self.out.endswith(".npz"):

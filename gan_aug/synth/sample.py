@@ -1,4 +1,5 @@
-"""`gan-aug synthesize`: sample a labelled, reproducible, traceable synthetic set from trained GANs.
+"""`gan-aug synthesize`: sample a labelled, reproducible, traceable synthetic set from trained GANs and diffusion
+models.
 
 The set's file format (folder or .npz, manifest, provenance) is gan_aug/data/synthetic.py's.
 """
@@ -13,8 +14,9 @@ from gan_aug.data.synthetic import (SampledProvenance, check_out, no_images, sha
 from gan_aug.errors import UserError
 from gan_aug.gan.checkpoint import load_checkpoint, load_generator, resolve_checkpoint
 from gan_aug.gan.sampling import generate
+from gan_aug.legacy import DIFFUSION_CHECKPOINT, GAN_CHECKPOINT
 from gan_aug.runtime import resolve_device, use_threads
-from gan_aug.synth.config import SEED_STRIDE
+from gan_aug.synth.config import DEFAULT_SAMPLING, SEED_STRIDE
 
 
 def class_generator(seed, class_index):
@@ -22,10 +24,36 @@ def class_generator(seed, class_index):
     return torch.Generator().manual_seed(seed * SEED_STRIDE + class_index)
 
 
-class GanSource:
-    """One checkpoint's G_ema, ready to sample its classes."""
+class GeneratorSource:
+    """One trained generator's checkpoint, ready to sample its classes; subclasses draw a batch (_draw)."""
 
-    def __init__(self, path, device):
+    def sample(self, class_index, n, seed, truncation, batch_size):
+        """(n, H, W, 3) uint8 images of one class; depends only on (seed, class_index, n, batch_size)."""
+        return self._draw(class_generator(seed, class_index), n, class_index, truncation, batch_size, 0)
+
+    def sample_filtered(self, class_index, n, seed, truncation, batch_size, accept, max_draws):
+        """(images, candidates drawn): the first n candidates of one class that `accept` keeps."""
+        gen = class_generator(seed, class_index)
+        kept, n_kept, drawn = [], 0, 0
+        while n_kept < n and drawn < max_draws:
+            images = self._draw(gen, batch_size, class_index, truncation, batch_size, drawn)
+            drawn += batch_size
+            kept.append(images[accept(images)])
+            n_kept += len(kept[-1])
+        images = np.concatenate(kept) if kept else no_images(self.image_size)
+        return images[:n], drawn
+
+    def record(self):
+        """What the provenance keeps of this checkpoint."""
+        return {"checkpoint": str(self.path), "sha256": self.sha256, "step": self.step,
+                "classes": list(self.class_names), "data": self.data, "model_args": self.model_args,
+                "config": self.config}
+
+
+class GanSource(GeneratorSource):
+    """A GAN checkpoint's G_ema."""
+
+    def __init__(self, path, device, sampling=None):
         self.path = resolve_checkpoint(path)
         state = load_checkpoint(self.path)
         self.G = load_generator(state, self.path)
@@ -36,31 +64,60 @@ class GanSource:
         self.image_size, self.z_dim = int(state["image_size"]), int(state["model_args"]["z_dim"])
         self.model_args = state["model_args"]
         self.G.eval().to(device, memory_format=torch.channels_last)  # as trained, for identical bits
-        self.device = torch.device(device)  # a name such as 'cpu' too: _generate asks for its .type
+        self.device = torch.device(device)  # a name such as 'cpu' too: generate asks for its .type
 
-    def _generate(self, z, class_index, truncation, batch_size, noise_seed):
+    def _draw(self, gen, n, class_index, truncation, batch_size, offset):
+        """n images from latents drawn from `gen`; stylegan_lite's noise seeded from the class's seed + offset."""
+        z = torch.randn(n, self.z_dim, generator=gen)
         if not len(z):
             return no_images(self.image_size)
-        return generate(self.G, z, class_index, truncation, batch_size, self.device, noise_seed)
+        return generate(self.G, z, class_index, truncation, batch_size, self.device, gen.initial_seed() + offset)
 
-    def sample(self, class_index, n, seed, truncation, batch_size):
-        """(n, H, W, 3) uint8 images of one class; depends only on (seed, class_index, n, batch_size)."""
-        gen = class_generator(seed, class_index)
-        return self._generate(torch.randn(n, self.z_dim, generator=gen), class_index, truncation, batch_size,
-                              gen.initial_seed())
 
-    def sample_filtered(self, class_index, n, seed, truncation, batch_size, accept, max_draws):
-        """(images, candidates drawn): the first n candidates of one class that `accept` keeps."""
-        gen = class_generator(seed, class_index)
-        kept, n_kept, drawn = [], 0, 0
-        while n_kept < n and drawn < max_draws:
-            images = self._generate(torch.randn(batch_size, self.z_dim, generator=gen), class_index, truncation,
-                                    batch_size, gen.initial_seed() + drawn)
-            drawn += batch_size
-            kept.append(images[accept(images)])
-            n_kept += len(kept[-1])
-        images = np.concatenate(kept) if kept else no_images(self.image_size)
-        return images[:n], drawn
+class DiffusionSource(GeneratorSource):
+    """A diffusion checkpoint's averaged UNet, sampled by `sampling` = (sampler, steps, guidance)."""
+
+    def __init__(self, path, device, sampling):
+        from gan_aug.diffusion.checkpoint import load_checkpoint as load_diffusion, load_sampling_unet
+
+        self.path = resolve_checkpoint(path)
+        state = load_diffusion(self.path)
+        self.unet = load_sampling_unet(state, self.path).to(device)
+        self.sha256 = sha256_file(self.path)
+        self.class_names = tuple(state["class_names"])
+        self.step, self.data, self.config = int(state["step"]), state["data"], state["config"]
+        self.kimg = int(state["images_seen"]) / 1000
+        self.image_size, self.model_args = int(state["image_size"]), state["model_args"]
+        self.sampler, self.steps, self.guidance = sampling
+        if self.guidance != 1 and not self.config.get("label_dropout"):
+            raise UserError(f"{self.path} was trained without label_dropout, so it has no unconditional prediction "
+                            "for --guidance above 1")
+
+    def _draw(self, gen, n, class_index, truncation, batch_size, offset):
+        """n images from initial noise drawn from `gen` (the samplers add none of their own)."""
+        from gan_aug.diffusion.model import sample
+
+        noise = torch.randn(n, 3, self.image_size, self.image_size, generator=gen)
+        return sample(self.unet, self.model_args, torch.full((n,), class_index), noise, self.steps, self.sampler,
+                      self.guidance, batch_size)
+
+    def record(self):
+        return {**super().record(), "kind": "diffusion",
+                "sampling": {"sampler": self.sampler, "steps": self.steps, "guidance": self.guidance}}
+
+
+# A checkpoint's "format" -> what samples it.
+SOURCES = {GAN_CHECKPOINT: GanSource, DIFFUSION_CHECKPOINT: DiffusionSource}
+
+
+def open_source(path, device, sampling=DEFAULT_SAMPLING):
+    """The GanSource or DiffusionSource of a checkpoint (a file or a run directory's latest.pt)."""
+    path = resolve_checkpoint(path)
+    try:  # only the small "format" entry is read: the tensors stay mapped on disk
+        kind = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("format")
+    except Exception:  # the source's own loader says what is wrong with the file, in one line
+        kind = GAN_CHECKPOINT
+    return SOURCES.get(kind, GanSource)(path, device, sampling)
 
 
 class ConfidenceFilter:
@@ -103,9 +160,9 @@ def split_counts(config, class_names, real_counts):
     return counts
 
 
-def load_sources(checkpoints, device):
-    """class name -> (GanSource, index in that GAN); refuses overlapping or inconsistent checkpoints."""
-    by_class, sources = {}, [GanSource(p, device) for p in checkpoints]
+def load_sources(checkpoints, device, sampling=DEFAULT_SAMPLING):
+    """class name -> (source, index in that generator); refuses overlapping or inconsistent checkpoints."""
+    by_class, sources = {}, [open_source(p, device, sampling) for p in checkpoints]
     for source in sources:
         if source.image_size != sources[0].image_size:
             raise UserError("checkpoints differ in image size: synthesize them separately")
@@ -124,7 +181,7 @@ def synthesize(config, progress=True):
     check_out(config.out, config.force, is_npz)
     use_threads(config.threads)
     device = resolve_device(config.device)
-    sources, by_class = load_sources(config.checkpoints, device)
+    sources, by_class = load_sources(config.checkpoints, device, (config.sampler, config.steps, config.guidance))
     wanted = list(config.classes) or list(by_class)
     unknown = [c for c in wanted if c not in by_class]
     if unknown:
@@ -174,8 +231,7 @@ def synthesize(config, progress=True):
         "counts": {c: counts.get(c, 0) for c in wanted}, "seed": config.seed, "truncation": config.truncation,
         "distribution": config.distribution,
         "gan_data": {"fingerprint": sources[0].data["fingerprint"], "split": sources[0].data["split"]},
-        "gans": [{"checkpoint": str(s.path), "sha256": s.sha256, "step": s.step, "classes": list(s.class_names),
-                  "data": s.data, "model_args": s.model_args, "config": s.config} for s in sources],
+        "gans": [s.record() for s in sources],
     }
     if confidence_filter is not None:
         provenance["filter"] = {"checkpoints": [str(p) for p in confidence_filter.paths],
