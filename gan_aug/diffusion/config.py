@@ -6,6 +6,7 @@ import typing
 from gan_aug.config import (DEVICE_HELP, FOLD_HELP, FOLDS_HELP, StageConfig, check_choice, check_folds,
                             check_positive, check_run_settings, setting)
 from gan_aug.errors import UserError
+from gan_aug.gan.config import check_quality_tracking
 
 
 @dataclasses.dataclass
@@ -78,10 +79,6 @@ class DiffusionConfig(StageConfig):
             raise UserError("weight_decay, grad_clip and ema_kimg must be >= 0")
         if self.sample_steps > self.timesteps:
             raise UserError(f"sample_steps ({self.sample_steps}) cannot exceed timesteps ({self.timesteps})")
-        if self.metrics_every < 0 or self.metrics_n < 16:
-            raise UserError("metrics_every must be >= 0 and metrics_n >= 16")
-        if not (self.metrics_features in ("auto", "inception") or self.metrics_features.startswith("lesion:")):
-            raise UserError(f"metrics_features must be auto, inception or lesion:CLASSIFIER_CKPT, "
-                            f"got {self.metrics_features}")
+        check_quality_tracking(self)
         check_folds(self)
         check_run_settings(self)

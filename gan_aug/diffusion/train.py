@@ -7,28 +7,20 @@ shown in; the UNet learns to predict the noise (eps) or the velocity (v) of the 
 train split only (protocol rule 2).
 """
 
-import time
-
-import numpy as np
 import torch
-from PIL import Image
-from tqdm import tqdm
 
-from gan_aug.config import config_dict, to_yaml
+from gan_aug.config import config_dict
 from gan_aug.data.folds import load_view
-from gan_aug.data.staging import StagedImages
 from gan_aug.diffusion.checkpoint import FORMAT, load_checkpoint
 from gan_aug.diffusion.model import build_unet, diffusion_model_args, noise_schedule, null_class, sample
-from gan_aug.distributed import average_gradients, sum_table_over_ranks
+from gan_aug.distributed import average_gradients
 from gan_aug.errors import UserError
-from gan_aug.fileio import atomic_write, save_torch, start_run_dir, write_text
-from gan_aug.gan.checkpoint import BEST, RESUMABLE, RUN_ARTIFACTS, resume_file, save_checkpoint
+from gan_aug.fileio import start_run_dir
+from gan_aug.gan.checkpoint import RESUMABLE, RUN_ARTIFACTS, resume_file, save_checkpoint
 from gan_aug.gan.ema import ema_beta, make_ema, update_ema
+from gan_aug.gan.loop import GeneratorLoop
 from gan_aug.gan.sampling import tile
-from gan_aug.gan.train import next_multiple
-from gan_aug.gan.training_data import FD_KEY, TRAIN_SPLIT, select_training_data
 from gan_aug.runtime import setup_run
-from gan_aug.sinks import JsonlSink, Sinks, StatsCollector, TensorBoardSink
 
 METRICS_SEED = 20240
 GRID_SEED = 0
@@ -42,13 +34,16 @@ def dihedral(x, views):
     return torch.where(pick(4), x.transpose(2, 3), x)
 
 
-class DiffusionTrainer:
-    """The UNet, its average, the optimizer and the counters of one run; `run()` trains to config.kimg."""
+class DiffusionTrainer(GeneratorLoop):
+    """The UNet, its average, the optimizer and the counters of one run; `run()` (GeneratorLoop's) trains to
+    config.kimg."""
+
+    FORMAT = FORMAT
 
     def __init__(self, config, progress=True, quality=None):
         """`quality`: gan_aug.metrics.tracking.TrainingQuality when config.metrics_every is set (given by the
         caller: the loop never imports the metrics)."""
-        self.progress, self.quality = progress, quality
+        self.progress, self.quality, self.label = progress, quality, "train-diffusion"
         if config.metrics_every and quality is None:
             raise UserError("metrics_every is set but no quality tracker was given")
         run = setup_run(config, RUN_ARTIFACTS, RESUMABLE, inputs=("data", "fid_weights"))
@@ -60,23 +55,12 @@ class DiffusionTrainer:
         if prepared.image_size % 2 ** (levels - 1) or prepared.image_size >> (levels - 1) < 4:
             raise UserError(f"{levels} UNet levels halve {prepared.image_size} px images {levels - 1} times: give "
                             "fewer channels entries (a level per entry) or a larger --size")
-        images, labels, self.class_names = select_training_data(prepared, config.classes, config.batch_size)
-        self.data_info = {"fingerprint": prepared.fingerprint, "split": TRAIN_SPLIT, "path": str(prepared.path),
-                          "n_images": len(labels), "source": prepared.source,
-                          "class_counts": np.bincount(labels, minlength=len(self.class_names)).tolist()}
+        self.stage_training_data(prepared)
         self.model_args = diffusion_model_args(prepared.image_size, len(self.class_names), config.channels,
                                                config.layers_per_block, config.attention, config.prediction,
                                                config.schedule, config.timesteps)
         self.image_shape = (3, prepared.image_size, prepared.image_size)
         torch.manual_seed(config.seed)  # the same initial weights on every rank
-        self.train_images = StagedImages(images, labels, self.device, config.data_on_device)
-        counts = np.bincount(labels, minlength=len(self.class_names))
-        self.draw_weights = torch.from_numpy(1.0 / counts[labels] if config.balanced_classes
-                                             else np.ones(len(labels))).float()
-        # Everything random is drawn for the global batch from this generator, alike on every rank (each keeps its
-        # rows), so N processes follow one process's recipe; it is saved in checkpoints, so a resume continues it.
-        self.batch_rng = torch.Generator().manual_seed(config.seed)
-        self.rows = self.world.share(config.batch_size)
         self.unet = build_unet(self.model_args).to(self.device)
         self.unet_ema = make_ema(self.unet)
         self.schedule = noise_schedule(self.model_args)
@@ -157,79 +141,24 @@ class DiffusionTrainer:
         return sample(self.unet_ema, self.model_args, labels, noise, self.config.sample_steps,
                       guidance=self.config.guidance)
 
-    def snapshot(self, sinks):
-        if not self.world.is_main:
-            return
-        grid = tile(self._sample(self.grid_labels, self.grid_noise), self.config.grid_columns)
-        with atomic_write(self.run_dir / "samples" / f"step{self.step:07d}.png") as handle:
-            Image.fromarray(grid).save(handle, format="PNG")
-        sinks.image("samples/all", grid, self.step)
-        for name, row in zip(self.class_names, np.split(grid, len(self.class_names))):  # one row per class
-            sinks.image(f"samples/{name}", row, self.step)
+    def sample_grid(self):
+        return tile(self._sample(self.grid_labels, self.grid_noise), self.config.grid_columns)
 
-    def measure(self, sinks):
-        """FD/KID against the train split (rank 0); best.pt keeps the snapshot with the lowest overall FD."""
-        if not self.world.is_main:
-            return
-        noise_rng = torch.Generator().manual_seed(METRICS_SEED)  # the same noise at every measurement
+    def quality_sampler(self):
+        """sample(class_index, n) for the quality tracker: the same noise at every measurement."""
+        noise_rng = torch.Generator().manual_seed(METRICS_SEED)
 
         def generate(class_index, n):
             noise = torch.randn(n, *self.image_shape, generator=noise_rng)
             return self._sample(torch.full((n,), class_index), noise)
+        return generate
 
-        values = self.quality(generate)
-        sinks.scalars(values, self.step, self.images_seen / 1000)
-        if values[FD_KEY] < self.best_fd:
-            self.best_fd = values[FD_KEY]
-            save_torch({"format": FORMAT, **self.state_dict()}, self.run_dir / BEST)
+    def postfix(self, loss):
+        return {"loss": f"{loss:.4f}"}
 
-    def run(self):
-        cfg = self.config
-        sinks = Sinks()  # rank 0 alone writes; the other ranks only train
+    def checkpoint(self):
         if self.world.is_main:
-            write_text(self.run_dir / "config.yaml", to_yaml(cfg))
-            resumed_at = self.step if self.resumed else None
-            sinks = Sinks(JsonlSink(self.run_dir / "stats.jsonl", resumed_at),
-                          TensorBoardSink(self.run_dir / "tb", resumed_at))
-        stats = StatsCollector()
-        total = int(round(cfg.kimg * 1000))
-        every = lambda kimg: next_multiple(self.images_seen, kimg * 1000) if kimg else None
-        next_snapshot, next_ckpt, next_metrics = every(cfg.snapshot_every), every(cfg.ckpt_every), \
-            every(cfg.metrics_every)
-        bar = tqdm(total=total, initial=min(self.images_seen, total), unit="img", unit_scale=True,
-                   desc="train-diffusion", disable=not (self.progress and self.world.is_main))
-        started, start_images = time.perf_counter(), self.images_seen
-        try:
-            if self.images_seen == 0:
-                self.snapshot(sinks)
-            while self.images_seen < total:
-                loss = self.train_step(stats)
-                bar.update(cfg.batch_size)
-                if self.step % 10 == 0:
-                    bar.set_postfix(loss=f"{loss:.4f}")
-                done = self.images_seen >= total
-                if self.images_seen >= next_snapshot or done:
-                    stats.report("Speed/img_per_s", (self.images_seen - start_images) / (time.perf_counter() - started))
-                    values = stats.flush(lambda table: sum_table_over_ranks(self.world, table))
-                    sinks.scalars(values, self.step, self.images_seen / 1000)
-                    self.snapshot(sinks)
-                    next_snapshot = every(cfg.snapshot_every)
-                if next_metrics and (self.images_seen >= next_metrics or done):
-                    self.measure(sinks)
-                    next_metrics = every(cfg.metrics_every)
-                if self.images_seen >= next_ckpt or done:
-                    if self.world.is_main:
-                        save_checkpoint(self.state_dict(), self.run_dir, self.step, FORMAT)
-                    next_ckpt = every(cfg.ckpt_every)
-        finally:
-            bar.close()
-            sinks.close()
-        elapsed = time.perf_counter() - started
-        if not self.world.is_main:
-            return None  # one summary per run, rank 0's
-        return {"step": self.step, "kimg": self.images_seen / 1000, "seconds": elapsed,
-                "img_per_s": (self.images_seen - start_images) / max(elapsed, 1e-9),
-                "checkpoint": str(self.run_dir / "latest.pt")}
+            save_checkpoint(self.state_dict(), self.run_dir, self.step, FORMAT)
 
 
 def train_diffusion(config, progress=True, quality=None):

@@ -83,12 +83,17 @@ class GanConfig(StageConfig):
             raise UserError("r1_gamma and ema_kimg must be >= 0")
         if not 0 <= self.ada_target < 1:
             raise UserError("ada_target must be in [0, 1)")
-        if self.metrics_every < 0 or self.metrics_n < 16:
-            raise UserError("metrics_every must be >= 0 and metrics_n >= 16")
-        if not (self.metrics_features in ("auto", "inception") or self.metrics_features.startswith("lesion:")):
-            raise UserError(f"metrics_features must be auto, inception or lesion:CLASSIFIER_CKPT, "
-                            f"got {self.metrics_features}")
+        check_quality_tracking(self)
         check_folds(self)
         if self.cond_end_kimg < self.cond_start_kimg:
             raise UserError("cond_end_kimg must be >= cond_start_kimg")
         check_run_settings(self)
+
+
+def check_quality_tracking(config):
+    """The settings of FD/KID while training, shared by the generator trainers (train-gan, train-diffusion)."""
+    if config.metrics_every < 0 or config.metrics_n < 16:
+        raise UserError("metrics_every must be >= 0 and metrics_n >= 16")
+    if not (config.metrics_features in ("auto", "inception") or config.metrics_features.startswith("lesion:")):
+        raise UserError(f"metrics_features must be auto, inception or lesion:CLASSIFIER_CKPT, "
+                        f"got {config.metrics_features}")

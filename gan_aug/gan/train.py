@@ -4,29 +4,22 @@ Real images are preloaded once as a uint8 tensor on the device and augmented the
 per-image DataLoader work. The GAN sees the train split only (protocol rule 2).
 """
 
-import sys
-import time
-
 import numpy as np
 import torch
-from PIL import Image
-from tqdm import tqdm
 
-from gan_aug.config import config_dict, to_yaml
+from gan_aug.config import config_dict
 from gan_aug.data.folds import load_view
-from gan_aug.data.staging import StagedImages
-from gan_aug.distributed import average_gradients, global_batchnorm, sum_over_ranks, sum_table_over_ranks
+from gan_aug.distributed import average_gradients, global_batchnorm, sum_over_ranks
 from gan_aug.errors import UserError
-from gan_aug.fileio import atomic_write, save_torch, start_run_dir, write_text
+from gan_aug.fileio import start_run_dir
 from gan_aug.gan.augment import AdaptiveProbability, augment
-from gan_aug.gan.checkpoint import BEST, FORMAT, RESUMABLE, RUN_ARTIFACTS, load_checkpoint, resume_file, save_checkpoint
+from gan_aug.gan.checkpoint import FORMAT, RESUMABLE, RUN_ARTIFACTS, load_checkpoint, resume_file, save_checkpoint
 from gan_aug.gan.ema import ema_beta, make_ema, refresh_standing_stats, update_ema
+from gan_aug.gan.loop import GeneratorLoop
 from gan_aug.gan.losses import LOSSES, r1_penalty
 from gan_aug.gan.networks import NETWORKS, build_networks, model_args
 from gan_aug.gan.sampling import class_grid, generate, grid_latents
-from gan_aug.gan.training_data import FD_KEY, TRAIN_SPLIT, select_training_data
 from gan_aug.runtime import setup_run
-from gan_aug.sinks import JsonlSink, Sinks, StatsCollector, TensorBoardSink, nonfinite_warning
 
 METRICS_SEED = 20240
 
@@ -38,13 +31,15 @@ def conditioning_weight(config, kimg):
     return float(np.clip((kimg - config.cond_start_kimg) / (config.cond_end_kimg - config.cond_start_kimg), 0, 1))
 
 
-class GanTrainer:
-    """Holds the networks, optimizers and counters of one run; `run()` trains to config.kimg."""
+class GanTrainer(GeneratorLoop):
+    """Holds the networks, optimizers and counters of one run; `run()` (GeneratorLoop's) trains to config.kimg."""
+
+    FORMAT = FORMAT
 
     def __init__(self, config, progress=True, quality=None):
         """`quality`: a callable that scores a sampler (gan_aug.metrics.tracking.TrainingQuality), given by
         the caller when config.metrics_every is set; the loop itself never imports the metrics."""
-        self.progress, self.quality = progress, quality
+        self.progress, self.quality, self.label = progress, quality, f"train-gan {config.arch}"
         self._stats_step = None  # the step whose standing statistics G_ema holds
         if config.metrics_every and quality is None:
             raise UserError("metrics_every is set but no quality tracker was given")
@@ -57,24 +52,13 @@ class GanTrainer:
         if prepared.image_size not in arch.sizes:
             raise UserError(f"{config.arch} supports {', '.join(map(str, arch.sizes))} px, but {config.data} "
                             f"holds {prepared.image_size} px images (re-run prepare with --size 32 or 64)")
-        images, labels, self.class_names = select_training_data(prepared, config.classes, config.batch_size)
-        self.data_info = {"fingerprint": prepared.fingerprint, "split": TRAIN_SPLIT, "path": str(prepared.path),
-                          "n_images": len(labels), "source": prepared.source,
-                          "class_counts": np.bincount(labels, minlength=len(self.class_names)).tolist()}
+        self.stage_training_data(prepared)  # the batch stream draws the indices and latents of each batch
         self.model_args = model_args(config.arch, prepared.image_size, len(self.class_names), config.z_dim,
                                      config.g_channels, config.d_channels, config.mbstd_group)
         on_cuda = self.device.type == "cuda"
         self.memory_format = torch.channels_last
 
         torch.manual_seed(config.seed)  # the same initial weights on every rank
-        self.train_images = StagedImages(images, labels, self.device, config.data_on_device)
-        counts = np.bincount(labels, minlength=len(self.class_names))
-        self.draw_weights = torch.from_numpy(1.0 / counts[labels] if config.balanced_classes
-                                             else np.ones(len(labels))).float()
-        # Indices and latents of the global batch, drawn alike on every rank (each keeps its rows), so N
-        # processes follow one process's recipe; saved in checkpoints, so a resume continues the stream.
-        self.batch_rng = torch.Generator().manual_seed(config.seed)
-        self.rows = self.world.share(config.batch_size)
         rows = self.rows[1] - self.rows[0]
         if config.mbstd_group and rows % config.mbstd_group:  # else a group would hold reals and fakes
             raise UserError(f"mbstd_group {config.mbstd_group} must divide each process's {rows} rows of the batch")
@@ -222,94 +206,25 @@ class GanTrainer:
         self.standing_stats()
         return class_grid(self.G_ema, self.grid_z, self.grid_c, self.config.grid_columns, self.device)
 
-    def snapshot(self, sinks):
-        if not self.world.is_main:
-            return
-        grid = self.sample_grid()
-        with atomic_write(self.run_dir / "samples" / f"step{self.step:07d}.png") as handle:
-            Image.fromarray(grid).save(handle, format="PNG")
-        sinks.image("samples/all", grid, self.step)
-        for name, row in zip(self.class_names, np.split(grid, len(self.class_names))):  # one row per class
-            sinks.image(f"samples/{name}", row, self.step)
-
-    def measure(self, sinks):
-        """FD/KID against the train split (rank 0); best.pt keeps the snapshot with the lowest overall FD."""
-        if not self.world.is_main:
-            return
+    def quality_sampler(self):
+        """sample(class_index, n) for the quality tracker: G_ema with its standing statistics, the same latents at
+        every measurement."""
         self.standing_stats()
-        z_rng = torch.Generator().manual_seed(METRICS_SEED)  # the same latents at every measurement
+        z_rng = torch.Generator().manual_seed(METRICS_SEED)
 
         def sample(class_index, n):
             z = torch.randn(n, self.config.z_dim, generator=z_rng)
             return generate(self.G_ema, z, class_index, 1.0, 256, self.device, METRICS_SEED)
+        return sample
 
-        values = self.quality(sample)
-        sinks.scalars(values, self.step, self.images_seen / 1000)
-        if values[FD_KEY] < self.best_fd:
-            self.best_fd = values[FD_KEY]
-            save_torch({"format": FORMAT, **self.state_dict()}, self.run_dir / BEST)
+    def postfix(self, losses):
+        return {"D": f"{losses[0]:.3f}", "G": f"{losses[1]:.3f}", "p": f"{self.ada.p:.2f}"}
 
     def checkpoint(self):
         if self.world.is_main:
             self.standing_stats()
             save_checkpoint(self.state_dict(), self.run_dir, self.step)
         self._seed_local_rng()
-
-    def run(self):
-        cfg = self.config
-        sinks = Sinks()  # rank 0 alone writes; the other ranks only train
-        if self.world.is_main:
-            write_text(self.run_dir / "config.yaml", to_yaml(cfg))
-            resumed_at = self.step if self.resumed else None
-            sinks = Sinks(JsonlSink(self.run_dir / "stats.jsonl", resumed_at),
-                          TensorBoardSink(self.run_dir / "tb", resumed_at))
-        stats = StatsCollector()
-        total = int(round(cfg.kimg * 1000))
-        next_snapshot = next_multiple(self.images_seen, cfg.snapshot_every * 1000)
-        next_ckpt = next_multiple(self.images_seen, cfg.ckpt_every * 1000)
-        next_metrics = next_multiple(self.images_seen, cfg.metrics_every * 1000) if cfg.metrics_every else None
-        bar = tqdm(total=total, initial=min(self.images_seen, total), unit="img", unit_scale=True,
-                   desc=f"train-gan {cfg.arch}", disable=not (self.progress and self.world.is_main))
-        started, start_images = time.perf_counter(), self.images_seen
-        try:
-            if self.images_seen == 0:
-                self.snapshot(sinks)
-            while self.images_seen < total:
-                d_loss, g_loss = self.train_step(stats)
-                bar.update(cfg.batch_size)
-                if self.step % 10 == 0:
-                    bar.set_postfix(D=f"{d_loss:.3f}", G=f"{g_loss:.3f}", p=f"{self.ada.p:.2f}")
-                done = self.images_seen >= total
-                if self.images_seen >= next_snapshot or done:
-                    stats.report("Speed/img_per_s", (self.images_seen - start_images) / (time.perf_counter() - started))
-                    values = stats.flush(lambda table: sum_table_over_ranks(self.world, table))
-                    sinks.scalars(values, self.step, self.images_seen / 1000)
-                    warning = nonfinite_warning(values)
-                    if warning and self.world.is_main:
-                        tqdm.write(warning, file=sys.stderr)
-                    self.snapshot(sinks)
-                    next_snapshot = next_multiple(self.images_seen, cfg.snapshot_every * 1000)
-                if next_metrics and (self.images_seen >= next_metrics or done):
-                    self.measure(sinks)
-                    next_metrics = next_multiple(self.images_seen, cfg.metrics_every * 1000)
-                if self.images_seen >= next_ckpt or done:
-                    self.checkpoint()
-                    next_ckpt = next_multiple(self.images_seen, cfg.ckpt_every * 1000)
-        finally:
-            bar.close()
-            sinks.close()
-        elapsed = time.perf_counter() - started
-        if not self.world.is_main:
-            return None  # one summary per run, rank 0's
-        return {"step": self.step, "kimg": self.images_seen / 1000, "seconds": elapsed,
-                "img_per_s": (self.images_seen - start_images) / max(elapsed, 1e-9),
-                "checkpoint": str(self.run_dir / "latest.pt")}
-
-
-def next_multiple(value, every):
-    """The first multiple of `every` strictly above `value`."""
-    every = max(int(round(every)), 1)
-    return (value // every + 1) * every
 
 
 def train_gan(config, progress=True, quality=None):
