@@ -146,3 +146,29 @@ def test_the_web_app_generates_from_a_diffusion_checkpoint(toy_diffusion, tmp_pa
 
     images, archive = generate(str(toy_diffusion), "df", 2, 1.0, 7, tmp_path)
     assert len(images) == 2 and Image.open(images[0]).size == (16, 16) and archive.stat().st_size > 0
+
+
+@pytest.mark.parametrize("changes", [{"prediction": "eps", "schedule": "linear"}, {"classes": ("df", "vasc"), "batch_size": 8}])
+def test_eps_prediction_the_linear_schedule_and_a_class_subset_train_and_sample(toy16, tmp_path, changes):
+    run = tiny_diffusion(toy16, tmp_path / "run", kimg=0.016, **changes)
+    source = open_source(run, "cpu", ("dpm-solver", 3, 1.0))
+    assert source.class_names == changes.get("classes", source.class_names)
+    assert source.sample(len(source.class_names) - 1, 3, 0, 1.0, 8).shape == (3, 16, 16, 3)
+
+
+@pytest.mark.slow  # trains a judge and compare's classifiers
+def test_score_and_compare_take_a_diffusion_set(toy16, toy_diffusion, tmp_path, run_cli):
+    syn = tmp_path / "syn"
+    assert run_cli("synthesize", "--checkpoint", toy_diffusion, "-n", 28, "--steps", 3, "--out", syn).exit_code == 0
+    judge = tmp_path / "judge"
+    assert run_cli("train-classifier", "--data", toy16, "--out", judge, "--epochs", 1).exit_code == 0
+    result = run_cli("score", "--data", toy16, "--synthetic", syn, "--features", f"lesion:{judge}/best.pt", "--no-cas",
+                     "--out", tmp_path / "scores.json")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "scores.json").read_text())["per_class"]["all"]["frechet_distance"] > 0
+    config = tmp_path / "compare.yaml"
+    config.write_text(f"data: {toy16}\nsynthetic_sets: [diffusion={syn}]\narms: [oversample, mix:0.5@diffusion]\n"
+                      "seeds: [0]\nepochs: 1\nbatch_size: 32\nbootstrap: 200\n")
+    result = run_cli("compare", "--config", config, "--out", tmp_path / "cmp")
+    assert result.exit_code == 0, result.output
+    assert "mix:0.5@diffusion" in (tmp_path / "cmp" / "report.md").read_text()

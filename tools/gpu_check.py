@@ -255,7 +255,8 @@ def main():
         measure("pipeline", lambda: made.update(zip(("data", "judge"), pipeline(tmp, args.ham, args.smoke, log, results,
                                                                               save))))
         if made and len(rates) == 2:
-            measure("generators_64px", lambda: generators_side_by_side(tmp, made["data"], made["judge"], args.minutes,
+            minutes = 0.05 if args.smoke else args.minutes
+            measure("generators_64px", lambda: generators_side_by_side(tmp, made["data"], made["judge"], minutes,
                                                                        rates, args.smoke, log, results, save))
     lines = [f"# gpu_check {results['date']}: {results['machine']}, torch {results['torch']}", "",
              "| measurement | value | target |", "| --- | ---: | ---: |"]
