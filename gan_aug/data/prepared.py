@@ -13,8 +13,8 @@ import numpy as np
 
 from gan_aug.data.color import METHODS, NONE, describe, steps_of
 from gan_aug.data.names import check_class_names
-from gan_aug.errors import UserError, first_line
 from gan_aug.data.rows import hash_rows, map_member, subset
+from gan_aug.errors import UserError, first_line
 from gan_aug.legacy import PREPARED_SET, with_defaults
 
 REQUIRED_KEYS = ("images", "labels", "class_names", "split", "group", "image_id", "source", "fingerprint")
