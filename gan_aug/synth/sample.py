@@ -27,6 +27,17 @@ def class_generator(seed, class_index):
 class GeneratorSource:
     """One trained generator's checkpoint, ready to sample its classes; subclasses draw a batch (_draw)."""
 
+    def _read(self, path, load):
+        """The checkpoint's state by `load`, and what every source keeps of it; sets path and sha256."""
+        self.path = resolve_checkpoint(path)
+        state = load(self.path)
+        self.sha256 = sha256_file(self.path)
+        self.class_names = tuple(state["class_names"])
+        self.step, self.data, self.config = int(state["step"]), state["data"], state["config"]
+        self.kimg = int(state["images_seen"]) / 1000
+        self.image_size, self.model_args = int(state["image_size"]), state["model_args"]
+        return state
+
     def sample(self, class_index, n, seed, truncation, batch_size):
         """(n, H, W, 3) uint8 images of one class; depends only on (seed, class_index, n, batch_size)."""
         return self._draw(class_generator(seed, class_index), n, class_index, truncation, batch_size, 0)
@@ -54,15 +65,9 @@ class GanSource(GeneratorSource):
     """A GAN checkpoint's G_ema."""
 
     def __init__(self, path, device, sampling=None):
-        self.path = resolve_checkpoint(path)
-        state = load_checkpoint(self.path)
+        state = self._read(path, load_checkpoint)
         self.G = load_generator(state, self.path)
-        self.sha256 = sha256_file(self.path)
-        self.class_names = tuple(state["class_names"])
-        self.step, self.data, self.config = int(state["step"]), state["data"], state["config"]
-        self.kimg = int(state["images_seen"]) / 1000
-        self.image_size, self.z_dim = int(state["image_size"]), int(state["model_args"]["z_dim"])
-        self.model_args = state["model_args"]
+        self.z_dim = int(state["model_args"]["z_dim"])
         self.G.eval().to(device, memory_format=torch.channels_last)  # as trained, for identical bits
         self.device = torch.device(device)  # a name such as 'cpu' too: generate asks for its .type
 
@@ -80,14 +85,8 @@ class DiffusionSource(GeneratorSource):
     def __init__(self, path, device, sampling):
         from gan_aug.diffusion.checkpoint import load_checkpoint as load_diffusion, load_sampling_unet
 
-        self.path = resolve_checkpoint(path)
-        state = load_diffusion(self.path)
+        state = self._read(path, load_diffusion)
         self.unet = load_sampling_unet(state, self.path).to(device)
-        self.sha256 = sha256_file(self.path)
-        self.class_names = tuple(state["class_names"])
-        self.step, self.data, self.config = int(state["step"]), state["data"], state["config"]
-        self.kimg = int(state["images_seen"]) / 1000
-        self.image_size, self.model_args = int(state["image_size"]), state["model_args"]
         self.sampler, self.steps, self.guidance = sampling
         if self.guidance != 1 and not self.config.get("label_dropout"):
             raise UserError(f"{self.path} was trained without label_dropout, so it has no unconditional prediction "
