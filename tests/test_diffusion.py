@@ -172,3 +172,16 @@ def test_score_and_compare_take_a_diffusion_set(toy16, toy_diffusion, tmp_path, 
     result = run_cli("compare", "--config", config, "--out", tmp_path / "cmp")
     assert result.exit_code == 0, result.output
     assert "mix:0.5@diffusion" in (tmp_path / "cmp" / "report.md").read_text()
+
+
+def test_a_damaged_diffusion_checkpoint_is_refused_in_one_line(toy_diffusion, tmp_path, run_cli):
+    state = torch.load(toy_diffusion / "latest.pt", weights_only=True)
+    del state["unet_ema"]
+    torch.save(state, tmp_path / "partial.pt")
+    state = torch.load(toy_diffusion / "latest.pt", weights_only=True)
+    state["model_args"]["unet"]["block_out_channels"] = [8, 8]
+    torch.save(state, tmp_path / "edited.pt")
+    for name, message in (("partial.pt", "not a whole diffusion checkpoint (it lacks unet_ema)"),
+                          ("edited.pt", "its model_args do not rebuild its UNet")):
+        result = run_cli("synthesize", "--checkpoint", tmp_path / name, "-n", 2, "--out", tmp_path / "syn")
+        assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output, result.output

@@ -5,10 +5,8 @@ trained and the averaged UNet, the optimizer, step and RNG (an exact resume), an
 saw. synthesize samples the average.
 """
 
-from gan_aug.data.names import check_class_names
 from gan_aug.errors import UserError, first_line
-from gan_aug.fileio import load_checkpoint_file
-from gan_aug.gan.checkpoint import resolve_checkpoint
+from gan_aug.gan.checkpoint import load_checkpoint as load_generator_checkpoint
 from gan_aug.legacy import DIFFUSION_CHECKPOINT
 
 FORMAT = DIFFUSION_CHECKPOINT
@@ -18,13 +16,7 @@ STATE_KEYS = ("model_args", "class_names", "image_size", "data", "config", "unet
 
 def load_checkpoint(path, map_location="cpu"):
     """A diffusion checkpoint's state, its class names (which name synthesize's folders) checked."""
-    path = resolve_checkpoint(path)
-    state = load_checkpoint_file(path, FORMAT, "diffusion", map_location)
-    missing = [key for key in STATE_KEYS if key not in state]
-    if missing:
-        raise UserError(f"{path} is not a whole diffusion checkpoint (it lacks {', '.join(missing)})")
-    state["class_names"] = list(check_class_names(state["class_names"], str(path)))
-    return state
+    return load_generator_checkpoint(path, map_location, FORMAT, "diffusion", STATE_KEYS)
 
 
 def load_sampling_unet(state, path):

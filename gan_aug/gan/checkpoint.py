@@ -64,13 +64,14 @@ def resolve_checkpoint(path):
     return path
 
 
-def load_checkpoint(path, map_location="cpu"):
-    """A GAN checkpoint's state; its class names, which name the folders synthesize writes, are checked."""
+def load_checkpoint(path, map_location="cpu", format=FORMAT, kind="GAN", keys=STATE_KEYS):
+    """A generator checkpoint's state (a GAN's unless `format`, `kind` and its `keys` say another); its class
+    names, which name the folders synthesize writes, are checked."""
     path = resolve_checkpoint(path)
-    state = load_checkpoint_file(path, FORMAT, "GAN", map_location)
-    missing = [key for key in STATE_KEYS if key not in state]
+    state = load_checkpoint_file(path, format, kind, map_location)
+    missing = [key for key in keys if key not in state]
     if missing:
-        raise UserError(f"{path} is not a whole GAN checkpoint (it lacks {', '.join(missing)})")
+        raise UserError(f"{path} is not a whole {kind} checkpoint (it lacks {', '.join(missing)})")
     state["class_names"] = list(check_class_names(state["class_names"], str(path)))
     return state
 
