@@ -12,8 +12,7 @@ import click
 from classifier.config import ClassifierConfig
 from gan_aug.app.config import ServeConfig
 from gan_aug.cli_compare import COMMANDS
-from gan_aug.cli_config import build_or_print, echo_notes, options_from
-from gan_aug.config import fold_runs
+from gan_aug.cli_config import build_or_print, echo_notes, options_from, train_generator_runs
 from gan_aug.data.config import ExportConfig, ImportConfig, PrepareConfig
 from gan_aug.errors import UserError, environment_error, require_extra
 from gan_aug.gan.config import GanConfig
@@ -142,15 +141,8 @@ def train_gan(config_path, sets, dry_run, **flags):
     if config is None:
         return
     from gan_aug.gan.train import train_gan as run_training
-    from gan_aug.metrics.tracking import TrainingQuality
-    from gan_aug.runtime import resolve_device
 
-    for run in fold_runs(config):  # with --folds K and no --fold: one GAN per fold, into OUT/fold_k
-        quality = TrainingQuality(run, resolve_device(run.device)) if run.metrics_every else None
-        summary = run_training(run, quality=quality)
-        if summary is not None:  # None: a torchrun rank other than 0
-            click.echo(f"trained {summary['kimg']:.1f} kimg ({summary['step']} steps, {summary['img_per_s']:.0f} "
-                       f"img/s); checkpoint {summary['checkpoint']}; browse: tensorboard --logdir {Path(run.out) / 'tb'}")
+    train_generator_runs(config, run_training)
 
 
 @cli.command()

@@ -74,3 +74,19 @@ def echo_notes(notices):
     """What the user should hear about but that does not stop the command, on stderr."""
     for notice in notices:
         click.echo(f"note: {notice}", err=True)
+
+
+def train_generator_runs(config, train):
+    """train-gan's and train-diffusion's runs: one, or with --folds K and no --fold one per fold into OUT/fold_k,
+    each with its FD tracker when metrics_every is set; a line per finished run (rank 0's)."""
+    from gan_aug.config import fold_runs
+    from gan_aug.metrics.tracking import TrainingQuality
+    from gan_aug.runtime import resolve_device
+
+    for run in fold_runs(config):
+        quality = TrainingQuality(run, resolve_device(run.device)) if run.metrics_every else None
+        summary = train(run, quality=quality)
+        if summary is not None:  # None: a torchrun rank other than 0
+            click.echo(f"trained {summary['kimg']:.1f} kimg ({summary['step']} steps, {summary['img_per_s']:.0f} "
+                       f"img/s); checkpoint {summary['checkpoint']}; browse: tensorboard --logdir "
+                       f"{Path(run.out) / 'tb'}")

@@ -1,11 +1,8 @@
 """`gan-aug train-diffusion` (issue #45), added to the `gan-aug` group in gan_aug/cli.py."""
 
-from pathlib import Path
-
 import click
 
-from gan_aug.cli_config import build_or_print, options_from
-from gan_aug.config import fold_runs
+from gan_aug.cli_config import build_or_print, options_from, train_generator_runs
 from gan_aug.diffusion.config import DiffusionConfig
 
 
@@ -25,16 +22,7 @@ def train_diffusion(config_path, sets, dry_run, **flags):
     if config is None:
         return
     from gan_aug.diffusion.train import train_diffusion as run_training
-    from gan_aug.metrics.tracking import TrainingQuality
-    from gan_aug.runtime import resolve_device
 
-    for run in fold_runs(config):  # with --folds K and no --fold: one model per fold, into OUT/fold_k
-        quality = TrainingQuality(run, resolve_device(run.device)) if run.metrics_every else None
-        summary = run_training(run, quality=quality)
-        if summary is not None:  # None: a torchrun rank other than 0
-            click.echo(f"trained {summary['kimg']:.1f} kimg ({summary['step']} steps, {summary['img_per_s']:.0f} "
-                       f"img/s); checkpoint {summary['checkpoint']}; browse: tensorboard --logdir "
-                       f"{Path(run.out) / 'tb'}")
-
+    train_generator_runs(config, run_training)
 
 COMMANDS = (train_diffusion,)

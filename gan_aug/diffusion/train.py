@@ -10,17 +10,15 @@ train split only (protocol rule 2).
 import torch
 
 from gan_aug.config import config_dict
-from gan_aug.data.folds import load_view
 from gan_aug.diffusion.checkpoint import FORMAT, load_checkpoint
 from gan_aug.diffusion.model import build_unet, diffusion_model_args, noise_schedule, null_class, sample
 from gan_aug.distributed import average_gradients
 from gan_aug.errors import UserError
 from gan_aug.fileio import start_run_dir
-from gan_aug.gan.checkpoint import RESUMABLE, RUN_ARTIFACTS, resume_file, save_checkpoint
+from gan_aug.gan.checkpoint import RUN_ARTIFACTS, resume_file, save_checkpoint
 from gan_aug.gan.ema import ema_beta, make_ema, update_ema
 from gan_aug.gan.loop import GeneratorLoop
 from gan_aug.gan.sampling import tile
-from gan_aug.runtime import setup_run
 
 METRICS_SEED = 20240
 GRID_SEED = 0
@@ -43,14 +41,8 @@ class DiffusionTrainer(GeneratorLoop):
     def __init__(self, config, progress=True, quality=None):
         """`quality`: gan_aug.metrics.tracking.TrainingQuality when config.metrics_every is set (given by the
         caller: the loop never imports the metrics)."""
-        self.progress, self.quality, self.label = progress, quality, "train-diffusion"
-        if config.metrics_every and quality is None:
-            raise UserError("metrics_every is set but no quality tracker was given")
-        run = setup_run(config, RUN_ARTIFACTS, RESUMABLE, inputs=("data", "fid_weights"))
-        self.config = config = run.config  # absolute input paths, the world size: what is recorded
-        self.resumed = run.resume
-        self.run_dir, self.device, self.autocast, self.world = run.run_dir, run.device, run.autocast, run.world
-        prepared = load_view(config.data, config.folds, config.fold)  # with --folds: fold k's train part only
+        prepared = self.start_run(config, progress, quality, "train-diffusion")
+        config = self.config
         levels = len(config.channels)
         if prepared.image_size % 2 ** (levels - 1) or prepared.image_size >> (levels - 1) < 4:
             raise UserError(f"{levels} UNet levels halve {prepared.image_size} px images {levels - 1} times: give "

@@ -12,10 +12,13 @@ from tqdm import tqdm
 
 from gan_aug.config import to_yaml
 from gan_aug.data.staging import StagedImages
+from gan_aug.data.folds import load_view
 from gan_aug.distributed import sum_table_over_ranks
+from gan_aug.errors import UserError
 from gan_aug.fileio import atomic_write, save_torch, write_text
-from gan_aug.gan.checkpoint import BEST
+from gan_aug.gan.checkpoint import BEST, RESUMABLE, RUN_ARTIFACTS
 from gan_aug.gan.training_data import FD_KEY, TRAIN_SPLIT, select_training_data
+from gan_aug.runtime import setup_run
 from gan_aug.sinks import JsonlSink, Sinks, StatsCollector, TensorBoardSink, nonfinite_warning
 
 
@@ -33,6 +36,19 @@ class GeneratorLoop:
     progress bar's) and the class attribute FORMAT (best.pt's)."""
 
     FORMAT = None
+
+    def start_run(self, config, progress, quality, label):
+        """Check the run folder and set up threads, device and torchrun (setup_run); the prepared set's view the
+        run trains on (with --folds, fold k's train part only). `quality`: the tracker of FD while training,
+        given by the caller when config.metrics_every is set, so the loop never imports the metrics."""
+        self.progress, self.quality, self.label = progress, quality, label
+        if config.metrics_every and quality is None:
+            raise UserError("metrics_every is set but no quality tracker was given")
+        run = setup_run(config, RUN_ARTIFACTS, RESUMABLE, inputs=("data", "fid_weights"))
+        self.config = config = run.config  # absolute input paths, the world size: what is recorded
+        self.resumed = run.resume
+        self.run_dir, self.device, self.autocast, self.world = run.run_dir, run.device, run.autocast, run.world
+        return load_view(config.data, config.folds, config.fold)
 
     def stage_training_data(self, prepared):
         """The train split's images of the chosen classes where the loop reads them (StagedImages), the weights

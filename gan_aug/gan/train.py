@@ -8,18 +8,16 @@ import numpy as np
 import torch
 
 from gan_aug.config import config_dict
-from gan_aug.data.folds import load_view
 from gan_aug.distributed import average_gradients, global_batchnorm, sum_over_ranks
 from gan_aug.errors import UserError
 from gan_aug.fileio import start_run_dir
 from gan_aug.gan.augment import AdaptiveProbability, augment
-from gan_aug.gan.checkpoint import FORMAT, RESUMABLE, RUN_ARTIFACTS, load_checkpoint, resume_file, save_checkpoint
+from gan_aug.gan.checkpoint import FORMAT, RUN_ARTIFACTS, load_checkpoint, resume_file, save_checkpoint
 from gan_aug.gan.ema import ema_beta, make_ema, refresh_standing_stats, update_ema
 from gan_aug.gan.loop import GeneratorLoop
 from gan_aug.gan.losses import LOSSES, r1_penalty
 from gan_aug.gan.networks import NETWORKS, build_networks, model_args
 from gan_aug.gan.sampling import class_grid, generate, grid_latents
-from gan_aug.runtime import setup_run
 
 METRICS_SEED = 20240
 
@@ -39,15 +37,9 @@ class GanTrainer(GeneratorLoop):
     def __init__(self, config, progress=True, quality=None):
         """`quality`: a callable that scores a sampler (gan_aug.metrics.tracking.TrainingQuality), given by
         the caller when config.metrics_every is set; the loop itself never imports the metrics."""
-        self.progress, self.quality, self.label = progress, quality, f"train-gan {config.arch}"
         self._stats_step = None  # the step whose standing statistics G_ema holds
-        if config.metrics_every and quality is None:
-            raise UserError("metrics_every is set but no quality tracker was given")
-        run = setup_run(config, RUN_ARTIFACTS, RESUMABLE, inputs=("data", "fid_weights"))
-        self.config = config = run.config  # absolute input paths, the world size: what is recorded
-        self.resumed = run.resume
-        self.run_dir, self.device, self.autocast, self.world = run.run_dir, run.device, run.autocast, run.world
-        prepared = load_view(config.data, config.folds, config.fold)  # with --folds: fold k's train part only
+        prepared = self.start_run(config, progress, quality, f"train-gan {config.arch}")
+        config = self.config
         arch = NETWORKS[config.arch]
         if prepared.image_size not in arch.sizes:
             raise UserError(f"{config.arch} supports {', '.join(map(str, arch.sizes))} px, but {config.data} "
