@@ -6,6 +6,7 @@ import csv
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -13,16 +14,18 @@ from pathlib import Path
 
 import optuna
 import pytest
-import sqlalchemy
 import yaml
+from filelock import FileLock, Timeout
+from optuna.trial import TrialState
+
+from classifier.train import train_classifier
 
 from gan_aug.compare.config import CompareConfig
 from gan_aug.config import build_config
 from gan_aug.errors import UserError
 from gan_aug.tune.config import TuneConfig
 from gan_aug.tune.outputs import FINISHED
-from gan_aug.tune.study import pruning_hook
-from optuna.trial import TrialState
+from gan_aug.tune.study import pruning_hook, taken
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACE = {"lr": {"low": "1e-3", "high": 1.0e-2, "log": True}, "weight_decay": {"low": 1.0e-6, "high": 1.0e-3},
@@ -41,12 +44,22 @@ def study_of(out):
     return optuna.load_study(study_name="gan-aug-tune", storage=f"sqlite:///{out / 'study.db'}")
 
 
+def study_created(out):
+    """Whether tune has stamped the schema version, read without writing: a poll that opened the study with
+    Optuna before then would create the tables too, racing tune (which creates them under its study lock)."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{out / 'study.db'}?mode=ro", uri=True)) as connection:
+            return connection.execute("SELECT count(*) FROM version_info").fetchone()[0] > 0
+    except sqlite3.Error:  # no file, or no table yet
+        return False
+
+
 def finished_trials(out):
+    if not study_created(out):
+        return []
     try:
         return study_of(out).get_trials(states=FINISHED)
-    except (KeyError, sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError):
-        # The database is there, its tables or the study not yet; or this poll stamped the schema version at the
-        # moment the tune process did (the loser's insert fails; tune's open_storage retries, this polls again).
+    except KeyError:  # the tables are there, the study not yet
         return []
 
 
@@ -129,34 +142,53 @@ def test_resumes_after_sigkill_without_losing_finished_trials(tune_yaml, tmp_pat
 
 
 @pytest.mark.slow
-def test_a_trial_whose_process_died_before_naming_itself_does_not_count(run_cli, tune_yaml, tmp_path, monkeypatch):
+def test_a_trial_whose_process_died_before_naming_itself_does_not_count(run_cli, tune_yaml, tmp_path):
     """A kill right after a finished trial can land between Optuna creating the next trial and tune writing its
-    worker into it: a RUNNING trial no process will finish, which must not count towards --trials once the
-    naming grace is over (shortened here from the heartbeat's 60 s)."""
-    monkeypatch.setattr("gan_aug.tune.study.NAMING_S", 3)
+    worker into it: a RUNNING trial no process will finish. Both happen under the study lock, so the next
+    process to hold it knows at once that a nameless trial is dead."""
     out = tmp_path / "tune"
     assert run_cli("tune", "--config", tune_yaml, "--out", out, "--trials", 2).exit_code == 0
     study_of(out).ask()  # created and never named, as by a process killed at that moment
     result = run_cli("tune", "--config", tune_yaml, "--out", out, "--trials", 4)
     assert result.exit_code == 0, result.output
-    assert len(finished(out)) == 4
+    assert len(finished(out)) == 4 and study_of(out).trials[2].state == TrialState.FAIL
 
 
 @pytest.mark.slow
-def test_a_trial_asked_for_at_the_same_moment_as_the_last_one_gives_way(run_cli, tune_yaml, tmp_path, monkeypatch):
-    """Two processes can both pass the check before asking (each saw the other's trial not yet created). Made
-    certain here: the check sees finished trials only, while a live process (this one) runs trial 2."""
+def test_trials_are_counted_and_asked_for_under_the_lock_and_trained_outside_it(run_cli, tune_yaml, tmp_path,
+                                                                               monkeypatch):
+    """The lock makes two processes take trials one at a time (never both the last one); a trial trains with it
+    released, so they train side by side. Checked from another handle on the lock file, as another process
+    would see it; a live trial of this process counts towards --trials."""
     out = tmp_path / "tune"
+    held = []
+
+    def lock_is_held():
+        try:
+            FileLock(str(out / ".study.lock")).acquire(timeout=0).lock.release()
+        except Timeout:
+            return True
+        return False
+
+    def counting(study):
+        held.append(("count", lock_is_held()))
+        return taken(study)
+
+    def training(*args, **kwargs):
+        held.append(("train", lock_is_held()))
+        return train_classifier(*args, **kwargs)
+
+    monkeypatch.setattr("gan_aug.tune.study.taken", counting)
+    monkeypatch.setattr("gan_aug.tune.study.train_classifier", training)
     assert run_cli("tune", "--config", tune_yaml, "--out", out, "--trials", 2).exit_code == 0
+    assert held.count(("train", False)) == 2 and {h for kind, h in held if kind == "count"} == {True}
     running = study_of(out).ask()
-    running.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-    monkeypatch.setattr("gan_aug.tune.study.taken", lambda study: len(study.get_trials(states=FINISHED)))
+    running.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")  # alive: this process
     result = run_cli("tune", "--config", tune_yaml, "--out", out, "--trials", 3)
     assert result.exit_code == 0, result.output
-    assert "trial 3 not run" in result.output and "Traceback" not in result.output
-    assert len(finished(out)) == 2  # trial 3 gave way to trial 2, which is running
+    assert len(finished(out)) == 2 and held.count(("train", False)) == 2  # trial 2 takes the third place
     rows = {row["number"]: row["state"] for row in csv.DictReader(open(out / "trials.csv"))}
-    assert rows["3"] == "surplus" and rows["2"] == "running"
+    assert rows["2"] == "running"
 
 
 def dead_worker():

@@ -357,14 +357,12 @@ class Tune(Command):
     def final(self, out):
         from optuna.trial import TrialState
 
-        from gan_aug.tune.outputs import is_surplus
-
         trials = self.trials(out)
         finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
         values = {tuple(sorted(t.params.items())): t.value for t in finished}
         self.reference_values = self.reference_values or values  # the uninterrupted run's come first
         retried = {t.system_attrs.get("failed_trial") for t in trials}
-        failed = [t.number for t in trials if t.state == TrialState.FAIL and not is_surplus(t)]
+        failed = [t.number for t in trials if t.state == TrialState.FAIL]
         table = csv.DictReader(io.StringIO((out / "trials.csv").read_text()))
         rows = [(row["number"], row["state"]) for row in table]
         best = max((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.value, default=None)
@@ -372,8 +370,7 @@ class Tune(Command):
         return {"finished trials": len(finished),
                 "left running or waiting": sum(t.state in (TrialState.RUNNING, TrialState.WAITING) for t in trials),
                 "failed trials not retried": [n for n in failed if n not in retried],
-                "trials.csv is the study": rows == [(str(t.number), "surplus" if is_surplus(t) else
-                                                     t.state.name.lower()) for t in trials],
+                "trials.csv is the study": rows == [(str(t.number), t.state.name.lower()) for t in trials],
                 "best.yaml is the best trial's": bool(best) and {k: settings.get(k) for k in best.params} ==
                 best.params,
                 "values equal where the parameters are": all(self.reference_values.get(k, v) == v

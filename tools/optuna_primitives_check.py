@@ -7,8 +7,8 @@ tests pin, run with MaxTrialsCallback, RDB heartbeats and RetryFailedTrialCallba
   kill+resume   a process is SIGKILLed mid-trial, another resumes to 6 trials (heartbeat 10 s, grace 60 s, as
                 tune): the killed trial's final state, and the finished count, counting RUNNING trials or not
 
-tune itself finishes exactly 6 in both (tests/test_tune.py). Re-run this when Optuna changes: the day these
-print 6 and FAIL, the hand-written layer in gan_aug/tune/study.py can go.
+tune itself finishes exactly 6 in both (tests/test_tune.py): it counts and asks under a file lock. Re-run this when
+Optuna changes: the day these print 6 and FAIL, that lock can go.
 """
 
 import argparse

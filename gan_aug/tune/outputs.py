@@ -17,7 +17,6 @@ from gan_aug.fileio import atomic_write
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 HEADER = "# gan-aug tune: "  # the first line of the YAML files tune writes
 OUTPUTS = ("best.yaml", "best_compare.yaml", "trials.csv", "history.png", "importance.png")
-SURPLUS = "surplus"  # the user attr of a trial that gave way unrun (tune.study.surplus): not a failure
 # train-classifier keys that compare expresses by its arm (or passes through as they are), not as recipe keys.
 ARM_KEYS = ("balance", "mix", "mix_until", "mix_policy", "seed")
 PASSED_TO_COMPARE = ("data", "synthetic", "teachers")
@@ -62,10 +61,6 @@ def compare_config(settings):
     return config, dropped
 
 
-def is_surplus(trial):
-    return bool(trial.user_attrs.get(SURPLUS))
-
-
 def write_trials_csv(path, study, names):
     columns = ["number", "state", "val_bma", "best_epoch", "seconds", "run", "worker"] + names
     with atomic_write(path, "w") as handle:
@@ -73,8 +68,7 @@ def write_trials_csv(path, study, names):
         writer.writeheader()
         for t in study.get_trials(deepcopy=False):
             seconds = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete else ""
-            state = SURPLUS if is_surplus(t) else t.state.name.lower()
-            writer.writerow({"number": t.number, "state": state, "val_bma": t.value,
+            writer.writerow({"number": t.number, "state": t.state.name.lower(), "val_bma": t.value,
                              "best_epoch": t.user_attrs.get("best_epoch", ""), "seconds": seconds,
                              "run": t.user_attrs.get("run", ""), "worker": t.user_attrs.get("worker", ""),
                              **{n: t.params.get(n, "") for n in names}})
@@ -117,7 +111,7 @@ def write_outputs(config, study):
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     names = sorted({n for t in trials for n in t.params})
     write_trials_csv(out / "trials.csv", study, names)
-    failed = [t for t in trials if t.state == TrialState.FAIL and not is_surplus(t)]
+    failed = [t for t in trials if t.state == TrialState.FAIL]
     summary = {"trials": len(trials), "complete": len(complete),
                "pruned": sum(t.state == TrialState.PRUNED for t in trials), "failed": len(failed),
                "running": sum(t.state == TrialState.RUNNING for t in trials),  # by live processes (tune.study.reap)

@@ -8,18 +8,15 @@ classifier/ never imports Optuna.
 """
 
 import contextlib
-import copy
-import datetime
-import logging
 import os
 import socket
 import sqlite3
-import time
 import warnings
 from pathlib import Path
 
 import optuna
 import sqlalchemy
+from filelock import FileLock
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.study import StudyDirection
 from optuna.trial import TrialState
@@ -29,29 +26,16 @@ from gan_aug.data.prepared import load_prepared
 from gan_aug.data.synthetic import load_synthetic
 from gan_aug.config import brief
 from gan_aug.errors import UserError, first_line
-from gan_aug.fileio import locked, remove_temp_files
-from gan_aug.tune.outputs import FINISHED, OUTPUTS, SURPLUS, check_outputs, is_surplus, write_outputs
+from gan_aug.fileio import remove_temp_files
+from gan_aug.tune.outputs import FINISHED, OUTPUTS, check_outputs, write_outputs
 from gan_aug.tune.space import parse_space
 
 # A process that dies mid-trial stops beating; GRACE_S later the next process to start a trial marks that trial
-# failed and queues its parameters once more, so a kill costs the interrupted trial only.
+# failed and queues its parameters once more, so a kill costs the interrupted trial only. A dead process on this
+# host is found at once (reap).
 HEARTBEAT_S, GRACE_S = 10, 60
-# A trial is named (its worker written) milliseconds after it is created. One still nameless a heartbeat grace
-# after its start is taken for dead; a process merely stopped (SIGSTOP, a swapped-out VM) is given as long as
-# the heartbeat gives it.
-NAMING_S = GRACE_S
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 OPTUNA_TABLES = {"studies", "version_info"}
-
-
-class Retry(RetryHeartbeatStaleTrialCallback):
-    """Optuna's retry of a dead trial (its parameters queued once more), without the dead trial's user attrs:
-    its worker's name would make the retry look dead too in the moment before its new process names it."""
-
-    def __call__(self, study, trial):
-        trial = copy.deepcopy(trial)
-        trial.user_attrs = {}
-        super().__call__(study, trial)
 
 
 def check_study_file(url):
@@ -87,35 +71,26 @@ def check_study_file(url):
 
 
 def open_storage(config):
-    kwargs = {}
-    if config.storage_url.startswith("sqlite:"):
-        Path(config.out).mkdir(parents=True, exist_ok=True)
-        kwargs = {"connect_args": {"timeout": 300}}  # processes sharing the file wait for its lock, not fail
-    for attempt in range(3):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats: stable since 2.9
-            try:
-                return RDBStorage(config.storage_url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_S,
-                                  grace_period=GRACE_S, heartbeat_stale_trial_callback=Retry(1))
-            except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError) as err:  # two processes
-                # creating the tables at once (a locked file, or both inserting the schema version): the loser retries
-                if attempt == 2:
-                    raise UserError(f"cannot open the study storage {config.storage_url}: {first_line(err)}") from None
-                time.sleep(1)
-            except (ImportError, ValueError, sqlalchemy.exc.ArgumentError, sqlalchemy.exc.DatabaseError,
-                    optuna.exceptions.StorageInternalError) as err:
-                raise UserError(f"cannot open the study storage {config.storage_url}: {err}") from None
+    """Opened under the study lock: two processes creating the tables at once both insert the schema version."""
+    # Processes sharing a SQLite file wait for its lock rather than fail.
+    kwargs = {"connect_args": {"timeout": 300}} if config.storage_url.startswith("sqlite:") else {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeats: stable since 2.9
+        try:
+            return RDBStorage(config.storage_url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_S,
+                              grace_period=GRACE_S, heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(1))
+        except (ImportError, ValueError, sqlalchemy.exc.ArgumentError, sqlalchemy.exc.DatabaseError,
+                optuna.exceptions.StorageInternalError) as err:
+            raise UserError(f"cannot open the study storage {config.storage_url}: {first_line(err)}") from None
 
 
-@contextlib.contextmanager
-def creation_lock(config):
-    """Processes on one SQLite file create its tables and the study one after another (an flock beside it): at
-    the same moment, both insert the schema version and one fails. Other databases handle it themselves."""
-    if not config.storage_url.startswith("sqlite:"):
-        yield
-        return
-    with locked(Path(config.out) / ".study.lock"):
-        yield
+def study_lock(config):
+    """The lock processes sharing OUT take to create the study, and then, one at a time, to count the trials
+    taken, ask for the next and write its worker into it: so two never both take the last trial, and a running
+    trial without a worker is one whose process died. An flock, which the system releases when its holder dies.
+    Machines that share a PostgreSQL study but not OUT can each run one trial beyond --trials."""
+    Path(config.out).mkdir(parents=True, exist_ok=True)
+    return FileLock(str(Path(config.out) / ".study.lock"))
 
 
 def load_study(config, storage, setup):
@@ -144,49 +119,13 @@ def pruning_hook(trial):
     return report
 
 
-def reap(study, trials):
-    """Fail the running trials whose process is gone, as the heartbeat would GRACE_S later, and queue their
-    parameters once more while the study still wants trials. The heartbeat is only looked at when a trial starts,
-    so a trial killed last would otherwise stay running for good, and out of the failed count."""
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if alive(study, trial):
-            continue
-        try:  # the storage's own call, as optuna.storages.fail_stale_trials makes it: one process wins
-            if not study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
-                continue
-        except optuna.exceptions.UpdateFinishedTrialError:
-            continue
-        if trial.user_attrs.get("run") and Path(trial.user_attrs["run"]).is_dir():
-            remove_temp_files(trial.user_attrs["run"])  # what its kill left half-written: no one writes there now
-        if taken(study) < trials:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # stable since 2.8
-                Retry(1)(study, study._storage.get_trial(trial._trial_id))
-
-
-def finished(study):
-    return len(study.get_trials(deepcopy=False, states=FINISHED))
-
-
-def named(study, trial):
-    """The running trial with its worker, waiting for a process that has just asked for it to write its name
-    (milliseconds). None when it stays nameless for NAMING_S after its start: its process died in between, e.g.
-    killed the moment it had finished the trial before."""
-    while "worker" not in trial.user_attrs:
-        if datetime.datetime.now() - trial.datetime_start > datetime.timedelta(seconds=NAMING_S):
-            return None
-        time.sleep(0.5)
-        trial = study.get_trials(deepcopy=False)[trial.number]
-    return trial
-
-
-def alive(study, trial):
-    """Whether a running trial's process lives. Only this host's processes can be asked; a dead one elsewhere
-    is found by its stopped heartbeat."""
-    trial = named(study, trial)
-    if trial is None:
+def alive(trial):
+    """Whether a running trial's process lives; asked under the study lock, where every live trial has its worker
+    written (a nameless one was asked for by a process killed before it could name it). Only this host's
+    processes can be asked; a dead one elsewhere is found by its stopped heartbeat."""
+    host, _, pid = trial.user_attrs.get("worker", "").rpartition(":")
+    if not pid:
         return False
-    host, _, pid = trial.user_attrs["worker"].rpartition(":")
     if host != socket.gethostname():
         return True
     try:
@@ -198,55 +137,37 @@ def alive(study, trial):
     return True
 
 
-def counted(study, trials):
-    """How many of these trials count towards --trials: the finished ones and those a live process is running."""
-    return sum(t.state in FINISHED or (t.state == TrialState.RUNNING and alive(study, t)) for t in trials)
-
-
 def taken(study):
-    """What counts towards --trials in the whole study, so processes sharing it stop at the number asked for
-    instead of each finishing one more."""
-    return counted(study, study.get_trials(deepcopy=False))
+    """What counts towards --trials: the finished trials and those a live process is running."""
+    return sum(t.state in FINISHED or (t.state == TrialState.RUNNING and alive(t))
+               for t in study.get_trials(deepcopy=False))
 
 
-class SurplusTrial(Exception):
-    """A trial created after --trials were already taken: two processes passed stop_at's check at the same moment
-    and both asked for one. The higher-numbered one gives way without running (state FAIL, user attr surplus)."""
-
-
-def surplus(study, trial, trials):
-    """Whether the trials numbered below this one already make up --trials. Every process applies the same rule
-    to the same numbers, so of two trials asked for at once exactly the later one gives way."""
-    return counted(study, [t for t in study.get_trials(deepcopy=False) if t.number < trial.number]) >= trials
-
-
-@contextlib.contextmanager
-def quiet_surplus(numbers):
-    """Optuna logs a caught failure with its traceback; a surplus trial is no failure, so its lines are dropped."""
-    logger = logging.getLogger("optuna.study._optimize")
-    drop = lambda record: not any(record.getMessage().startswith(f"Trial {n} failed") for n in numbers)
-    logger.addFilter(drop)
-    try:
-        yield
-    finally:
-        logger.removeFilter(drop)
-
-
-def stop_at(trials):
-    def callback(study, _trial):
-        if taken(study) >= trials:
-            study.stop()
-    return callback
+def reap(study, trials):
+    """Fail the running trials whose process is gone, as the heartbeat would GRACE_S later, and queue their
+    parameters once more while the study still wants trials. The heartbeat is only looked at when a trial starts,
+    so a trial killed last would otherwise stay running for good, and out of the failed count."""
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if alive(trial):
+            continue
+        try:  # the storage's own call, as optuna.storages.fail_stale_trials makes it: one process wins
+            if not study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+                continue
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue
+        if trial.user_attrs.get("run") and Path(trial.user_attrs["run"]).is_dir():
+            remove_temp_files(trial.user_attrs["run"])  # what its kill left half-written: no one writes there now
+        if taken(study) < trials:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # stable since 2.8
+                RetryHeartbeatStaleTrialCallback(1)(study, study._storage.get_trial(trial._trial_id))
 
 
 def print_trial(study, trial):
-    if is_surplus(trial):
-        print(f"trial {trial.number} not run: another process took the last of the trials asked for", flush=True)
-        return
     value = "-" if trial.value is None else f"{trial.value:.4f}"
     params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items())
     print(f"trial {trial.number} {trial.state.name.lower()}: val BMA {value} ({params}); "
-          f"{finished(study)} finished", flush=True)
+          f"{len(study.get_trials(deepcopy=False, states=FINISHED))} finished", flush=True)
 
 
 def tune(config, progress=True):
@@ -257,19 +178,16 @@ def tune(config, progress=True):
     synthetic = load_synthetic(config.recipe["synthetic"]) if config.recipe.get("synthetic") else None
     params = parse_space(config.space)
     setup = {"data": prepared.fingerprint, "recipe": config.recipe, "space": config.space, "seed": config.seed}
-    with creation_lock(config):
+    lock = study_lock(config)
+    with lock:
         check_study_file(config.storage_url)
         study = load_study(config, open_storage(config), setup)
-    reap(study, config.trials)
-
-    surplus_numbers = set()
+        reap(study, config.trials)
+        attempts = config.trials - taken(study)  # failed trials included, so a recipe that always fails ends
 
     def objective(trial):
         trial.set_user_attr("worker", WORKER)
-        if surplus(study, trial, config.trials):
-            trial.set_user_attr(SURPLUS, True)
-            surplus_numbers.add(trial.number)
-            raise SurplusTrial(f"trial {trial.number}")
+        lock.release()  # named: the others may count it now, and ask for theirs
         draws = {param.name: param.suggest(trial) for param in params}
         run = Path(config.out) / "trials" / f"trial_{trial.number:04d}"
         trial.set_user_attr("run", str(run))
@@ -278,14 +196,18 @@ def tune(config, progress=True):
         trial.set_user_attr("best_epoch", summary["best_epoch"])
         return summary["best_val_bma"]
 
-    remaining = config.trials - taken(study)
-    if remaining > 0:
-        # A setting combination the classifier refuses fails its trial (UserError) and the search goes on.
-        with quiet_surplus(surplus_numbers):
-            study.optimize(objective, n_trials=remaining, catch=(UserError, SurplusTrial),
-                           callbacks=[stop_at(config.trials)] + ([print_trial] if progress else []))
-    reap(study, 0)  # a process that died while this one worked: its trial is failed, not left running
-    with locked(Path(config.out) / ".outputs.lock"):  # processes sharing OUT write its files one at a time
+    for _ in range(attempts):
+        lock.acquire()
+        try:
+            reap(study, config.trials)
+            if taken(study) >= config.trials:
+                break
+            # A setting combination the classifier refuses fails its trial (UserError) and the search goes on.
+            study.optimize(objective, n_trials=1, catch=(UserError,), callbacks=[print_trial] if progress else [])
+        finally:
+            if lock.is_locked:  # the trial was never asked for, or the loop ends
+                lock.release()
+    with lock:  # processes sharing OUT write its files one at a time
+        reap(study, 0)  # a process that died while this one worked: its trial is failed, not left running
         remove_temp_files(config.out, OUTPUTS)  # of a process killed while it wrote them (no one writes them now)
         return write_outputs(config, study)
-
