@@ -31,6 +31,7 @@ def toy_diffusion(toy16, tmp_path_factory):
     return tiny_diffusion(toy16, tmp_path_factory.mktemp("diffusion") / "run")
 
 
+@pytest.mark.slow
 def test_a_resumed_run_matches_an_uninterrupted_one(toy16, tmp_path):
     straight = torch.load(tiny_diffusion(toy16, tmp_path / "straight") / "latest.pt", weights_only=True)
     tiny_diffusion(toy16, tmp_path / "halves", kimg=0.048)

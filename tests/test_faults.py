@@ -227,6 +227,7 @@ def test_evaluate_refuses_to_overwrite(existing, toy16, classifier_run, tmp_path
     assert (tmp_path / existing).read_bytes() != b"precious"
 
 
+@pytest.mark.slow
 def test_score_refuses_to_overwrite(toy16, toy_gan, classifier_run, tmp_path, run_cli, monkeypatch):
     syn = synthesize_set(run_cli, toy_gan, tmp_path / "syn")
     args = ["score", "--data", toy16, "--synthetic", syn, "--features", f"lesion:{classifier_run}/best.pt",

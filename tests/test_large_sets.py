@@ -95,6 +95,7 @@ def same_weights(a, b):
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("synthetic", [False, True])
 def test_a_mapped_set_trains_the_classifier_identically(toy16, toy_gan, tmp_path, monkeypatch, run_cli, synthetic):
     extra = {}

@@ -157,6 +157,7 @@ def test_cas_tells_a_faithful_generator_from_a_label_blind_one(tmp_path):
     assert faithful["bma"] > blind["bma"] + 0.2
 
 
+@pytest.mark.slow
 def test_score_command_end_to_end(toy16, toy_gan, tmp_path, run_cli, two_threads):
     clf = tmp_path / "clf"
     assert run_cli("train-classifier", "--data", toy16, "--out", clf, "--epochs", 1, "--set", "batch_size=32").exit_code == 0
