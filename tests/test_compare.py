@@ -189,6 +189,9 @@ def test_compare_config_errors(toy16, tmp_path):
         build_config(CompareConfig, None, {"data": str(toy16), "out": str(tmp_path), "synthetic_sets": "filtered"})
     with pytest.raises(UserError, match="must not repeat"):
         build_config(CompareConfig, None, {"data": str(toy16), "out": str(tmp_path), "arms": "none,none"})
+    with pytest.raises(UserError, match="reference_arm focal is not one of the arms"):
+        build_config(CompareConfig, None, {"data": str(toy16), "out": str(tmp_path), "arms": "none,oversample",
+                                           "reference_arm": "focal"})
     # The classifier recipe every arm shares is checked when the config is built, not at the first run.
     with pytest.raises(UserError, match="unknown keep rule"):
         build_config(CompareConfig, None, {"data": str(toy16), "out": str(tmp_path), "arms": "none", "keep": "first"})
@@ -269,7 +272,7 @@ def test_loss_and_mixing_arms_twins_and_posthoc_in_one_compare(toy16, toy_gan, t
     cfg = tmp_path / "compare.yaml"
     cfg.write_text(f"data: {toy16}\nsynthetic: {syn}\narms: [balanced-softmax, mix:0.5+cutmix, placebo-aug:0.5, "
                    "placebo-shuffle:0.5]\nseeds: [0]\n"
-                   "epochs: 1\nbatch_size: 32\nbootstrap: 100\nposthoc: [bias, label-shift]\n")
+                   "epochs: 1\nbatch_size: 32\nbootstrap: 100\nposthoc: [bias, label-shift]\nreference_arm: oversample\n")
     out = tmp_path / "cmp"
     result = run_cli("compare", "--config", cfg, "--out", out)
     assert result.exit_code == 0, result.output
@@ -281,6 +284,12 @@ def test_loss_and_mixing_arms_twins_and_posthoc_in_one_compare(toy16, toy_gan, t
     assert "vs its twin oversample+cutmix" in report and "**Confounded**: mix:0.5+cutmix" in report
     assert "## Post-hoc class corrections" in report and "both after bias" in report and "both after label-shift" in report
     assert "## Predicted-class shares" in report
+    # reference_arm (here the twin compare added): every other arm against it, raw and after each correction.
+    assert "against the reference arm **oversample**" in report
+    for arm in ("balanced-softmax", "mix:0.5+cutmix", "placebo-aug:0.5"):
+        assert f"- test: **{arm}** vs oversample: " in report
+        assert re.search(rf"- test: \*\*{re.escape(arm)}\*\* vs oversample: .*both after bias", report)
+    assert "**oversample** vs oversample" not in report
     assert "The claim is **mix:0.5+cutmix**" in report  # placebos are reported, never the claim or the baseline
     assert "**placebo-aug:0.5** vs balanced-softmax" in report and "**placebo-shuffle:0.5** vs its twin oversample" in report
     with open(out / "results.csv") as handle:

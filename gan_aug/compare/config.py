@@ -60,6 +60,9 @@ class CompareConfig(StageConfig):
     twins: bool = setting(True, flag=False, help="Run each generative arm's twin too (the same arm without its "
                                                  "synthetic draws, e.g. oversample+kd for mix:0.3+kd) and report "
                                                  "the gain over it; twins added so never become the baseline.")
+    reference_arm: typing.Optional[str] = setting(None, flag=False, help="Also report every other arm's paired gain "
+                                                                           "over this arm, raw and after each "
+                                                                           "correction (a table of recipes).")
     posthoc: typing.Tuple[str, ...] = setting((), flag=False, help="Post-hoc corrections reported beside the raw "
                                                                    "figures: bias (fitted on val), label-shift.")
     posthoc_per_class: int = setting(0, flag=False, help="bias: also a shift per class with at least this many val "
@@ -96,6 +99,8 @@ class CompareConfig(StageConfig):
             raise UserError("+kd arms distil from `teachers: [CLASSIFIER, ...]`, which the config does not give")
         for entry in self.external:
             parse_external(entry)
+        if self.reference_arm is not None and self.reference_arm not in self.run_arms():
+            raise UserError(f"reference_arm {self.reference_arm} is not one of the arms ({', '.join(self.run_arms())})")
         from classifier.posthoc import CORRECTIONS
 
         unknown = [p for p in self.posthoc if p not in CORRECTIONS]

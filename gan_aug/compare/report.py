@@ -197,6 +197,9 @@ def posthoc_lines(summary, splits):
                 if "gain_twin" in corrected:
                     lines.append(gain_line(split, arm, f"its twin {summary['twins'][arm]}", corrected["gain_twin"],
                                            f", both after {n}"))
+                if "gain_reference" in corrected:
+                    lines.append(gain_line(split, arm, summary["reference"], corrected["gain_reference"],
+                                           f", both after {n}"))
         lines.append("")
     bias_rows = {a: r["posthoc"]["bias"] for a, r in summary["splits"][splits[0]].items() if "bias" in r["posthoc"]}
     if bias_rows:
@@ -248,6 +251,11 @@ def report_markdown(config, facts, summary, splits, plots, confusions, subgroups
                     lines.append(gain_line(split, arm, baseline, row["gain"], mark))
                 if "gain_twin" in row:
                     lines.append(gain_line(split, arm, f"its twin {summary['twins'][arm]}", row["gain_twin"], ""))
+        lines.append("")
+    if summary.get("reference"):
+        lines += [f"Every arm against the reference arm **{summary['reference']}** (same bootstrap):"]
+        lines += [gain_line(split, arm, summary["reference"], row["gain_reference"], "")
+                  for split in splits for arm, row in summary["splits"][split].items() if "gain_reference" in row]
         lines.append("")
     lines += posthoc_lines(summary, splits)
     lines += ["## val (selection only)", "", "| arm | BMA mean ± std |", "| --- | --- |"]

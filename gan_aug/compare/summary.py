@@ -100,6 +100,7 @@ def summarize(config, records, splits, n_classes_by_split, predictions=None, tra
     summary = {"baseline": baseline, "selected": selected, "selected_on": "mean val BMA", "splits": {},
                "val_bma": val_bma,
                "twins": {a: twin(a) for a in config.arms if draws_synthetic(a) and twin(a) in arms},
+               "reference": config.reference_arm,
                "confounded": [a for a in generative if baseline and not same_recipe_but_synthetic(a, baseline)]}
     corrections = list(config.posthoc) if train_prior is not None else []
     for split in splits:
@@ -134,7 +135,12 @@ def summarize(config, records, splits, n_classes_by_split, predictions=None, tra
 
 
 def _add_gains(rows, summary, y_true, preds, k, iterations):
-    """Each arm that draws synthetic (or placebo) images: its paired gain over the baseline and over its twin."""
+    """Each arm that draws synthetic (or placebo) images: its paired gain over the baseline and over its twin;
+    with a reference arm, every other arm's gain over it."""
+    reference = summary.get("reference")
+    for a in rows if reference else ():
+        if a != reference:
+            rows[a]["gain_reference"] = gain_with_cis(y_true, preds[a], preds[reference], k, iterations)
     for a, twin_arm in [(a, summary["twins"].get(a)) for a in rows if draws_synthetic(a)]:
         if summary["baseline"]:
             rows[a]["gain"] = gain_with_cis(y_true, preds[a], preds[summary["baseline"]], k, iterations)
