@@ -157,3 +157,24 @@ def test_a_classifier_s_features_add_candidates_and_change_no_verdict_of_distinc
     within = found(report["pairs"], "within")
     assert within <= {(f"copy_of_{i}", f"lesion_{i}") for i in range(10)} and len(within) >= 8, within
     assert report["detector"]["features"] == f"lesion:{clf / 'best.pt'}"
+
+
+def test_a_pair_must_lead_its_image_s_other_candidates_unless_it_stands_out_by_the_strong_margin():
+    """Image 0's best candidate leads the next by far: confirmed. Image 1's two best stand above the rest (margins
+    0.35 and 0.30) but neither leads the other by the gap: a toss-up between lookalikes, neither confirmed. Image 2 has two copies (0.90, 0.88), so neither leads, but both stand far above the
+    image's other candidates: both confirmed."""
+    from gan_aug.data.near_duplicates.search import Detector, _query_gaps, _query_medians
+
+    rows = np.repeat([0, 1, 2], 5)
+    scores = np.array([0.90, 0.50, 0.40, 0.35, 0.30,
+                       0.80, 0.75, 0.45, 0.40, 0.35,
+                       0.90, 0.88, 0.30, 0.25, 0.20], np.float32)
+    top, gaps = _query_gaps(rows, scores, 3)
+    assert np.flatnonzero(top).tolist() == [0, 5, 10]
+    assert gaps[[0, 1, 5, 10, 11]] == pytest.approx([0.40, -0.40, 0.05, 0.02, -0.02], abs=1e-6)
+    margins = scores - _query_medians(rows, scores, 3)
+    detector = Detector((), margin=0.20, min_score=0.35, gap=0.09, strong_margin=0.45)
+    assert np.flatnonzero(detector.confirms(scores, margins, top, gaps)).tolist() == [0, 10, 11]
+    # Without the strong margin, the image with two copies loses both.
+    lenient = Detector((), margin=0.20, min_score=0.35, gap=0.09, strong_margin=2.0)
+    assert np.flatnonzero(lenient.confirms(scores, margins, top, gaps)).tolist() == [0]

@@ -9,11 +9,12 @@ pool as an external set is searched in a train split:
   distinct  an image of a held-out lesion: nothing in the pool is it (unless HAM10000 itself holds it twice
             under two lesion ids; such pairs are counted as false and shown in distinct_flagged.png).
 precision(copy) = true copy pairs / every pair flagged for copy and distinct queries (as many of each);
-precision(same) likewise. A sweep of the margin threshold is printed for calibration. Writes OUT/bench.json
+precision(same) likewise. A sweep of the gap threshold is printed for calibration. Writes OUT/bench.json
 and the PNGs; nothing derived from the images is kept elsewhere (CC BY-NC-SA: keep OUT out of the repo).
 """
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -57,9 +58,8 @@ def queries(prepared, ham_root, n_copies, n_same, n_distinct, seed):
     return pool, images, kinds, truth
 
 
-def rates(result, kinds, truth, margin, min_score):
-    """{kind: recall} and {kind: precision} at one threshold pair."""
-    flagged = (result["margin"] >= margin) & (result["score"] >= min_score)
+def rates(result, kinds, truth, flagged):
+    """{kind: recall} and {kind: precision} of the pairs `flagged`."""
     q, r = result["query"][flagged], result["reference"][flagged]
     correct = truth[q] == r
     false_by_kind = {k: int(np.sum(~correct & (kinds[q] == k))) for k in ("copy", "same", "distinct")}
@@ -100,24 +100,27 @@ def main():
     t3 = time.time()
     candidates = {k: float(np.mean([truth[i] in set(result["reference"][result["query"] == i])
                                     for i in np.flatnonzero(kinds == k)])) for k in ("copy", "same")}
-    sweep = {f"{m:.2f}": rates(result, kinds, truth, m, detector.min_score)
-             for m in np.arange(0.16, 0.36, 0.01)}
+    confirms = lambda gap: dataclasses.replace(detector, gap=gap).confirms(result["score"], result["margin"],
+                                                                          result["top"], result["gap"])
+    sweep = {f"{g:.2f}": rates(result, kinds, truth, confirms(g)) for g in np.arange(0.04, 0.16, 0.01)}
     report = {"pool": len(pool), "queries": {k: int(np.sum(kinds == k)) for k in ("copy", "same", "distinct")},
               "seed": args.seed, "neighbours": args.neighbours, "candidate_pairs": len(result["query"]), "candidate_recall": candidates,
-              "margin": detector.margin, "min_score": detector.min_score,
-              "at_defaults": rates(result, kinds, truth, detector.margin, detector.min_score), "sweep": sweep,
+              "margin": detector.margin, "min_score": detector.min_score, "gap": detector.gap,
+              "strong_margin": detector.strong_margin,
+              "at_defaults": rates(result, kinds, truth, result["confirmed"]), "sweep": sweep,
               "seconds": {"draw": t1 - t0, "embed": t2 - t1, "search_and_confirm": t3 - t2}}
     (out / "bench.json").write_text(json.dumps(report, indent=1))
-    flagged = (result["margin"] >= detector.margin) & (result["score"] >= detector.min_score)
-    wrong = flagged & (kinds[result["query"]] == "distinct")
+    # Every candidate pair's scores and the draw's answers (no pixels), to try other decision rules offline.
+    np.savez(out / "pairs.npz", kinds=kinds, truth=truth, **result)
+    wrong = result["confirmed"] & (kinds[result["query"]] == "distinct")
     order = np.flatnonzero(wrong)[np.argsort(-result["margin"][wrong])][:24]
     if len(order):
         pair_grid(out / "distinct_flagged.png", images[result["query"][order]],
                   prepared.images[pool][result["reference"][order]], result["score"][order])
     print(json.dumps({k: report[k] for k in ("pool", "queries", "candidate_pairs", "candidate_recall",
                                              "at_defaults", "seconds")}, indent=1))
-    for m, row in sweep.items():
-        print(f"margin {m}: copy recall {row['copy']['recall']:.3f} precision {row['copy']['precision']:.3f} | "
+    for g, row in sweep.items():
+        print(f"gap {g}: copy recall {row['copy']['recall']:.3f} precision {row['copy']['precision']:.3f} | "
               f"same recall {row['same']['recall']:.3f} precision {row['same']['precision']:.3f} | distinct "
               f"flagged {row['distinct_queries_flagged']:.3f}")
 

@@ -4,7 +4,7 @@ import dataclasses
 import typing
 
 from gan_aug.config import StageConfig, check_non_negative, setting
-from gan_aug.data.near_duplicates import MARGIN, MIN_SCORE, NEIGHBOURS
+from gan_aug.data.near_duplicates import GAP, MARGIN, MIN_SCORE, NEIGHBOURS, STRONG_MARGIN
 from gan_aug.errors import UserError
 
 
@@ -24,9 +24,13 @@ class AuditConfig(StageConfig):
                                                         "features for candidates [none: the pixel embedding and "
                                                         "hashes only].")
     neighbours: int = setting(NEIGHBOURS, help="Candidates per image from each embedding.")
-    margin: float = setting(MARGIN, help="Confirmed when the score exceeds the median of the image's candidates' "
-                                         "scores by this much ...")
-    min_score: float = setting(MIN_SCORE, help="... and the score (NCC of the aligned detail) is at least this.")
+    min_score: float = setting(MIN_SCORE, help="Confirmed when the score (NCC of the aligned detail) is at least "
+                                               "this ...")
+    margin: float = setting(MARGIN, help="... and exceeds the median of the image's candidates' scores by this "
+                                         "much ...")
+    gap: float = setting(GAP, help="... and leads the image's next best candidate by this much ...")
+    strong_margin: float = setting(STRONG_MARGIN, help="... or, without that lead (an image with several copies), "
+                                                       "exceeds the median by this much.")
     grid: int = setting(32, help="Closest confirmed pairs shown in pairs.png.")
     seed: int = setting(0, help="Seed of the copies planted to fit the embedding's metric.")
     threads: int = setting(1, help="CPU threads of torch; 1 is the fastest where other work shares the cores "
@@ -38,8 +42,9 @@ class AuditConfig(StageConfig):
             raise UserError("give the prepared set to audit: gan-aug audit DATA.npz --out DIR")
         if self.neighbours < 1:
             raise UserError(f"--neighbours must be at least 1, got {self.neighbours}")
-        if not -1 <= self.min_score <= 1 or not 0 <= self.margin <= 2:
-            raise UserError("--min-score must be in [-1, 1] and --margin in [0, 2] (scores are NCCs)")
+        if not -1 <= self.min_score <= 1 or not all(0 <= v <= 2 for v in (self.margin, self.gap, self.strong_margin)):
+            raise UserError("--min-score must be in [-1, 1] and --margin, --gap and --strong-margin in [0, 2] "
+                            "(scores are NCCs)")
         check_non_negative(self, "grid", "threads")
         if self.features is not None and not self.features.startswith("lesion:"):
             raise UserError(f"--features must be lesion:CLASSIFIER_CKPT, got {self.features}")

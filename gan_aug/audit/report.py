@@ -42,8 +42,10 @@ def summary_markdown(summary, pairs, class_names):
     external and synthetic images with a near duplicate in the train split, and all of these per class."""
     lines = [f"# Near-duplicate audit of `{summary['data']}`", "",
              f"Detector: {summary['detector']['features']}, {summary['detector']['neighbours']} candidates per "
-             f"image and embedding; confirmed at a margin >= {summary['detector']['margin']} over the image's "
-             f"candidates' median score and a score >= {summary['detector']['min_score']}. "
+             f"image and embedding; confirmed at a score >= {summary['detector']['min_score']} and a margin >= "
+             f"{summary['detector']['margin']} over the image's candidates' median score, when the pair is the "
+             f"image's best by a gap >= {summary['detector']['gap']} or its margin is >= "
+             f"{summary['detector']['strong_margin']}. "
              f"{sum(summary['candidates'].values())} candidate pairs, {len(pairs)} confirmed.", ""]
     within = [p for p in pairs if p["kind"] == "within"]
     split_pairs = {}

@@ -76,7 +76,8 @@ def audit(config, progress=True):
     timings = {"load": time.time() - started}
     say = (lambda text: print(text, flush=True)) if progress else (lambda text: None)
     say(f"fitting the embedding on copies planted in {len(prepared.images)} images of {name}")
-    detector = build_detector(prepared.images, config.neighbours, config.margin, config.min_score, config.seed)
+    detector = build_detector(prepared.images, config.neighbours, config.margin, config.min_score, config.seed,
+                              config.gap, config.strong_margin)
     indexed = Indexed(prepared.images, detector, _features(config, prepared.images))
     timings["embed"] = time.time() - started - timings["load"]
     comparisons = []
@@ -113,7 +114,8 @@ def _pair_rows(kind, result, a, b, keep):
     for i in np.flatnonzero(keep):
         rows.append({"kind": kind, "a": {k: str(v[i]) for k, v in a.items()},
                      "b": {k: str(v[i]) for k, v in b.items()}, "score": round(float(result["score"][i]), 4),
-                     "margin": round(float(result["margin"][i]), 4), "hamming": int(result["hamming"][i])})
+                     "margin": round(float(result["margin"][i]), 4), "gap": round(float(result["gap"][i]), 4),
+                     "hamming": int(result["hamming"][i])})
     return sorted(rows, key=lambda r: -r["margin"])
 
 
@@ -146,6 +148,7 @@ def _write(config, prepared, name, comparisons, others, timings, started):
         "data": str(config.data), "fingerprint": prepared.fingerprint,
         "sets": {name: len(prepared.images), **{o[0]: len(o[3]) for o in others}},
         "detector": {"neighbours": config.neighbours, "margin": config.margin, "min_score": config.min_score,
+                     "gap": config.gap, "strong_margin": config.strong_margin,
                      "features": config.features or "pixel embedding + pHash", "seed": config.seed},
         "candidates": {kind: int(len(result["score"])) for kind, result, _, _ in comparisons},
         "clusters": cluster_rows, "seconds": {k: round(v, 1) for k, v in timings.items()},

@@ -5,11 +5,13 @@ Candidates of a query image: its nearest references in the pixel embedding (ring
 and round the frame's, NEIGHBOURS each), its nearest by dihedral pHash (HASH_NEIGHBOURS, within HASH_RADIUS
 bits) and, with a classifier, its nearest in the classifier's features (NEIGHBOURS).
 
-Confirmation: every candidate's score (gan_aug.data.near_duplicates.confirm), and its margin, the score less the median
-score of the query's candidates. A score alone cannot tell a copy of a plain small mole from another plain
-small mole (both line up well); a copy stands out from the query's other lookalikes, two plain moles do not.
-A pair is confirmed when its margin is at least MARGIN and its score at least MIN_SCORE; both are calibrated
-on planted copies of HAM10000 images (tools/bench_audit.py, BENCHMARKS.md).
+Confirmation: every candidate's score (gan_aug.data.near_duplicates.confirm), its margin (the score less the
+median score of the query's candidates) and its gap (the score less the best score of the query's other
+candidates). A score alone cannot tell a copy of a plain small mole from another plain small mole (both line up
+well); a copy stands out from the query's other lookalikes, two plain moles do not. A pair is confirmed when its
+score is at least MIN_SCORE and its margin at least MARGIN, and it is either the query's best candidate by a gap
+of at least GAP or stands out by a margin of at least STRONG_MARGIN (an image with two copies: neither is ahead of
+the other). All four are calibrated on planted copies of HAM10000 images (tools/bench_audit.py, BENCHMARKS.md).
 """
 
 import dataclasses
@@ -17,7 +19,7 @@ import dataclasses
 import numpy as np
 import torch
 
-from gan_aug.data.near_duplicates import MARGIN, MIN_SCORE, NEIGHBOURS
+from gan_aug.data.near_duplicates import GAP, MARGIN, MIN_SCORE, NEIGHBOURS, STRONG_MARGIN
 from gan_aug.data.near_duplicates.confirm import confirm_scores
 from gan_aug.data.near_duplicates.embedding import ZOOMS, Embedding, nearest
 from gan_aug.data.near_duplicates.hashing import dihedral_hashes, nearest_hashes, popcount
@@ -33,12 +35,20 @@ class Detector:
     neighbours: int = NEIGHBOURS
     margin: float = MARGIN
     min_score: float = MIN_SCORE
+    gap: float = GAP
+    strong_margin: float = STRONG_MARGIN
+
+    def confirms(self, score, margin, top, gap):
+        """Which pairs (arrays of their score, margin, whether each is its query's best, gap) are confirmed."""
+        ahead = (top & (gap >= self.gap)) | (margin >= self.strong_margin)
+        return (score >= self.min_score) & (margin >= self.margin) & ahead
 
 
-def build_detector(reference_images, neighbours=NEIGHBOURS, margin=MARGIN, min_score=MIN_SCORE, seed=0):
+def build_detector(reference_images, neighbours=NEIGHBOURS, margin=MARGIN, min_score=MIN_SCORE, seed=0, gap=GAP,
+                   strong_margin=STRONG_MARGIN):
     """A Detector whose embedding metrics are fitted on copies planted in `reference_images`."""
     return Detector(tuple(Embedding(reference_images, seed, centre) for centre in ("lesion", "frame")),
-                    neighbours, margin, min_score)
+                    neighbours, margin, min_score, gap, strong_margin)
 
 
 class Indexed:
@@ -95,9 +105,9 @@ def hamming_of(query, reference, pairs):
 
 def match(query, reference, detector, same_set=False, bar=None):
     """Every candidate pair of `query` in `reference` (Indexed sets; one set with same_set) with its scores:
-    a dict of arrays query, reference, score, margin, hamming, confirmed. Within one set a pair appears once
-    (query < reference), with the larger margin of its two directions. `bar`: a tqdm bar counting the pairs
-    confirmed, or None."""
+    a dict of arrays query, reference, score, margin, gap, top (the query's best), hamming, confirmed. Within one set a pair appears once
+    (query < reference), with the larger margin of its two directions, confirmed when either direction is.
+    `bar`: a tqdm bar counting the pairs confirmed, or None."""
     pairs = candidate_pairs(query, reference, detector, same_set)
     if same_set:  # (i, j) and (j, i) are one comparison: score it once
         ordered = np.sort(pairs, axis=1)
@@ -108,12 +118,11 @@ def match(query, reference, detector, same_set=False, bar=None):
         _total(bar, len(pairs))
         scores = confirm_scores(query.images, reference.images, pairs, bar)
     margins = scores - _query_medians(pairs[:, 0], scores, len(query))
-    result = {"query": pairs[:, 0], "reference": pairs[:, 1], "score": scores, "margin": margins,
-              "hamming": hamming_of(query, reference, pairs)}
-    if same_set:
-        result = _merge_directions(result)
-    result["confirmed"] = (result["margin"] >= detector.margin) & (result["score"] >= detector.min_score)
-    return result
+    top, gaps = _query_gaps(pairs[:, 0], scores, len(query))
+    result = {"query": pairs[:, 0], "reference": pairs[:, 1], "score": scores, "margin": margins, "gap": gaps,
+              "top": top, "hamming": hamming_of(query, reference, pairs),
+              "confirmed": detector.confirms(scores, margins, top, gaps)}
+    return _merge_directions(result) if same_set else result
 
 
 def _total(bar, n):
@@ -134,8 +143,25 @@ def _query_medians(rows, scores, n):
     return medians[rows]
 
 
+def _query_gaps(rows, scores, n):
+    """Per pair: whether it is its query's best candidate, and its score less the best score of the query's other
+    candidates (-1, the least NCC, where there is none)."""
+    order = np.lexsort((-scores, rows))
+    ranked = rows[order]
+    first = np.ones(len(order), bool)
+    first[1:] = ranked[1:] != ranked[:-1]
+    second = np.zeros(len(order), bool)
+    second[1:] = first[:-1] & ~first[1:]
+    best, runner_up = np.full(n, -1.0, np.float32), np.full(n, -1.0, np.float32)
+    best[ranked[first]], runner_up[ranked[second]] = scores[order][first], scores[order][second]
+    top = np.zeros(len(rows), bool)
+    top[order[first]] = True
+    return top, scores - np.where(top, runner_up[rows], best[rows])
+
+
 def _merge_directions(result):
-    """One row per unordered pair (query < reference) with the larger margin of its directions."""
+    """One row per unordered pair (query < reference): the scores of its direction with the larger margin,
+    confirmed when either direction is."""
     a, b = np.minimum(result["query"], result["reference"]), np.maximum(result["query"], result["reference"])
     order = np.lexsort((-result["margin"], b, a))
     keys = np.stack([a[order], b[order]], 1)
@@ -144,6 +170,9 @@ def _merge_directions(result):
     keep = order[first]
     merged = {k: v[keep] for k, v in result.items()}
     merged["query"], merged["reference"] = a[keep], b[keep]
+    either = np.zeros(len(keep), bool)
+    np.logical_or.at(either, np.cumsum(first) - 1, result["confirmed"][order])
+    merged["confirmed"] = either
     return merged
 
 
