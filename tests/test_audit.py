@@ -160,9 +160,10 @@ def test_a_classifier_s_features_add_candidates_and_change_no_verdict_of_distinc
 
 
 def test_a_pair_must_lead_its_image_s_other_candidates_unless_it_stands_out_by_the_strong_margin():
-    """Image 0's best candidate leads the next by far: confirmed. Image 1's two best stand above the rest (margins
-    0.35 and 0.30) but neither leads the other by the gap: a toss-up between lookalikes, neither confirmed. Image 2 has two copies (0.90, 0.88), so neither leads, but both stand far above the
-    image's other candidates: both confirmed."""
+    """Image 0's best candidate leads the next by far: confirmed. Image 1's two best stand above the rest
+    (margins 0.35 and 0.30) but neither leads the other by the gap: a toss-up between lookalikes, neither
+    confirmed. Image 2 has two copies (0.90, 0.88), so neither leads, but both stand far above the image's other
+    candidates: both confirmed."""
     from gan_aug.data.near_duplicates.search import Detector, _query_gaps, _query_medians
 
     rows = np.repeat([0, 1, 2], 5)

@@ -272,7 +272,8 @@ def test_loss_and_mixing_arms_twins_and_posthoc_in_one_compare(toy16, toy_gan, t
     cfg = tmp_path / "compare.yaml"
     cfg.write_text(f"data: {toy16}\nsynthetic: {syn}\narms: [balanced-softmax, mix:0.5+cutmix, placebo-aug:0.5, "
                    "placebo-shuffle:0.5]\nseeds: [0]\n"
-                   "epochs: 1\nbatch_size: 32\nbootstrap: 100\nposthoc: [bias, label-shift]\nreference_arm: oversample\n")
+                   "epochs: 1\nbatch_size: 32\nbootstrap: 100\nposthoc: [bias, label-shift]\n"
+                   "reference_arm: oversample\n")
     out = tmp_path / "cmp"
     result = run_cli("compare", "--config", cfg, "--out", out)
     assert result.exit_code == 0, result.output

@@ -105,9 +105,9 @@ def hamming_of(query, reference, pairs):
 
 def match(query, reference, detector, same_set=False, bar=None):
     """Every candidate pair of `query` in `reference` (Indexed sets; one set with same_set) with its scores:
-    a dict of arrays query, reference, score, margin, gap, top (the query's best), hamming, confirmed. Within one set a pair appears once
-    (query < reference), with the larger margin of its two directions, confirmed when either direction is.
-    `bar`: a tqdm bar counting the pairs confirmed, or None."""
+    a dict of arrays query, reference, score, margin, gap, top (the query's best), hamming, confirmed. Within one
+    set a pair appears once (query < reference), with the larger margin of its two directions, confirmed when
+    either direction is. `bar`: a tqdm bar counting the pairs confirmed, or None."""
     pairs = candidate_pairs(query, reference, detector, same_set)
     if same_set:  # (i, j) and (j, i) are one comparison: score it once
         ordered = np.sort(pairs, axis=1)
