@@ -50,6 +50,7 @@ def test_the_stricter_ci_sees_a_gain_made_by_one_seed():
     assert strict_low < 0.01 < low
 
 
+@pytest.mark.slow  # a statistical or whole-model check: the quick tier stays under 2 minutes
 def test_bootstrap_intervals_cover_the_truth_at_their_level():
     """Coverage on a known distribution: 60 independent experiments, each with two arms whose true BMA gain is
     exactly known; the 95% interval must contain it in about 95% of them (binomial: >= 51 of 60 fails with

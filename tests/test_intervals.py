@@ -2,6 +2,7 @@
 widens them where images of one lesion are alike, and a subgroup too small to score says so."""
 
 import numpy as np
+import pytest
 
 from classifier.intervals import MIN_SUBGROUP_N, intervals
 from classifier.review import subgroup_lines, subgroup_metrics
@@ -32,10 +33,12 @@ def coverage(per_group, resample_groups, sets=200):
     return hits / sets
 
 
+@pytest.mark.slow  # a statistical or whole-model check: the quick tier stays under 2 minutes
 def test_the_bma_interval_covers_the_true_bma_at_about_95_percent():
     assert 0.88 <= coverage(per_group=1, resample_groups=True) <= 0.99
 
 
+@pytest.mark.slow  # a statistical or whole-model check: the quick tier stays under 2 minutes
 def test_lesions_with_several_images_are_resampled_as_lesions():
     # Four identical images per lesion: resampling images treats them as four draws and under-covers badly;
     # resampling the lesions restores the level.

@@ -86,6 +86,7 @@ def test_inception_v3_takes_the_imagenet_file_without_its_auxiliary_head(torch_h
     assert logits.shape == (2, 3)
 
 
+@pytest.mark.slow  # a statistical or whole-model check: the quick tier stays under 2 minutes
 def test_vgg16_keeps_its_fc_layers_and_trains_at_32_px():
     model = LesionClassifier("vgg16", {"class": 3})
     assert model.backbone.out_dim == 4096 and isinstance(model.backbone.classifier[6], torch.nn.Identity)
