@@ -177,6 +177,7 @@ def untouched(component):
     return 0 if isinstance(component, gr.Number) and component.value is None else component.value
 
 
+@pytest.mark.slow  # a whole pipeline of its own (prepare, train, the page): the quick tier stays under 2 minutes
 def test_an_empty_age_is_unknown_and_an_age_that_is_none_is_refused(ham_root, tmp_path):
     """Issue #39: the empty Age field reached a metadata model as 0 (a newborn); 1e308 or infinity gave
     "probability nan"; a negative age was taken silently."""

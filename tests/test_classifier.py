@@ -38,7 +38,8 @@ def few_steps(trainer, steps=2):
     return losses
 
 
-@pytest.mark.parametrize("model", ["small_cnn", "resnet18", "resnet50", "densenet121", "efficientnet_b0"])
+@pytest.mark.parametrize("model", ["small_cnn", "resnet18", pytest.param("resnet50", marks=pytest.mark.slow),
+                                   "densenet121", "efficientnet_b0"])
 def test_every_model_trains(toy32, tmp_path, model):
     trainer = ClassifierTrainer(config(toy32, tmp_path / "run", model=model), progress=False)
     before = [p.detach().clone() for p in trainer.model.parameters()]

@@ -12,7 +12,6 @@ import signal
 import uuid
 from pathlib import Path
 
-import gradio as gr
 import pandas as pd
 from PIL import Image
 
@@ -100,6 +99,8 @@ def generate_handler(gan, workdir, device):
 
 def build_app(config, workdir):
     """The page for `config` (a ServeConfig); `workdir` is the session's temporary folder."""
+    import gradio as gr  # here, not at the top: the handlers above need none of its 5 s import
+
     device = resolve_device(config.device)
     model = LesionModel(config.checkpoint, device, config.neighbours)
     gan_classes = list(open_source(config.gan, device).class_names) if config.gan else []
@@ -157,6 +158,8 @@ def build_app(config, workdir):
 # address; GRADIO_MCP_SERVER adds an MCP endpoint; GRADIO_ALLOWED_PATHS serves more folders (a non-empty list
 # wins over it: the app's own folder, served anyway).
 def launch_options(config, workdir):
+    import gradio as gr
+
     return dict(share=False, server_name=HOST, server_port=config.port, ssr_mode=False, node_server_name=HOST,
                 mcp_server=False, allowed_paths=[str(workdir)], inbrowser=False, prevent_thread_lock=True,
                 quiet=True, show_error=True, max_file_size=MAX_UPLOAD,
