@@ -169,6 +169,20 @@ def toy16(tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="session")
+def toy_classifier(toy16, tmp_path_factory):
+    """A small CNN trained for one epoch on toy16: a judge for score's features and a checkpoint to evaluate
+    (read-only)."""
+    from classifier.config import ClassifierConfig
+    from classifier.train import ClassifierTrainer
+    from gan_aug.config import build_config
+
+    out = tmp_path_factory.mktemp("clf") / "run"
+    ClassifierTrainer(build_config(ClassifierConfig, None, {"data": str(toy16), "out": str(out), "epochs": 1}),
+                      progress=False).fit()
+    return out
+
+
 def tiny_gan(data, out, **changes):
     """Train a tiny GAN for a few steps (CPU, seconds); returns the run directory."""
     from gan_aug.config import build_config

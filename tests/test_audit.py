@@ -164,16 +164,15 @@ def test_a_pair_must_lead_its_image_s_other_candidates_unless_it_stands_out_by_t
     (margins 0.35 and 0.30) but neither leads the other by the gap: a toss-up between lookalikes, neither
     confirmed. Image 2 has two copies (0.90, 0.88), so neither leads, but both stand far above the image's other
     candidates: both confirmed."""
-    from gan_aug.data.near_duplicates.search import Detector, _query_gaps, _query_medians
+    from gan_aug.data.near_duplicates.search import Detector, _query_ranks
 
     rows = np.repeat([0, 1, 2], 5)
     scores = np.array([0.90, 0.50, 0.40, 0.35, 0.30,
                        0.80, 0.75, 0.45, 0.40, 0.35,
                        0.90, 0.88, 0.30, 0.25, 0.20], np.float32)
-    top, gaps = _query_gaps(rows, scores, 3)
+    margins, top, gaps = _query_ranks(rows, scores)
     assert np.flatnonzero(top).tolist() == [0, 5, 10]
     assert gaps[[0, 1, 5, 10, 11]] == pytest.approx([0.40, -0.40, 0.05, 0.02, -0.02], abs=1e-6)
-    margins = scores - _query_medians(rows, scores, 3)
     detector = Detector((), margin=0.20, min_score=0.35, gap=0.09, strong_margin=0.45)
     assert np.flatnonzero(detector.confirms(scores, margins, top, gaps)).tolist() == [0, 10, 11]
     # Without the strong margin, the image with two copies loses both.

@@ -157,14 +157,12 @@ def test_eps_prediction_the_linear_schedule_and_a_class_subset_train_and_sample(
     assert source.sample(len(source.class_names) - 1, 3, 0, 1.0, 8).shape == (3, 16, 16, 3)
 
 
-@pytest.mark.slow  # trains a judge and compare's classifiers
-def test_score_and_compare_take_a_diffusion_set(toy16, toy_diffusion, tmp_path, run_cli):
+@pytest.mark.slow  # trains compare's classifiers
+def test_score_and_compare_take_a_diffusion_set(toy16, toy_diffusion, toy_classifier, tmp_path, run_cli):
     syn = tmp_path / "syn"
     assert run_cli("synthesize", "--checkpoint", toy_diffusion, "-n", 28, "--steps", 3, "--out", syn).exit_code == 0
-    judge = tmp_path / "judge"
-    assert run_cli("train-classifier", "--data", toy16, "--out", judge, "--epochs", 1).exit_code == 0
-    result = run_cli("score", "--data", toy16, "--synthetic", syn, "--features", f"lesion:{judge}/best.pt", "--no-cas",
-                     "--out", tmp_path / "scores.json")
+    result = run_cli("score", "--data", toy16, "--synthetic", syn, "--features", f"lesion:{toy_classifier}/best.pt",
+                     "--no-cas", "--out", tmp_path / "scores.json")
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "scores.json").read_text())["per_class"]["all"]["frechet_distance"] > 0
     config = tmp_path / "compare.yaml"

@@ -57,7 +57,7 @@ def test_stylegan2_ada_export_is_exactly_the_train_split(toy16, tmp_path, run_cl
 
 
 @pytest.mark.slow
-def test_round_trip_export_generate_import_score_compare(toy16, tmp_path, run_cli):
+def test_round_trip_export_generate_import_score_compare(toy16, toy_classifier, tmp_path, run_cli):
     exported = tmp_path / "toy16_train"
     receipt = export(run_cli, toy16, exported, "imagefolder")
     with open(exported / "labels.csv") as handle:
@@ -73,9 +73,7 @@ def test_round_trip_export_generate_import_score_compare(toy16, tmp_path, run_cl
     assert provenance["generator"]["name"] == "stub-gan v0" and provenance["gan_data"]["split"] == "train"
     assert provenance["gan_data"]["fingerprint"] == receipt["fingerprint"]
 
-    clf = tmp_path / "clf"
-    assert run_cli("train-classifier", "--data", toy16, "--out", clf, "--epochs", 1, "--set", "batch_size=32").exit_code == 0
-    result = run_cli("score", "--data", toy16, "--synthetic", syn, "--features", f"lesion:{clf}", "--out",
+    result = run_cli("score", "--data", toy16, "--synthetic", syn, "--features", f"lesion:{toy_classifier}", "--out",
                      tmp_path / "scores.json", "--set", "cas_epochs=1", "--set", "embed_per_source=0")
     assert result.exit_code == 0, result.output
     scores = json.loads((tmp_path / "scores.json").read_text())

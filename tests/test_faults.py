@@ -201,36 +201,25 @@ def test_a_half_written_out_is_recognised_by_its_marker(toy_gan, tmp_path, run_c
 
 # -- no output is overwritten without --force ----------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def classifier_run(toy16, tmp_path_factory):
-    from classifier.config import ClassifierConfig
-    from classifier.train import ClassifierTrainer
-
-    out = tmp_path_factory.mktemp("clf") / "run"
-    config = build_config(ClassifierConfig, None, {"data": str(toy16), "out": str(out), "epochs": 1})
-    ClassifierTrainer(config, progress=False).fit()
-    return out
-
-
 @pytest.mark.parametrize("existing", ["m.json", "m_roc.png"])
-def test_evaluate_refuses_to_overwrite(existing, toy16, classifier_run, tmp_path, run_cli, monkeypatch):
+def test_evaluate_refuses_to_overwrite(existing, toy16, toy_classifier, tmp_path, run_cli, monkeypatch):
     (tmp_path / existing).write_bytes(b"precious")
     with monkeypatch.context() as patch:
         patch.setattr("classifier.evaluate.evaluate_checkpoint", no_work)
         patch.setattr("gan_aug.data.prepared.load_prepared", no_work)
-        result = run_cli("evaluate", "--checkpoint", classifier_run, "--data", toy16, "--out", tmp_path / "m.json")
+        result = run_cli("evaluate", "--checkpoint", toy_classifier, "--data", toy16, "--out", tmp_path / "m.json")
     one_line_error(result, existing, "--force")
     assert (tmp_path / existing).read_bytes() == b"precious"
-    result = run_cli("evaluate", "--checkpoint", classifier_run, "--data", toy16, "--out", tmp_path / "m.json",
+    result = run_cli("evaluate", "--checkpoint", toy_classifier, "--data", toy16, "--out", tmp_path / "m.json",
                      "--force")
     assert result.exit_code == 0, result.output
     assert (tmp_path / existing).read_bytes() != b"precious"
 
 
 @pytest.mark.slow
-def test_score_refuses_to_overwrite(toy16, toy_gan, classifier_run, tmp_path, run_cli, monkeypatch):
+def test_score_refuses_to_overwrite(toy16, toy_gan, toy_classifier, tmp_path, run_cli, monkeypatch):
     syn = synthesize_set(run_cli, toy_gan, tmp_path / "syn")
-    args = ["score", "--data", toy16, "--synthetic", syn, "--features", f"lesion:{classifier_run}/best.pt",
+    args = ["score", "--data", toy16, "--synthetic", syn, "--features", f"lesion:{toy_classifier}/best.pt",
             "--no-cas", "--no-memorization", "--out", tmp_path / "s.json"]
     (tmp_path / "s.json").write_bytes(b"precious")
     with monkeypatch.context() as patch:
@@ -244,7 +233,7 @@ def test_score_refuses_to_overwrite(toy16, toy_gan, classifier_run, tmp_path, ru
     assert len(list((tmp_path / "s_tb").glob("events.*"))) == 1
 
 
-def test_explain_keeps_inputs_of_one_name_apart_and_refuses_to_overwrite(toy16, classifier_run, tmp_path,
+def test_explain_keeps_inputs_of_one_name_apart_and_refuses_to_overwrite(toy16, toy_classifier, tmp_path,
                                                                          run_cli, monkeypatch):
     from classifier.gradcam import overlay_names
     from gan_aug.data.prepared import load_prepared
@@ -256,14 +245,14 @@ def test_explain_keeps_inputs_of_one_name_apart_and_refuses_to_overwrite(toy16, 
         path.parent.mkdir()
         Image.fromarray(image).save(path)
     out = tmp_path / "cams"
-    result = run_cli("explain", "--checkpoint", classifier_run, *paths, "--out", out)
+    result = run_cli("explain", "--checkpoint", toy_classifier, *paths, "--out", out)
     assert result.exit_code == 0, result.output
     overlays = [row["overlay"] for row in json.loads((out / "explanations.json").read_text())]
     assert len(set(overlays)) == 2 and all(Path(o).is_file() for o in overlays)
     before = tree(out)
     with monkeypatch.context() as patch:
         patch.setattr("classifier.gradcam.load_classifier", no_work)
-        one_line_error(run_cli("explain", "--checkpoint", classifier_run, paths[1], "--out", out), "--force")
+        one_line_error(run_cli("explain", "--checkpoint", toy_classifier, paths[1], "--out", out), "--force")
     assert tree(out) == before
-    result = run_cli("explain", "--checkpoint", classifier_run, *paths, "--out", out, "--force")
+    result = run_cli("explain", "--checkpoint", toy_classifier, *paths, "--out", out, "--force")
     assert result.exit_code == 0, result.output

@@ -138,9 +138,8 @@ def _add_gains(rows, summary, y_true, preds, k, iterations):
     """Each arm that draws synthetic (or placebo) images: its paired gain over the baseline and over its twin;
     with a reference arm, every other arm's gain over it."""
     reference = summary.get("reference")
-    for a in rows if reference else ():
-        if a != reference:
-            rows[a]["gain_reference"] = gain_with_cis(y_true, preds[a], preds[reference], k, iterations)
+    for a in [a for a in rows if reference and a != reference]:
+        rows[a]["gain_reference"] = gain_with_cis(y_true, preds[a], preds[reference], k, iterations)
     for a, twin_arm in [(a, summary["twins"].get(a)) for a in rows if draws_synthetic(a)]:
         if summary["baseline"]:
             rows[a]["gain"] = gain_with_cis(y_true, preds[a], preds[summary["baseline"]], k, iterations)

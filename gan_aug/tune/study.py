@@ -133,7 +133,7 @@ def alive(trial):
     except ProcessLookupError:
         return False
     except PermissionError:  # it exists, under another user
-        return True
+        pass
     return True
 
 
@@ -182,7 +182,7 @@ def tune(config, progress=True):
     with lock:
         check_study_file(config.storage_url)
         study = load_study(config, open_storage(config), setup)
-        reap(study, config.trials)
+        # Trials of dead processes do not count (taken asks alive); the loop reaps them before asking for more.
         attempts = config.trials - taken(study)  # failed trials included, so a recipe that always fails ends
 
     def objective(trial):

@@ -117,8 +117,7 @@ def match(query, reference, detector, same_set=False, bar=None):
     else:
         _total(bar, len(pairs))
         scores = confirm_scores(query.images, reference.images, pairs, bar)
-    margins = scores - _query_medians(pairs[:, 0], scores, len(query))
-    top, gaps = _query_gaps(pairs[:, 0], scores, len(query))
+    margins, top, gaps = _query_ranks(pairs[:, 0], scores)
     result = {"query": pairs[:, 0], "reference": pairs[:, 1], "score": scores, "margin": margins, "gap": gaps,
               "top": top, "hamming": hamming_of(query, reference, pairs),
               "confirmed": detector.confirms(scores, margins, top, gaps)}
@@ -131,32 +130,22 @@ def _total(bar, n):
         bar.refresh()
 
 
-def _query_medians(rows, scores, n):
-    """The median score of each row's candidates, per pair."""
-    medians = np.zeros(n, np.float32)
-    if len(rows):
-        order = np.argsort(rows, kind="stable")
-        starts = np.searchsorted(rows[order], np.arange(n))
-        ends = np.searchsorted(rows[order], np.arange(n), side="right")
-        for i in np.flatnonzero(ends > starts):
-            medians[i] = np.median(scores[order[starts[i]:ends[i]]])
-    return medians[rows]
-
-
-def _query_gaps(rows, scores, n):
-    """Per pair: whether it is its query's best candidate, and its score less the best score of the query's other
-    candidates (-1, the least NCC, where there is none)."""
+def _query_ranks(rows, scores):
+    """Per pair, from one sort of the pairs by query and score: its margin (its score less the median score of its
+    query's candidates), whether it is its query's best candidate, and its gap (its score less the best score of
+    the query's other candidates; -1, the least NCC, less than nothing where there is none)."""
     order = np.lexsort((-scores, rows))
-    ranked = rows[order]
+    ranked, best_first = rows[order], scores[order]
     first = np.ones(len(order), bool)
     first[1:] = ranked[1:] != ranked[:-1]
-    second = np.zeros(len(order), bool)
-    second[1:] = first[:-1] & ~first[1:]
-    best, runner_up = np.full(n, -1.0, np.float32), np.full(n, -1.0, np.float32)
-    best[ranked[first]], runner_up[ranked[second]] = scores[order][first], scores[order][second]
-    top = np.zeros(len(rows), bool)
-    top[order[first]] = True
-    return top, scores - np.where(top, runner_up[rows], best[rows])
+    start = np.maximum.accumulate(np.where(first, np.arange(len(order)), 0))  # each pair's query's first row
+    length = np.bincount(np.cumsum(first) - 1)[np.cumsum(first) - 1]
+    median = (best_first[start + (length - 1) // 2] + best_first[start + length // 2]) / 2
+    runner_up = np.where(length > 1, best_first[np.minimum(start + 1, len(order) - 1)], -1.0)
+    gap = best_first - np.where(first, runner_up, best_first[start])
+    back = np.empty_like(order)
+    back[order] = np.arange(len(order))  # each pair's row in the sorted order
+    return (best_first - median)[back].astype(np.float32), first[back], gap[back].astype(np.float32)
 
 
 def _merge_directions(result):
