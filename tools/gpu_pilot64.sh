@@ -2,7 +2,7 @@
 # Issue #24's 64 px pilot in one device call (about 9 minutes on one H200): prepare HAM10000 at 64 px, train the
 # judge (the classifier whose features pick each GAN's snapshot) and five distillation teachers, train the
 # generators of configs/experiments/pilot_ham64_gpu.yaml side by side for at most GAN_BOX seconds each, check them
-# (tools/generator_checks.py: judge acceptance, spread), synthesize their sets, score the sets (gan-aug score)
+# (`gan-aug analyze generator-checks`: judge acceptance, spread), synthesize their sets, score the sets (gan-aug score)
 # and run the compare config, all under one deadline so that what finished always comes back.
 # Usage, from the repository root:  bash tools/gpu_pilot64.sh [OUT_DIR]     (default: $OUT, else gpu_pilot_out)
 # Results: OUT_DIR/timeline.log, OUT_DIR/report.md and OUT_DIR/pilot.tgz (reports, results.csv, predictions, FD
@@ -46,9 +46,9 @@ TEACHER_SEEDS=(100 101 102 103 104)
 export PYTHONUNBUFFERED=1
 GA=("${PY:-python3}" -m gan_aug)
 mkdir -p "$OUT_DIR" "$WORK/logs"
+# shellcheck source=tools/gpu_lib.sh
+source tools/gpu_lib.sh
 
-log() { echo "[$(date +%T) +${SECONDS}s] $*" | tee -a "$OUT_DIR/timeline.log"; }
-left() { echo $((DEADLINE - SECONDS)); }
 archive() {  # reports, tables, predictions, logs, FD histories and each GAN's last grid; no weights, no image sets
   cp "$WORK/pilot/report.md" "$OUT_DIR/report.md" 2>/dev/null
   (cd "$WORK" && { find . -type f -not -path '*/tb/*' \( -name '*.md' -o -name '*.csv' -o -name '*.json' \
@@ -59,17 +59,8 @@ archive() {  # reports, tables, predictions, logs, FD histories and each GAN's l
 }
 trap archive EXIT
 
-log "prepare ${SIZE} px"
-"${GA[@]}" prepare --source ham10000 --root "$HAM_ROOT" --size "$SIZE" --out "$WORK/ham.npz" --force \
-  > "$WORK/logs/prepare.log" 2>&1 || { log "prepare failed"; tail -5 "$WORK/logs/prepare.log"; exit 1; }
-got=$(grep -o 'fingerprint *[0-9a-f]*' "$WORK/logs/prepare.log" | awk '{print $2}')
-log "fingerprint $got"
-if [ -n "${FINGERPRINT:-}" ] && [ "$got" != "$FINGERPRINT" ]; then log "fingerprint is not $FINGERPRINT: stop"; exit 1; fi
+prepare_checked "$SIZE"
 
-classifier() {  # NAME SEED: an oversample classifier of the compare recipe, selected on val
-  "${GA[@]}" train-classifier --data "$WORK/ham.npz" --out "$WORK/$1" --balance oversample --epochs "$EPOCHS" \
-    --seed "$2" --set ema_half_life=1 --threads "$THREADS" --force > "$WORK/logs/$(basename "$1").log" 2>&1
-}
 log "judge and teachers"
 for seed in "${TEACHER_SEEDS[@]}"; do classifier "teachers/t$seed" "$seed" & done
 classifier judge 0 || { log "judge failed"; tail -5 "$WORK/logs/judge.log"; exit 1; }
@@ -112,7 +103,7 @@ synth cond --checkpoint "$WORK/gan_cond/best.pt" -n $((SYN_PER_CLASS * 7)) &
 synth pcdc $(per_class pcdc) -n $((SYN_PER_CLASS * ${#PER_CLASS[@]})) &
 # shellcheck disable=SC2046
 synth pcsg $(per_class pcsg) -n $((SYN_PER_CLASS * ${#PER_CLASS[@]})) &
-"${PY:-python3}" tools/generator_checks.py --judge "$WORK/judge" --data "$WORK/ham.npz" --out "$WORK/checks.json" \
+"${GA[@]}" analyze generator-checks --judge "$WORK/judge" --data "$WORK/ham.npz" --out "$WORK/checks.json" \
   "$WORK"/gan_*/best.pt > "$WORK/checks.md" 2> "$WORK/logs/checks.log"
 log "checks: exit $?"
 wait
