@@ -230,7 +230,7 @@ def tune(config_path, sets, dry_run, **flags):
     \b
     Examples:
       gan-aug tune --config configs/experiments/tune_ham32.yaml --out runs/tune --trials 20
-      gan-aug tune --config configs/experiments/tune_ham32.yaml --out runs/tune --trials 20 &   (a second worker)
+      gan-aug tune --config configs/experiments/tune_ham32.yaml --out runs/tune --trials 20 &  # a second worker
     """
     config = build_or_print(TuneConfig, config_path, flags, sets, dry_run)
     if config is None:

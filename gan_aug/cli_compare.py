@@ -87,7 +87,7 @@ def rescore(bundle_dir, externals, out, tta, device, posthoc, exclude, force):
     \b
     Example:
       gan-aug rescore results/round10 --external isic2018dev=isic-csv:data/isic2018_test_dev --out rescore10
-      gan-aug rescore results/round10 --external isic2018dev=isic-csv:data/isic2018_test_dev \
+      gan-aug rescore results/round10 --external isic2018dev=isic-csv:data/isic2018_test_dev \\
         --exclude audit_ham64/audit.json --out rescore10_clean
     """
     from gan_aug.compare.rescore import default_out, rescore as run_rescore

@@ -25,6 +25,9 @@ def test_help_lists_every_command(run_cli):
 def test_every_command_documents_an_example(run_cli, command):
     result = run_cli(command, "--help")
     assert result.exit_code == 0 and "gan-aug " + command in result.output
+    # an example continued with a bare backslash in the docstring is joined by Python into one line with a gap
+    examples = [line for line in result.output.splitlines() if line.strip().startswith("gan-aug ")]
+    assert not [line for line in examples if "   " in line.strip()], examples
 
 
 def test_prepare_help_has_an_example(run_cli):
