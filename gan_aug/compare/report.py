@@ -181,8 +181,10 @@ def posthoc_lines(summary, splits):
     lines = ["## Post-hoc class corrections", "",
              "bias: log-probabilities + tau * -log(train prior), tau (and with posthoc_per_class, shrunk per-class "
              "shifts) fitted on val per run; label-shift: the split's class prior estimated from its unlabelled "
-             "predictions (EM on val-calibrated probabilities) and the probabilities re-weighted to it. Val BMA "
-             "after the bias fit is optimistic (fitted there): read it beside test.", ""]
+             "predictions (EM on val-calibrated probabilities) and the probabilities re-weighted to it, which "
+             "aims at accuracy under that prior: BMA weighs every class alike, so label-shift lowers it when the "
+             "split is dominated by a few classes. Val BMA after the bias fit is optimistic (fitted there): read it "
+             "beside test.", ""]
     for split in splits:
         rows = summary["splits"][split]
         lines += [f"| {split}: BMA | raw | " + " | ".join(names) + " |", "|" + " --- |" * (2 + len(names))]
