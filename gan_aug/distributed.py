@@ -9,6 +9,7 @@ indices and latents from one shared generator and keeps its slice, gradients are
 and BatchNorm statistics are taken over the global batch, so N processes follow the recipe of one.
 """
 
+import atexit
 import dataclasses
 import os
 
@@ -54,7 +55,15 @@ def join_world(device):
         device = torch.device("cuda", world.local_rank)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        # left to the interpreter's teardown, the group's threads can outlive it: a rank then dies with
+        # SIGABRT ("terminate called without an active exception") after its run finished, failing torchrun
+        atexit.register(leave_world)
     return world, device
+
+
+def leave_world():
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def average_gradients(world, parameters):

@@ -45,11 +45,14 @@ def study_of(out):
 
 
 def study_created(out):
-    """Whether tune has stamped the schema version, read without writing: a poll that opened the study with
-    Optuna before then would create the tables too, racing tune (which creates them under its study lock)."""
+    """Whether tune has stamped the schema, read without writing: a poll that opened the study with Optuna
+    before then would stamp it too, racing tune (which creates it under its study lock). Optuna writes
+    version_info first and alembic_version last, so the poll waits for both (version_info alone let a poll in
+    between, and its alembic stamp then failed on tune's: UNIQUE constraint failed)."""
     try:
         with contextlib.closing(sqlite3.connect(f"file:{out / 'study.db'}?mode=ro", uri=True)) as connection:
-            return connection.execute("SELECT count(*) FROM version_info").fetchone()[0] > 0
+            return all(connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0] > 0
+                       for table in ("version_info", "alembic_version"))
     except sqlite3.Error:  # no file, or no table yet
         return False
 
