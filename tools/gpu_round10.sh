@@ -55,16 +55,20 @@ archive() {  # what came of the round, small: no weights, no images; the bundle 
 }
 trap archive EXIT
 
-done_mark() { [ -e "$WORK/$1.done" ]; }  # a step that finished in an earlier call is not run again
-mark() { touch "$WORK/$1.done"; }
+done_mark() { [ -e "$WORK/$1.done" ]; }
+once() {  # NAME COMMAND...: a step that finished in an earlier call is not run again
+  local name=$1
+  shift
+  done_mark "$name" || { "$@" && touch "$WORK/$name.done"; }
+}
 
-done_mark prepare || { prepare_checked "$SIZE" && mark prepare; }
+once prepare prepare_checked "$SIZE"
 
 log "judge and teachers"
 for seed in 100 101 102; do
-  done_mark "t$seed" || { classifier "teachers/t$seed" "$seed" && mark "t$seed"; } &
+  once "t$seed" classifier "teachers/t$seed" "$seed" &
 done
-done_mark judge || { classifier judge_oversample 0 && mark judge; } || { log "judge failed"; exit 1; }
+once judge classifier judge_oversample 0 || { log "judge failed"; exit 1; }
 wait
 for seed in 100 101 102; do done_mark "t$seed" || { log "teacher t$seed failed"; exit 1; }; done
 
@@ -82,36 +86,44 @@ compare() {  # NAME [--set ...]: the config's compare in $SHARDS processes side 
 }
 
 log "GAN (seed 25, $KIMG kimg) beside the controls and the twins, $(left)s left"
-if ! done_mark gan; then
-  resume=()
+gan() {  # the config's recipe; a run an earlier call's deadline cut resumes from its last checkpoint
+  local resume=()
   [ -f "$WORK/gan/latest.pt" ] && resume=(--resume)
-  (timeout -s TERM $(($(left) - 60)) "${GA[@]}" train-gan --data "$WORK/ham.npz" --out "$WORK/gan" \
-     --config configs/presets/stylegan_lite64.yaml --set balanced_classes=true --set g_channels=32 --set d_channels=32 \
-     --set kimg="$KIMG" --set metrics_every="$METRICS_KIMG" --set ckpt_every="$METRICS_KIMG" \
-     --set snapshot_every="$METRICS_KIMG" --set metrics_features="lesion:$WORK/judge_oversample/best.pt" \
-     --set threads="$THREADS" --seed 25 "${resume[@]}" > "$WORK/logs/gan.log" 2>&1 && mark gan
-   log "GAN: exit $? ($(tail -c 300 "$WORK/logs/gan.log" | tr '\r' '\n' | grep . | tail -1))") &
-fi
+  timeout -s TERM $(($(left) - 60)) "${GA[@]}" train-gan --data "$WORK/ham.npz" --out "$WORK/gan" \
+    --config configs/presets/stylegan_lite64.yaml --set balanced_classes=true --set g_channels=32 --set d_channels=32 \
+    --set kimg="$KIMG" --set metrics_every="$METRICS_KIMG" --set ckpt_every="$METRICS_KIMG" \
+    --set snapshot_every="$METRICS_KIMG" --set metrics_features="lesion:$WORK/judge_oversample/best.pt" \
+    --set threads="$THREADS" --seed 25 "${resume[@]}" > "$WORK/logs/gan.log" 2>&1
+  local status=$?
+  log "GAN: exit $status ($(tail -c 300 "$WORK/logs/gan.log" | tr '\r' '\n' | grep . | tail -1))"
+  return $status
+}
+once gan gan &
 compare controls --set "arms=[oversample+kd, oversample]"
 wait
 done_mark gan || { log "the GAN has not finished: call again with the same WORK"; exit 1; }
 
 SYN="$WORK/syn_round10.npz"
-if ! done_mark synthesize; then
-  log "synthesize"
+synthesize() {
   "${GA[@]}" synthesize --checkpoint "$WORK/gan/best.pt" --class akiec,df,vasc \
     --distribution "akiec=$SYN_PER_CLASS,df=$SYN_PER_CLASS,vasc=$SYN_PER_CLASS" -n $((SYN_PER_CLASS * 3)) \
-    --truncation 1 --threads "$THREADS" --format npz --out "$SYN" --force > "$WORK/logs/synthesize.log" 2>&1 \
-    && mark synthesize || { log "synthesize failed"; exit 1; }
-fi
+    --truncation 1 --threads "$THREADS" --format npz --out "$SYN" --force > "$WORK/logs/synthesize.log" 2>&1
+}
+once synthesize synthesize || { log "synthesize failed"; exit 1; }
 
 log "mix:0.3 runs, the set's scores and checks, $(left)s left"
 mkdir -p "$WORK/scores"
-done_mark scores || { "${GA[@]}" score --data "$WORK/ham.npz" --synthetic "$SYN" \
-  --features "lesion:$WORK/judge_oversample/best.pt" --cas-epochs 1 --embed-per-source 0 --threads "$THREADS" \
-  --out "$WORK/scores/scores.json" --force > "$WORK/logs/score.log" 2>&1 && mark scores; } &
-done_mark checks || { "${GA[@]}" analyze generator-checks "$WORK/gan/best.pt" --judge "$WORK/judge_oversample" \
-  --data "$WORK/ham.npz" --out "$WORK/checks.json" > "$WORK/checks.md" 2> "$WORK/logs/checks.log" && mark checks; } &
+score() {
+  "${GA[@]}" score --data "$WORK/ham.npz" --synthetic "$SYN" --features "lesion:$WORK/judge_oversample/best.pt" \
+    --cas-epochs 1 --embed-per-source 0 --threads "$THREADS" --out "$WORK/scores/scores.json" --force \
+    > "$WORK/logs/score.log" 2>&1
+}
+checks() {
+  "${GA[@]}" analyze generator-checks "$WORK/gan/best.pt" --judge "$WORK/judge_oversample" --data "$WORK/ham.npz" \
+    --out "$WORK/checks.json" > "$WORK/checks.md" 2> "$WORK/logs/checks.log"
+}
+once scores score &
+once checks checks &
 compare round --set "synthetic=$SYN"
 wait
 log "round: $(grep -c . "$R10/results.csv" 2>/dev/null) lines in results.csv"
